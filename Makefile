@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make repro` (the default pipeline) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: repro test install bench ablations clean
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+repro: install
+	test -d .dvc || $(BIN)/dvc init --quiet
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
+	@echo "report: reports/report.md   metrics: $(BIN)/dvc metrics show"
+
+test: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/bench_step.py
+
+ablations: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ablations.py

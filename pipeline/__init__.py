@@ -1,0 +1,1 @@
+"""Thin Typer commands, one per DVC stage: read a params section, call the library, write outputs."""

@@ -1,0 +1,98 @@
+"""Stage `report`: metrics.json (mean ± std over seeds), report.md, figures and DVC plot data."""
+import numpy as np
+import pandas as pd
+
+from negprompt import report
+from negprompt.io import atomic_path, load_tensors, read_json, read_table, write_json
+from pipeline.common import BENCHMARK, FEATURES, REPORTS, SCORES, backbone_manifest, load_params, run
+
+FIGURES = REPORTS / "figures"
+
+
+def paper_section(benchmark: str, agg: dict, open_vocab: bool) -> str:
+    paper = report.PAPER.get(benchmark)
+    if not paper:
+        return ("The mini-world is this project's own benchmark: the paper has no numbers for it. "
+                "For the paper's tables run an ImageNet benchmark (README, 'Real data').")
+    key = "average_open_vocab" if open_vocab and "average_open_vocab" in paper else "average"
+    lines = ["| method | paper AUROC | ours AUROC | Δ | paper FPR95 | ours FPR95 | Δ |", "|---|---|---|---|---|---|---|"]
+    for m, (a, f) in paper[key].items():
+        if m in agg["average"]:
+            o = agg["average"][m]
+            lines.append(f"| {report.LABELS[m]} | {a:.2f} | {o['auroc']:.2f} | {o['auroc'] - a:+.2f} | {f:.2f} | {o['fpr95']:.2f} | {o['fpr95'] - f:+.2f} |")
+    return f"Average over the OOD sets ({key}):\n\n" + "\n".join(lines)
+
+
+def main():
+    params = load_params()
+    seeds = params.subset.seeds
+    tables = [read_table(SCORES / f"seed{s}.parquet")[0] for s in seeds]
+    bench = read_json(BENCHMARK / "manifest.json")
+    name = params.data.benchmark + (f"_{params.data.hard_split}" if params.data.benchmark == "imagenet_hard" else "")
+    agg = report.aggregate(tables)
+    write_json({name: agg}, REPORTS / "metrics.json")
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    curves = report.plot_roc(tables, FIGURES / "roc.png")
+    for s, df in curves.items():
+        with atomic_path(REPORTS / "plots" / "roc" / f"{s.replace('/', '_')}.csv") as tmp:
+            df.to_csv(tmp, index=False, float_format="%.6g")
+    report.plot_histograms(tables, FIGURES / "score_histograms.png")
+    report.plot_similarity(tables, FIGURES / "similarity.png")
+    text = load_tensors(SCORES / f"seed{seeds[0]}.text.safetensors")[0]
+    test, img, _ = read_table(FEATURES / "test.parquet")
+    pick = np.random.default_rng(0).choice(len(test), size=min(params.report.tsne_images, len(test)), replace=False)
+    report.plot_tsne(text["pos"].numpy(), text["neg"].numpy(), img[pick], test.set.to_numpy()[pick], FIGURES / "tsne.png")
+
+    sim = report.similarity_summary(tables)
+    acc = agg["id_top1"]
+    bb = backbone_manifest()
+    p = params
+    md = f"""# NegPrompt report: {name}
+
+## What ran
+- Benchmark: **{name}**, {bench['counts']['classes']} ID classes, {bench['counts']['test_id']} ID test images; OOD sets: {', '.join(f"{s} ({bench['counts'].get('test_' + s, '?')})" for s in bench['ood_sets'])}.
+- Backbone: `{bb['model']}` ({bb['pretrained'] or 'pretrained in this pipeline'}), weights sha256 `{bb['weights_sha256'][:16]}…`.
+- Seeds {seeds}, {p.subset.shots} shots per class{', **open vocabulary**: trained on the first ' + format(p.subset.open_vocab_fraction, '.0%') + ' of the classes, evaluated on all' if p.open_vocab else ''}.
+- Positive prompts (CoOp): ctx init "{p.pos.ctx_init or f'random, n = {p.pos.n_ctx}'}", {p.pos.epochs} epochs, {p.pos.optimizer} lr {p.pos.lr}.
+- Negative prompts: p = {p.neg.num_prompts}, loss **{p.neg.loss_variant}**, β = {p.neg.beta}, γ = {p.neg.gamma}, init {p.neg.init}, {p.neg.epochs} epochs{', **one-stage** (positive and negative trained together)' if p.neg.one_stage else ''}.
+- Scores: τ = {p.score.temperature} on cosine similarities. The last epoch is kept: unlike the official code, nothing is selected on test data.
+
+## OOD detection (%, mean ± std over {len(seeds)} seeds)
+{report.metrics_table(agg)}
+
+MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper copies those rows from CLIPN (a fine-tuned head), so they are not like for like.
+
+## ID top-1 accuracy (%)
+| MCM (zero-shot) | CoOp | NegPrompt |
+|---|---|---|
+| {report.fmt(acc['mcm']['top1'], acc['mcm']['top1_std'])} | {report.fmt(acc['coop']['top1'], acc['coop']['top1_std'])} | {report.fmt(acc['negprompt']['top1'], acc['negprompt']['top1_std'])} |
+
+## Paper numbers
+{paper_section(params.data.benchmark, agg, p.open_vocab)}
+
+## Where the negative prompts went ({p.neg.loss_variant} loss)
+Mean cosine similarity of test images to the prompts, over seeds:
+
+{sim.to_markdown(floatfmt='.4f')}
+
+The `official` loss (MultiLabelSoftMargin with the true class's negatives as targets, NPD pushing negatives *away* from their positive) and the `paper` loss (Eq. 4 is unchanged when all of an image's negative logits shift together: it asks negatives to be *equally* similar to an ID image, and Eq. 5 pulls them *toward* their positive) move the negatives differently; `reports/ablations.md` compares both, measured.
+
+## Figures
+![ROC curves](figures/roc.png)
+
+![Score histograms](figures/score_histograms.png)
+
+![Similarity to positive and negative prompts](figures/similarity.png)
+
+![t-SNE](figures/tsne.png)
+"""
+    with atomic_path(REPORTS / "report.md") as tmp:
+        tmp.write_text(md)
+    avg = agg["average"]
+    for m in ("mcm", "coop", "negprompt"):
+        print(f"{report.LABELS[m]:>10}: AUROC {report.fmt(avg[m]['auroc'], avg[m]['auroc_std'])}  FPR95 {report.fmt(avg[m]['fpr95'], avg[m]['fpr95_std'])}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,45 @@
+"""Stage `score`: every method's score for every test image (ID and each OOD set) of one seed."""
+import pandas as pd
+import torch
+import typer
+
+from negprompt import NegPromptError
+from negprompt.data import read_classes
+from negprompt.io import load_tensors, read_table, save_tensors, write_table
+from negprompt.prompts import PromptEncoder, encode_texts
+from negprompt.scores import score_images
+from pipeline.common import BENCHMARK, FEATURES, NEG, POS, SCORES, backbone_manifest, load_backbone, load_params, run
+
+
+def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")):
+    params = load_params()
+    p = params.score
+    bb = load_backbone(params.neg.device)
+    names = read_classes(BENCHMARK / "classes.tsv").name.tolist()  # all ID classes, also in open vocabulary
+    test, img, meta = read_table(FEATURES / "test.parquet")
+    if meta.get("backbone", {}).get("weights_sha256") != backbone_manifest()["weights_sha256"]:
+        raise NegPromptError(f"{FEATURES / 'test.parquet'}: features were encoded with another backbone; re-run the features stage")
+    neg = load_tensors(NEG / f"seed{seed}.safetensors")[0]
+    coop_ctx = load_tensors(POS / f"seed{seed}.safetensors")[0]["ctx"]
+    with torch.no_grad():
+        device = bb.model.logit_scale.device
+        text = {
+            "zero_shot": encode_texts(bb.model, bb.tokenizer, [p.zero_shot_template.format(n) for n in names]),
+            "coop": PromptEncoder(bb.model, bb.tokenizer, names, len(coop_ctx))(coop_ctx.to(device)),
+        }
+        enc = PromptEncoder(bb.model, bb.tokenizer, names, len(neg["pos_ctx"]))
+        text["pos"] = enc(neg["pos_ctx"].to(device))
+        text["neg"] = enc(neg["neg_ctx"].to(device)).transpose(0, 1)  # [k, p, d]
+        text["neg_init"] = enc(neg["neg_ctx_init"].to(device)).transpose(0, 1)
+        text = {k: v.cpu() for k, v in text.items()}
+        out = score_images(torch.from_numpy(img), text["zero_shot"], text["coop"], text["pos"], text["neg"], text["neg_init"],
+                           bb.model.logit_scale.exp().item(), p.temperature)
+    table = pd.concat([test.reset_index(drop=True), pd.DataFrame({k: v.numpy() for k, v in out.items()})], axis=1)
+    write_table(table, SCORES / f"seed{seed}.parquet", metadata={"backbone": bb.identity, "seed": seed})
+    save_tensors(text, SCORES / f"seed{seed}.text.safetensors")
+    ident = table.set == "id"
+    print(f"seed {seed}: ID top-1 {(table.negprompt_pred[ident] == table.label[ident]).mean():.3f} on {int(ident.sum())} images")
+
+
+if __name__ == "__main__":
+    run(main)

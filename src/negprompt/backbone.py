@@ -1,0 +1,144 @@
+"""open_clip model resolution: real tags, local checkpoint files, and the tiny mini-world CLIP.
+
+The tiny model is an ordinary open_clip architecture registered from a JSON config
+(`resources/miniworld-tiny.json`, via `open_clip.add_model_config`) and pretrained here with
+open_clip's own tokenizer, model classes and `ClipLoss`, so every later stage loads it exactly
+as it loads ViT-B-16: `open_clip.create_model_and_transforms(name, pretrained=<file>)`.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from negprompt import NegPromptError
+from negprompt.prompts import TextTower
+
+TINY_CONFIG = Path(__file__).parent / "resources" / "miniworld-tiny.json"
+TINY_MODEL = TINY_CONFIG.stem
+open_clip.add_model_config(TINY_CONFIG)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise NegPromptError(f"device {device!r} is not a torch device (expected auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NegPromptError(f"device {device!r} requested but CUDA is not available on this machine")
+    return dev
+
+
+def check_model_name(model: str) -> None:
+    if model not in open_clip.list_models():
+        close = [m for m in open_clip.list_models() if model.lower().split("-")[0] in m.lower()][:8]
+        raise NegPromptError(f"backbone.model {model!r} is not an open_clip model (close: {', '.join(close) or 'none'})")
+
+
+def resolve_weights(model: str, pretrained: str, cache_dir: str | None = None) -> Path:
+    """A local file for `pretrained`: the path itself, or the open_clip tag downloaded into `cache_dir`."""
+    check_model_name(model)
+    if Path(pretrained).is_file():
+        return Path(pretrained)
+    cfg = open_clip.get_pretrained_cfg(model, pretrained)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(model)
+        raise NegPromptError(f"backbone.pretrained {pretrained!r} is neither a file nor an open_clip tag of {model} (tags: {', '.join(tags) or 'none'})")
+    try:
+        return Path(open_clip.download_pretrained(cfg, cache_dir=cache_dir or None))
+    except Exception as e:  # network errors come in many types; the message is what matters
+        raise NegPromptError(f"could not download {model}/{pretrained} into cache_dir {cache_dir or '(default)'}: {e}") from None
+
+
+def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Backbone:
+    """A frozen CLIP with its eval transform and tokenizer, and the identity it was loaded from."""
+
+    model: torch.nn.Module
+    preprocess: object
+    tokenizer: object
+    name: str
+    weights_sha256: str
+
+    @property
+    def identity(self) -> dict:
+        return {"model": self.name, "weights_sha256": self.weights_sha256}
+
+
+def load_backbone(model: str, checkpoint: str | Path, device: torch.device | str = "cpu", weights_sha256: str = "") -> Backbone:
+    """Load `model` with weights from a local checkpoint file, frozen, in eval mode."""
+    check_model_name(model)
+    if not Path(checkpoint).is_file():
+        raise NegPromptError(f"backbone checkpoint {checkpoint} not found (run the backbone stage)")
+    try:
+        net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=str(checkpoint), device=device)
+    except RuntimeError as e:
+        raise NegPromptError(f"backbone checkpoint {checkpoint} does not load into {model}: {str(e).splitlines()[0]}") from None
+    net.eval().requires_grad_(False)
+    return Backbone(net, preprocess, open_clip.get_tokenizer(model), model, weights_sha256 or sha256(checkpoint))
+
+
+def normalize_images(images_uint8: np.ndarray, model: torch.nn.Module) -> torch.Tensor:
+    """[N, H, W, 3] uint8 -> the model's normalised float input (same mean/std as its preprocess)."""
+    cfg = model.visual.preprocess_cfg if hasattr(model.visual, "preprocess_cfg") else {}
+    mean = torch.tensor(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.get("std", open_clip.OPENAI_DATASET_STD)).view(1, 3, 1, 1)
+    x = torch.from_numpy(images_uint8).permute(0, 3, 1, 2).float() / 255.0
+    return (x - mean) / std
+
+
+def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], steps: int, batch_size: int, lr: float,
+                  seed: int, device: torch.device) -> torch.nn.Module:
+    """Contrastive pretraining from scratch with open_clip's model, tokenizer and ClipLoss.
+
+    AdamW with linear warm-up then cosine decay (as open_clip's trainer); random flips are the
+    only augmentation because the generator already varies size, position, rotation and colour.
+    """
+    torch.manual_seed(seed)
+    model = open_clip.create_model(model_name, device=device)
+    tokenizer = open_clip.get_tokenizer(model_name)
+    tokens = tokenizer(captions)
+    tower = TextTower(model)
+    inputs = normalize_images(images, model)
+    loss_fn = open_clip.ClipLoss()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup))))
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    bar = tqdm(range(steps), desc="pretrain tiny CLIP", unit="step")
+    for _ in bar:
+        idx = torch.randint(len(inputs), (batch_size,), generator=gen)
+        x = inputs[idx]
+        flip = torch.rand(batch_size, generator=gen) < 0.5
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x).to(device)
+        img_f = F.normalize(model.encode_image(x), dim=-1)
+        txt_f = F.normalize(tower.encode_tokens(tokens[idx].to(device)), dim=-1)  # = encode_text, EOT-truncated
+        loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    return model.eval()

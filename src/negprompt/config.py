@@ -1,0 +1,126 @@
+"""The parameters of every stage, validated before any work (pydantic; unknown keys are errors).
+
+One model per `params.yaml` section; `Params.model_validate(yaml)` checks the whole file, so a
+typo in any stage's section is caught by whichever stage runs first.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from negprompt import NegPromptError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Section):
+    benchmark: Literal["miniworld", "imagenet_conventional", "imagenet_hard", "imagenet_openood"] = "miniworld"
+    root: str = ""  # real benchmarks: the directory holding train/, val/ and the OOD folders
+    hard_split: Literal["split1", "split2", "split3", "split4"] = "split1"
+    seed: int = 0
+    image_size: int = Field(32, ge=16, le=512)
+    train_per_class: int = Field(48, ge=1)
+    test_per_class: int = Field(20, ge=1)
+    ood_per_concept: int = Field(20, ge=1)
+
+
+class BackboneParams(Section):
+    model: str = "miniworld-tiny"
+    pretrained: str = ""  # open_clip tag, a local checkpoint file, or "" = pretrain the mini-world model
+    cache_dir: str = ""
+    device: str = "auto"
+    steps: int = Field(600, ge=1)
+    batch_size: int = Field(256, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    pretrain_images: int = Field(40000, ge=1)
+    seed: int = 0
+
+
+class SubsetParams(Section):
+    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
+    shots: int = Field(16, ge=1)
+    calib_per_class: int = Field(8, ge=0)
+    open_vocab_fraction: float = Field(0.1, gt=0, le=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError("seeds must be distinct")
+        return v
+
+
+class FeaturesParams(Section):
+    batch_size: int = Field(256, ge=1)
+    num_workers: int = Field(0, ge=0)
+    train_views: int = Field(1, ge=1)
+    device: str = "auto"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+
+class PosParams(Section):
+    ctx_init: str = "a photo of a"  # "" = random N(0, 0.02^2) with n_ctx tokens
+    n_ctx: int = Field(16, ge=1)
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.002, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    device: str = "auto"
+
+
+class NegParams(Section):
+    num_prompts: int = Field(2, ge=1)
+    loss_variant: Literal["official", "paper"] = "official"
+    init: Literal["positive", "random"] = "positive"
+    beta: float = Field(0.1, ge=0)
+    gamma: float = Field(0.05, ge=0)
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.002, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    one_stage: bool = False
+    device: str = "auto"
+
+
+class ScoreParams(Section):
+    temperature: float = Field(1.0, gt=0)
+    zero_shot_template: str = "a photo of a {}."
+
+    @field_validator("zero_shot_template")
+    @classmethod
+    def _has_slot(cls, v):
+        if "{}" not in v:
+            raise ValueError("must contain '{}' where the class name goes")
+        return v
+
+
+class ReportParams(Section):
+    tsne_images: int = Field(600, ge=10)
+
+
+class Params(Section):
+    open_vocab: bool = False
+    data: DataParams = DataParams()
+    backbone: BackboneParams = BackboneParams()
+    subset: SubsetParams = SubsetParams()
+    features: FeaturesParams = FeaturesParams()
+    pos: PosParams = PosParams()
+    neg: NegParams = NegParams()
+    score: ScoreParams = ScoreParams()
+    report: ReportParams = ReportParams()
+
+
+def validate(raw: dict, source: str = "params.yaml") -> Params:
+    """Validate a whole params mapping; errors name the key path and what was expected."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        got = err.get("input")
+        raise NegPromptError(f"{source}: {key} = {got!r}: {err['msg']}") from None

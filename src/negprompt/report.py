@@ -1,0 +1,182 @@
+"""Tables and figures of a run: metrics (mean ± std over seeds), ROC curves, score histograms,
+the similarity bars of the paper's Fig. 3 and a t-SNE like its Fig. 4."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from negprompt import metrics  # noqa: E402
+from negprompt.scores import METHODS, PREDICTIONS  # noqa: E402
+
+LABELS = {"mcm": "MCM", "msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "coop": "CoOp", "negprompt": "NegPrompt"}
+
+# Paper Tables 2-4 (AUROC / FPR95 in %, ID top-1) for the ImageNet benchmarks.
+PAPER = {
+    "imagenet_conventional": {
+        "average": {"mcm": (90.76, 42.74), "coop": (91.78, 51.68), "locoop": (93.52, 28.66), "negprompt": (94.81, 23.01)},
+        "Textures": {"mcm": (86.11, 57.77), "negprompt": (91.60, 35.21)},
+        "iNaturalist": {"mcm": (94.61, 30.91), "negprompt": (98.73, 6.32)},
+        "Places": {"mcm": (89.77, 44.69), "negprompt": (93.34, 27.60)},
+        "SUN": {"mcm": (92.57, 34.59), "negprompt": (95.55, 22.89)},
+        "average_open_vocab": {"coop": (89.94, 45.28), "locoop": (90.15, 37.09), "negprompt": (93.76, 25.86)},
+        "id_top1": {"coop": 72.1, "locoop": 71.7, "mcm": 67.0, "negprompt": 72.1, "negprompt_open_vocab": 71.9},
+    },
+    "imagenet_hard": {
+        "split1": {"negprompt": (99.85, 0.62)}, "split2": {"negprompt": (98.54, 7.60)},
+        "split3": {"negprompt": (93.89, 22.89)}, "split4": {"negprompt": (99.57, 1.60)},
+        "average": {"mcm": (93.77, 25.83), "coop": (93.99, 24.14), "negprompt": (97.96, 8.18)},
+    },
+}
+
+
+def seed_metrics(table: pd.DataFrame) -> dict:
+    """{ood_set: {method: {auroc, fpr95}}} and {method: top1} for one seed's score table (in %)."""
+    ident = table[table.set == "id"]
+    out = {}
+    for name in [s for s in table.set.unique() if s != "id"]:
+        ood = table[table.set == name]
+        out[name] = {m: {"auroc": 100 * metrics.auroc(ident[m], ood[m]), "fpr95": 100 * metrics.fpr_at_95_tpr(ident[m], ood[m])} for m in METHODS}
+    acc = {m: 100 * float((ident[col] == ident.label).mean()) for m, col in PREDICTIONS.items()}
+    return {"ood": out, "acc": acc}
+
+
+def aggregate(tables: list[pd.DataFrame]) -> dict:
+    """Mean and std over seeds: {ood: {set: {method: {auroc, auroc_std, fpr95, fpr95_std}}},
+    average: {method: ...} (mean over OOD sets per seed, then over seeds), id_top1: {method: ...}}."""
+    per_seed = [seed_metrics(t) for t in tables]
+    sets = list(per_seed[0]["ood"])
+
+    def stats(values):
+        values = np.asarray(values, dtype=np.float64)
+        return round(float(values.mean()), 4), round(float(values.std(ddof=0)), 4)
+
+    ood, average = {}, {}
+    for s in sets:
+        ood[s] = {}
+        for m in METHODS:
+            entry = {}
+            for metric in ("auroc", "fpr95"):
+                entry[metric], entry[f"{metric}_std"] = stats([r["ood"][s][m][metric] for r in per_seed])
+            ood[s][m] = entry
+    for m in METHODS:
+        entry = {}
+        for metric in ("auroc", "fpr95"):
+            entry[metric], entry[f"{metric}_std"] = stats([np.mean([r["ood"][s][m][metric] for s in sets]) for r in per_seed])
+        average[m] = entry
+    acc = {}
+    for m in PREDICTIONS:
+        acc[m] = dict(zip(("top1", "top1_std"), stats([r["acc"][m] for r in per_seed])))
+    return {"ood": ood, "average": average, "id_top1": acc}
+
+
+def similarity_summary(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Mean cosine similarity of images to positive and negative prompts, ID vs OOD (mean over seeds):
+    where the negatives ended up, before (their initialisation) and after training."""
+    rows = []
+    for t in tables:
+        for group, part in [("ID", t[t.set == "id"]), ("OOD", t[t.set != "id"])]:
+            rows.append({"images": group, "positive (max)": part.pos_sim_max.mean(), "negative (max)": part.neg_sim_max.mean(),
+                         "negative before training (mean)": part.neg_init_sim_mean.mean(), "negative after training (mean)": part.neg_sim_mean.mean()})
+    return pd.DataFrame(rows).groupby("images", sort=False).mean()
+
+
+def fmt(mean: float, std: float) -> str:
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def metrics_table(agg: dict) -> str:
+    sets = list(agg["ood"]) + ["average"]
+    head = "| method | " + " | ".join(f"{s} AUROC ↑ | {s} FPR95 ↓" for s in sets) + " |"
+    lines = [head, "|---" * (1 + 2 * len(sets)) + "|"]
+    for m in METHODS:
+        cells = []
+        for s in sets:
+            e = agg["average"][m] if s == "average" else agg["ood"][s][m]
+            cells += [fmt(e["auroc"], e["auroc_std"]), fmt(e["fpr95"], e["fpr95_std"])]
+        name = f"**{LABELS[m]}**" if m == "negprompt" else LABELS[m]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_roc(tables: list[pd.DataFrame], path: Path) -> dict[str, pd.DataFrame]:
+    """ROC curves of every method per OOD set (first seed); returns NegPrompt's curves for DVC plots."""
+    t = tables[0]
+    sets = [s for s in t.set.unique() if s != "id"]
+    fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 4), squeeze=False)
+    ident, curves = t[t.set == "id"], {}
+    for ax, s in zip(axes[0], sets):
+        ood = t[t.set == s]
+        for m in METHODS:
+            fpr, tpr = metrics.roc(ident[m], ood[m])
+            ax.plot(fpr, tpr, label=f"{LABELS[m]} ({100 * metrics.auroc(ident[m], ood[m]):.1f})", lw=2.2 if m == "negprompt" else 1.2)
+            if m == "negprompt":
+                curves[s] = pd.DataFrame({"fpr": fpr, "tpr": tpr})
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        ax.axhline(0.95, color="gray", lw=0.6, ls="--")
+        ax.set(title=f"ID vs {s}", xlabel="FPR (OOD kept as ID)", ylabel="TPR (ID kept)")
+        ax.legend(fontsize=7, loc="lower right", title="AUROC %", title_fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return curves
+
+
+def plot_histograms(tables: list[pd.DataFrame], path: Path) -> None:
+    t = tables[0]
+    sets = [s for s in t.set.unique() if s != "id"]
+    fig, axes = plt.subplots(2, len(sets), figsize=(4 * len(sets), 6), squeeze=False)
+    for row, m in enumerate(("mcm", "negprompt")):
+        for ax, s in zip(axes[row], sets):
+            bins = np.histogram_bin_edges(np.concatenate([t[m][t.set == "id"], t[m][t.set == s]]), bins=40)
+            ax.hist(t[m][t.set == "id"], bins=bins, alpha=0.6, density=True, label="ID")
+            ax.hist(t[m][t.set == s], bins=bins, alpha=0.6, density=True, label=s)
+            ax.set(title=f"{LABELS[m]} score: ID vs {s}", xlabel="score (higher = more ID)")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_similarity(tables: list[pd.DataFrame], path: Path) -> None:
+    """Fig. 3: image-to-positive vs image-to-negative similarity for ID and each OOD set."""
+    t = tables[0]
+    groups = ["id"] + [s for s in t.set.unique() if s != "id"]
+    pos = [t.pos_sim_max[t.set == g].mean() for g in groups]
+    neg = [t.neg_sim_max[t.set == g].mean() for g in groups]
+    x = np.arange(len(groups))
+    fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 3.5))
+    ax.bar(x - 0.2, pos, 0.4, label="max sim to positive prompts")
+    ax.bar(x + 0.2, neg, 0.4, label="max sim to negative prompts")
+    ax.set_xticks(x, ["ID" if g == "id" else g for g in groups])
+    ax.set(ylabel="cosine similarity", title="Where images sit between positive and negative prompts")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_tsne(pos: np.ndarray, neg: np.ndarray, images: np.ndarray, image_sets: np.ndarray, path: Path, seed: int = 0) -> None:
+    """Fig. 4: t-SNE of positive prompts [k, d], negative prompts [k, p, d] and image features."""
+    from sklearn.manifold import TSNE
+
+    neg = neg.reshape(-1, neg.shape[-1])
+    x = np.concatenate([pos, neg, images])
+    emb = TSNE(n_components=2, perplexity=min(30, len(x) - 1), init="pca", random_state=seed).fit_transform(x)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    k, kp = len(pos), len(neg)
+    for name in np.unique(image_sets):
+        sel = np.where(image_sets == name)[0] + k + kp
+        ax.scatter(*emb[sel].T, s=5, alpha=0.4, label=f"{'ID' if name == 'id' else name} images")
+    ax.scatter(*emb[:k].T, marker="^", s=30, c="tab:green", edgecolors="k", lw=0.4, label="positive prompts")
+    ax.scatter(*emb[k : k + kp].T, marker="x", s=30, c="tab:red", label="negative prompts")
+    ax.set(xticks=[], yticks=[], title="t-SNE of prompt and image features")
+    ax.legend(fontsize=7, markerscale=1.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,64 @@
+"""OOD scores, higher = more in-distribution. Inputs are cosine similarities or CLIP's scaled logits."""
+from __future__ import annotations
+
+import torch
+
+
+def extended_mcm(pos_sim: torch.Tensor, neg_sim: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Eq. 3 score: max_i exp(S+_i/τ) / (Σ_j exp(S+_j/τ) + Σ_{l,j} exp(S-_{l,j}/τ)).
+    pos_sim [N, k], neg_sim [N, k, p] (p may be 0: then this is MCM)."""
+    logits = torch.cat([pos_sim, neg_sim.flatten(1)], dim=1) / temperature
+    return torch.softmax(logits, dim=1)[:, : pos_sim.shape[1]].max(dim=1).values
+
+
+def mcm(pos_sim: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Maximum concept matching (Ming et al. 2022): max softmax of cosine similarities / τ."""
+    return torch.softmax(pos_sim / temperature, dim=1).max(dim=1).values
+
+
+def msp(logits: torch.Tensor) -> torch.Tensor:
+    """Maximum softmax probability of CLIP's scaled logits."""
+    return torch.softmax(logits, dim=1).max(dim=1).values
+
+
+def max_logit(logits: torch.Tensor) -> torch.Tensor:
+    return logits.max(dim=1).values
+
+
+def energy(logits: torch.Tensor) -> torch.Tensor:
+    """Negative free energy, logsumexp of the logits (T = 1)."""
+    return torch.logsumexp(logits, dim=1)
+
+
+@torch.no_grad()
+def score_images(img: torch.Tensor, zero_shot: torch.Tensor, coop: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+                 neg_init: torch.Tensor, logit_scale: float, temperature: float = 1.0) -> dict[str, torch.Tensor]:
+    """Every method's per-image score on the same features (higher = more ID), plus predictions and
+    the similarity statistics the report plots. img [N, d]; zero_shot, coop, pos [k, d];
+    neg, neg_init [k, p, d]; all L2-normalised."""
+    zs_sim = img @ zero_shot.T
+    coop_sim = img @ coop.T
+    pos_sim = img @ pos.T  # [N, k]
+    neg_sim = torch.einsum("nd,kpd->nkp", img, neg)
+    init_sim = torch.einsum("nd,kpd->nkp", img, neg_init)
+    zs_logits = logit_scale * zs_sim
+    return {
+        "negprompt": extended_mcm(pos_sim, neg_sim, temperature),
+        "negprompt_pred": pos_sim.argmax(1),
+        "mcm": mcm(zs_sim, temperature),
+        "zero_shot_pred": zs_sim.argmax(1),
+        "msp": msp(zs_logits),
+        "maxlogit": max_logit(zs_logits),
+        "energy": energy(zs_logits),
+        "coop": mcm(coop_sim, temperature),
+        "coop_pred": coop_sim.argmax(1),
+        "pos_sim_max": pos_sim.max(1).values,
+        "neg_sim_max": neg_sim.flatten(1).max(1).values,
+        "pos_sim_mean": pos_sim.mean(1),
+        "neg_sim_mean": neg_sim.flatten(1).mean(1),
+        "neg_init_sim_mean": init_sim.flatten(1).mean(1),
+    }
+
+
+METHODS = ("mcm", "msp", "maxlogit", "energy", "coop", "negprompt")
+PREDICTIONS = {"mcm": "zero_shot_pred", "coop": "coop_pred", "negprompt": "negprompt_pred"}

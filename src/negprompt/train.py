@@ -1,0 +1,99 @@
+"""The two training loops, on cached image features (CLIP frozen, only prompt contexts learn).
+
+Stage 1 (CoOp, Eqs. 1-2): cross-entropy over the k positive logits.
+Stage 2 (Eqs. 3-7): positive context frozen, p negative contexts shared across classes.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from negprompt import losses
+from negprompt.prompts import PromptEncoder
+
+
+def _optimizer(params, name: str, lr: float, momentum: float, total_steps: int):
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum) if name == "sgd" else torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps))
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator):
+    order = torch.randperm(n, generator=gen)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def train_positive(encoder: PromptEncoder, ctx_init: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor,
+                   logit_scale: float, epochs: int, batch_size: int, optimizer: str, lr: float, momentum: float,
+                   seed: int, on_epoch: Callable[[int, dict], None] | None = None) -> torch.Tensor:
+    """CoOp: learn one shared context [n, w]. feats [N, d] L2-normalised, labels [N] in 0..k-1."""
+    gen = torch.Generator().manual_seed(seed)
+    device = encoder.prefix.device
+    ctx = torch.nn.Parameter(ctx_init.clone().to(device))
+    steps_per_epoch = -(-len(feats) // batch_size)
+    opt, sched = _optimizer([ctx], optimizer, lr, momentum, epochs * steps_per_epoch)
+    feats, labels = feats.to(device), labels.to(device)
+    for epoch in tqdm(range(epochs), desc="train positive prompts", unit="epoch"):
+        total, correct = 0.0, 0
+        for idx in _batches(len(feats), batch_size, gen):
+            logits = logit_scale * feats[idx] @ encoder(ctx).T  # [B, k]  Eq. 1
+            loss = F.cross_entropy(logits, labels[idx])  # Eq. 2
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+            correct += (logits.argmax(1) == labels[idx]).sum().item()
+        if on_epoch:
+            on_epoch(epoch, {"loss": total / len(feats), "acc": correct / len(feats)})
+    return ctx.detach().cpu()
+
+
+def stage2_loss(variant: str, feats: torch.Tensor, labels: torch.Tensor, pos_feats: torch.Tensor, neg_feats: torch.Tensor,
+                logit_scale: float, beta: float, gamma: float) -> torch.Tensor:
+    """feats [B, d], pos_feats [k, d], neg_feats [k, p, d] -> the chosen stage-2 loss."""
+    pos_logits = logit_scale * feats @ pos_feats.T  # [B, k]
+    neg_logits = logit_scale * torch.einsum("bd,kpd->bkp", feats, neg_feats)  # [B, k, p]
+    if variant == "official":
+        logits = torch.cat([pos_logits.unsqueeze(-1), neg_logits], dim=-1)  # [B, k, 1+p], class-major
+        return losses.official_stage2(logits, labels, pos_feats, neg_feats, beta, gamma)
+    return losses.paper_stage2(neg_logits, pos_feats, neg_feats, beta, gamma)
+
+
+def train_negative(encoder: PromptEncoder, pos_ctx: torch.Tensor, neg_ctx_init: torch.Tensor, feats: torch.Tensor,
+                   labels: torch.Tensor, logit_scale: float, variant: str, beta: float, gamma: float, epochs: int,
+                   batch_size: int, optimizer: str, lr: float, momentum: float, seed: int, one_stage: bool = False,
+                   on_epoch: Callable[[int, dict], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learn p negative contexts [p, n, w] shared across classes. The positive context is frozen and
+    its text features computed once; with `one_stage` (Table 5 ablation) both are learned together
+    and the positive cross-entropy is added. Returns (pos_ctx, neg_ctx)."""
+    gen = torch.Generator().manual_seed(seed)
+    device = encoder.prefix.device
+    neg_ctx = torch.nn.Parameter(neg_ctx_init.clone().to(device))
+    pos = torch.nn.Parameter(pos_ctx.clone().to(device), requires_grad=one_stage)
+    params = [neg_ctx, pos] if one_stage else [neg_ctx]
+    steps_per_epoch = -(-len(feats) // batch_size)
+    opt, sched = _optimizer(params, optimizer, lr, momentum, epochs * steps_per_epoch)
+    feats, labels = feats.to(device), labels.to(device)
+    frozen_pos = None
+    if not one_stage:
+        with torch.no_grad():
+            frozen_pos = encoder(pos)  # [k, d], computed once: the positive prompts do not change
+    for epoch in tqdm(range(epochs), desc="train negative prompts", unit="epoch"):
+        total = 0.0
+        for idx in _batches(len(feats), batch_size, gen):
+            pos_feats = frozen_pos if frozen_pos is not None else encoder(pos)
+            neg_feats = encoder(neg_ctx).transpose(0, 1)  # [p, k, d] -> [k, p, d]
+            loss = stage2_loss(variant, feats[idx], labels[idx], pos_feats, neg_feats, logit_scale, beta, gamma)
+            if one_stage:
+                loss = loss + F.cross_entropy(logit_scale * feats[idx] @ pos_feats.T, labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        if on_epoch:
+            on_epoch(epoch, {"loss": total / len(feats)})
+    return pos.detach().cpu(), neg_ctx.detach().cpu()

@@ -34,6 +34,14 @@ class TextTower:
         if self.pool_type not in ("argmax", "eos"):
             raise NegPromptError(f"text pooling {self.pool_type!r} is not EOT pooling; prompts cannot be truncated")
 
+    def freeze(self) -> None:
+        """CLIP stays frozen: only the prompt contexts learn."""
+        for module in (self.token_embedding, self.transformer, self.ln_final):
+            module.requires_grad_(False)
+        for param in (self.positional_embedding, self.text_projection):
+            if param is not None:
+                param.requires_grad_(False)
+
     @property
     def width(self) -> int:
         return self.token_embedding.weight.shape[1]
@@ -86,6 +94,7 @@ class PromptEncoder(nn.Module):
     def __init__(self, model: nn.Module, tokenizer, classnames: list[str], n_ctx: int):
         super().__init__()
         self.tower = TextTower(model)
+        self.tower.freeze()
         self.n_ctx = n_ctx
         placeholder = " ".join(["X"] * n_ctx)
         tokens = tokenizer([f"{placeholder} {name}." for name in classnames])

@@ -1,0 +1,66 @@
+import open_clip
+import pytest
+import torch
+
+from negprompt.prompts import PromptEncoder, TextTower, init_context
+from negprompt.train import stage2_loss
+
+NAMES = ["crimson star", "teal ring", "great white shark", "x"]
+
+
+def _check_equivalence(model, tokenizer):
+    tower = TextTower(model)
+    ctx = init_context(tower, tokenizer, "a photo of a", 16)
+    assert ctx.shape[0] == 4
+    enc = PromptEncoder(model, tokenizer, NAMES, n_ctx=4)
+    with torch.no_grad():
+        ours = enc(ctx, normalize=False)
+        ref = model.encode_text(tokenizer([f"a photo of a {n}." for n in NAMES]))
+    assert enc.prefix.shape[1] + 4 + enc.suffix.shape[1] < tokenizer.context_length  # truncated
+    assert (ours - ref).abs().max().item() <= 1e-5
+
+
+def test_features_equal_encode_text_tiny(tiny_clip):
+    _check_equivalence(*tiny_clip)
+
+
+@pytest.mark.parametrize("name", ["ViT-B-16", "RN50"])
+def test_features_equal_encode_text_real_architectures(name):
+    torch.manual_seed(0)
+    model = open_clip.create_model(name).eval()
+    _check_equivalence(model, open_clip.get_tokenizer(name))
+
+
+def test_random_init_and_multiple_contexts(tiny_clip):
+    model, tok = tiny_clip
+    ctx = init_context(TextTower(model), tok, "", 16, torch.Generator().manual_seed(0))
+    assert ctx.shape == (16, 128) and 0.015 < ctx.std().item() < 0.025
+    enc = PromptEncoder(model, tok, NAMES, n_ctx=16)
+    out = enc(torch.stack([ctx, ctx * 2]))
+    assert out.shape == (2, 4, 128) and torch.allclose(out.norm(dim=-1), torch.ones(2, 4))
+    assert torch.allclose(out[0], enc(ctx), atol=1e-6)
+
+
+def test_stage2_gradients_reach_only_the_negative_context(tiny_clip):
+    model, tok = tiny_clip
+    enc = PromptEncoder(model, tok, NAMES, n_ctx=4)
+    pos_ctx = init_context(enc.tower, tok, "a photo of a", 4).requires_grad_(False)
+    neg_ctx = (pos_ctx.unsqueeze(0).repeat(2, 1, 1) + 0.01 * torch.randn(2, 4, 128)).requires_grad_()
+    with torch.no_grad():
+        pos = enc(pos_ctx)
+    feats = torch.nn.functional.normalize(torch.randn(6, 128), dim=-1)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    for variant in ("official", "paper"):
+        neg_ctx.grad = None
+        stage2_loss(variant, feats, labels, pos, enc(neg_ctx).transpose(0, 1), 100.0, 0.1, 0.05).backward()
+        assert neg_ctx.grad is not None and neg_ctx.grad.abs().sum() > 0
+    assert pos_ctx.grad is None
+    assert all(p.grad is None for p in model.parameters())  # the text tower is frozen by PromptEncoder
+
+
+def test_prompt_too_long_is_a_clear_error(tiny_clip):
+    model, tok = tiny_clip
+    from negprompt import NegPromptError
+
+    with pytest.raises(NegPromptError, match="does not fit the text context length"):
+        PromptEncoder(model, tok, ["a very long class name " * 5], n_ctx=16)

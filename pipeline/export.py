@@ -1,0 +1,38 @@
+"""Stage `export`: the first seed's detector bundle, thresholded on held-out ID images (never test)."""
+from pathlib import Path
+
+import torch
+
+from negprompt.data import read_classes
+from negprompt.detector import export_bundle
+from negprompt.io import load_tensors, read_table
+from negprompt.metrics import id_threshold
+from negprompt.prompts import PromptEncoder
+from negprompt.scores import extended_mcm
+from pipeline.common import BENCHMARK, FEATURES, NEG, SUBSETS, backbone_manifest, load_backbone, load_params, run
+
+DETECTOR = Path("models/detector")
+
+
+def main():
+    params = load_params()
+    seed = params.subset.seeds[0]
+    bb = load_backbone(params.neg.device)
+    names = read_classes(BENCHMARK / "classes.tsv").name.tolist()
+    ctx = load_tensors(NEG / f"seed{seed}.safetensors")[0]
+    subset, _, _ = read_table(SUBSETS / f"seed{seed}.parquet")
+    table, feats, _ = read_table(FEATURES / "train.parquet")
+    calib = (table.view == 0).to_numpy() & table.path.isin(subset.path[subset.split == "calib"]).to_numpy()
+    enc = PromptEncoder(bb.model, bb.tokenizer, names, len(ctx["pos_ctx"]))
+    with torch.no_grad():
+        pos, neg = enc(ctx["pos_ctx"]), enc(ctx["neg_ctx"]).transpose(0, 1)
+        img = torch.from_numpy(feats[calib])
+        score = extended_mcm(img @ pos.T, torch.einsum("nd,kpd->nkp", img, neg), params.score.temperature)
+    thr = id_threshold(score.numpy(), 0.95)
+    export_bundle(DETECTOR, backbone_manifest(), names, ctx["pos_ctx"], ctx["neg_ctx"], params.score.temperature, thr,
+                  {"seed": seed, "calibration_images": int(calib.sum())})
+    print(f"detector bundle: {DETECTOR} (threshold {thr:.5f} keeps 95% of {int(calib.sum())} held-out ID images)")
+
+
+if __name__ == "__main__":
+    run(main)

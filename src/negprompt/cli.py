@@ -1,0 +1,67 @@
+"""`negprompt detect`: apply a trained detector bundle to your own images."""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from negprompt import NegPromptError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="NegPrompt OOD detection.")
+
+
+class Format(str, Enum):
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+@app.callback()
+def main():
+    """NegPrompt: learned negative prompts for out-of-distribution detection."""
+
+
+@app.command()
+def detect(
+    bundle: Path = typer.Argument(..., help="detector bundle directory (e.g. models/detector from `make repro`)"),
+    images: list[Path] = typer.Argument(..., help="image files or folders (recursive)"),
+    out: Path = typer.Option(..., "--out", "-o", help="where to write one row per image"),
+    fmt: Format = typer.Option(Format.csv, "--format", help="csv, json or parquet"),
+    threshold: float = typer.Option(None, help="ID-score threshold (default: the bundle's, 95% of held-out ID kept)"),
+    checkpoint: Path = typer.Option(None, help="local backbone weights, instead of the bundle's or open_clip's cache"),
+    batch_size: int = typer.Option(64, min=1),
+    device: str = typer.Option("auto"),
+    strict: bool = typer.Option(False, help="exit non-zero if any file could not be read as an image"),
+):
+    """Score images: predicted ID class, ID score, OOD flag, top negative-prompt similarity."""
+    from negprompt.backbone import resolve_device
+    from negprompt.detector import Detector, find_images
+    from negprompt.io import atomic_path
+
+    try:
+        files = find_images(images)
+        if not files:
+            raise NegPromptError(f"no files found in {', '.join(map(str, images))}")
+        det = Detector(bundle, checkpoint, resolve_device(device))
+        table = det.score_files(files, batch_size, threshold)
+        with atomic_path(out) as tmp:
+            if fmt is Format.csv:
+                table.to_csv(tmp, index=False)
+            elif fmt is Format.json:
+                table.to_json(tmp, orient="records", indent=1)
+            else:
+                table.to_parquet(tmp, index=False)
+    except NegPromptError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise typer.Exit(2)
+    bad = int((table.error != "").sum())
+    n_ood = int(table.is_ood.sum())
+    print(f"{len(table) - bad} images scored: {n_ood} flagged OOD at threshold {threshold if threshold is not None else det.threshold:.4f}; "
+          f"{bad} unreadable; wrote {out}")
+    if bad:
+        for e in table.error[table.error != ""][:5]:
+            print(f"skipped: {e}", file=sys.stderr)
+        if strict:
+            raise typer.Exit(1)

@@ -1,0 +1,112 @@
+"""A trained NegPrompt detector as a self-contained bundle, and scoring of arbitrary image files.
+
+Bundle layout (a directory):
+  manifest.json          backbone identity, class names, temperature, threshold, format version
+  prompts.safetensors    pos_ctx [n, w], neg_ctx [p, n, w]
+  backbone.safetensors   the CLIP weights, only when they are a local file (the mini-world's);
+                         open_clip tags are resolved through open_clip and checked by sha256
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from negprompt import NegPromptError
+from negprompt.backbone import load_backbone, resolve_weights, sha256
+from negprompt.data import IMAGE_EXTENSIONS
+from negprompt.features import encode_images
+from negprompt.io import atomic_path, load_tensors, read_json, save_tensors, write_json
+from negprompt.prompts import PromptEncoder
+from negprompt.scores import extended_mcm
+
+FORMAT = "negprompt-detector/1"
+
+
+def export_bundle(out: Path, backbone: dict, classnames: list[str], pos_ctx: torch.Tensor, neg_ctx: torch.Tensor,
+                  temperature: float, threshold: float, extra: dict | None = None) -> None:
+    """Write a bundle atomically. `backbone` is the backbone stage's manifest (model, pretrained,
+    checkpoint, weights_sha256)."""
+    with atomic_path(out, directory=True) as tmp:
+        local = not backbone["pretrained"] or Path(backbone["pretrained"]).is_file()
+        if local:
+            shutil.copyfile(backbone["checkpoint"], tmp / "backbone.safetensors")
+        save_tensors({"pos_ctx": pos_ctx, "neg_ctx": neg_ctx}, tmp / "prompts.safetensors")
+        write_json({"format": FORMAT, "backbone": {"model": backbone["model"], "pretrained": "" if local else backbone["pretrained"],
+                                                   "weights_sha256": backbone["weights_sha256"]},
+                    "classnames": classnames, "temperature": temperature, "threshold": threshold,
+                    "num_prompts": int(neg_ctx.shape[0]), "n_ctx": int(pos_ctx.shape[0]), **(extra or {})}, tmp / "manifest.json")
+
+
+def find_images(inputs: list[Path]) -> list[Path]:
+    """Files as given, folders recursively (every file, so non-images are reported, not silently dropped)."""
+    files = []
+    for p in inputs:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise NegPromptError(f"{p}: no such file or folder")
+    return files
+
+
+class Detector:
+    def __init__(self, bundle: Path, checkpoint: Path | None = None, device: str | torch.device = "cpu"):
+        bundle = Path(bundle)
+        m = read_json(bundle / "manifest.json")
+        if m.get("format") != FORMAT:
+            raise NegPromptError(f"{bundle / 'manifest.json'}: not a negprompt detector bundle (format {m.get('format')!r}, expected {FORMAT!r})")
+        bb = m["backbone"]
+        if checkpoint is None:
+            checkpoint = bundle / "backbone.safetensors" if not bb["pretrained"] else resolve_weights(bb["model"], bb["pretrained"])
+        got = sha256(checkpoint) if Path(checkpoint).is_file() else None
+        if got != bb["weights_sha256"]:
+            raise NegPromptError(f"{checkpoint}: backbone weights sha256 {str(got)[:12]}… differ from the bundle's {bb['weights_sha256'][:12]}… "
+                                 f"({bb['model']} {bb['pretrained'] or 'local checkpoint'}): the prompts were learned on another backbone")
+        self.backbone = load_backbone(bb["model"], checkpoint, device, got)
+        tensors, _ = load_tensors(bundle / "prompts.safetensors")
+        self.classnames, self.temperature, self.threshold = m["classnames"], float(m["temperature"]), float(m["threshold"])
+        enc = PromptEncoder(self.backbone.model, self.backbone.tokenizer, self.classnames, int(m["n_ctx"]))
+        dev = self.backbone.model.logit_scale.device
+        with torch.no_grad():
+            self.pos = enc(tensors["pos_ctx"].to(dev)).cpu()  # [k, d]
+            self.neg = enc(tensors["neg_ctx"].to(dev)).transpose(0, 1).cpu()  # [k, p, d]
+        self.device = dev
+
+    def score_files(self, files: list[Path], batch_size: int = 64, threshold: float | None = None, num_workers: int = 0) -> pd.DataFrame:
+        """One row per file: predicted ID class, ID score (Eq. 3), OOD flag, top negative similarity, error."""
+        thr = self.threshold if threshold is None else threshold
+        feats, errors = encode_images(self.backbone.model, self.backbone.preprocess, files, batch_size, num_workers,
+                                      self.device, strict=False, desc="detect")
+        for i, f in enumerate(files):
+            if not errors[i] and f.suffix.lower() not in IMAGE_EXTENSIONS and not _is_image(f):
+                errors[i] = f"{f}: not an image"
+        img = torch.from_numpy(feats)
+        pos_sim = img @ self.pos.T
+        neg_sim = torch.einsum("nd,kpd->nkp", img, self.neg)
+        score = extended_mcm(pos_sim, neg_sim, self.temperature).numpy()
+        ok = np.array([not e for e in errors])
+        pred = pos_sim.argmax(1).numpy()
+        return pd.DataFrame({
+            "path": [str(f) for f in files],
+            "predicted_class": [self.classnames[p] if o else "" for p, o in zip(pred, ok)],
+            "id_score": np.where(ok, score, np.nan),
+            "is_ood": np.where(ok, score < thr, False),
+            "top_negative_similarity": np.where(ok, neg_sim.flatten(1).max(1).values.numpy(), np.nan),
+            "error": errors,
+        })
+
+
+def _is_image(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except Exception:
+        return False

@@ -1,0 +1,82 @@
+"""The real pipeline (`dvc repro`) on a tiny override of params.yaml, in a throwaway git+dvc repo."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "data": {"train_per_class": 4, "test_per_class": 2, "ood_per_concept": 2, "image_size": 32},
+    "backbone": {"steps": 4, "batch_size": 32, "pretrain_images": 256},
+    "subset": {"seeds": [1, 2], "shots": 2, "calib_per_class": 1},
+    "features": {"batch_size": 128},
+    "pos": {"epochs": 2},
+    "neg": {"epochs": 1},
+    "report": {"tsne_images": 40},
+}
+
+
+def tiny_params(overrides: dict = TINY) -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in overrides.items():
+        params[section].update(values)
+    return params
+
+
+def make_repo(tmp: Path, params: dict) -> Path:
+    """A copy of the tracked pipeline files (no outputs, no lock) as a fresh git + dvc repository."""
+    work = tmp / "repo"
+    for rel in ("dvc.yaml", "pipeline", "src"):
+        src = REPO / rel
+        (shutil.copytree(src, work / rel, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")) if src.is_dir() else
+         (work.mkdir(parents=True, exist_ok=True), shutil.copy(src, work / rel)))
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ)
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"], ["git", "config", "user.name", "t"],
+                [DVC, "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=work, check=True, env=env, capture_output=True)
+    return work
+
+
+DVC = str(Path(sys.executable).parent / "dvc")
+
+
+def dvc(work: Path, *args, check=True):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "NEGPROMPT_THREADS": "2"}
+    out = subprocess.run([DVC, *args], cwd=work, env=env, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out
+
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end_then_experiment(tmp_path):
+    work = make_repo(tmp_path, tiny_params())
+    dvc(work, "repro")
+    metrics = json.loads((work / "reports/metrics.json").read_text())["miniworld"]
+    assert set(metrics["ood"]) == {"near", "far", "texture"}
+    for method in ("mcm", "msp", "maxlogit", "energy", "coop", "negprompt"):
+        entry = metrics["average"][method]
+        assert 0 <= entry["auroc"] <= 100 and 0 <= entry["fpr95"] <= 100 and entry["auroc_std"] >= 0
+    assert set(metrics["id_top1"]) == {"mcm", "coop", "negprompt"}
+    report = (work / "reports/report.md").read_text()
+    assert "| **NegPrompt** |" in report and "figures/roc.png" in report
+    for fig in ("roc.png", "score_histograms.png", "similarity.png", "tsne.png"):
+        assert (work / "reports/figures" / fig).stat().st_size > 1000
+    assert (work / "reports/plots/roc/near.csv").read_text().startswith("fpr,tpr")
+    assert "up to date" in dvc(work, "repro").stdout.lower() + dvc(work, "status").stdout.lower()
+
+    out = dvc(work, "exp", "run", "-S", "neg.num_prompts=3")
+    ran = out.stdout
+    assert "train_neg" in ran and "'train_pos@" not in ran.replace("Stage 'train_pos@1' didn't change", "")
+    assert "Running stage 'train_pos" not in ran and "Running stage 'features'" not in ran
+    diff = dvc(work, "metrics", "diff", "--json").stdout
+    assert "negprompt" in diff
+
+    bad = dvc(work, "exp", "run", "-S", "neg.num_prompts=0", check=False)
+    assert bad.returncode != 0 and "neg.num_prompts = 0" in bad.stderr + bad.stdout

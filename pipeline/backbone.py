@@ -22,13 +22,12 @@ def tiny_quality(model, tokenizer, world, seed: int, per_concept: int = 20) -> d
     labels = torch.arange(len(concepts)).repeat_interleave(per_concept)
     out = {"zero_shot_top1_all_concepts": float(((feats @ text.T).argmax(1) == labels).float().mean())}
     k = len(world.id_classes)  # ID classes come first in world.all_concepts
-    mcm = scores.mcm(feats @ text[:k].T).numpy()
-    id_scores = mcm[: k * per_concept]
-    start = k * per_concept
+    id_scores = scores.mcm(feats[: k * per_concept] @ text[:k].T).numpy()
     for name in miniworld.OOD_SETS:
-        n = len(world.ood[name]) * per_concept
-        out[f"mcm_auroc_{name}"] = metrics.auroc(id_scores, mcm[start : start + n])
-        start += n
+        ood = list(world.ood[name])
+        imgs = np.stack([miniworld.render(c, rng) for c in ood for _ in range(max(per_concept, 240 // len(ood)))])
+        f = F.normalize(model.encode_image(backbone.normalize_images(imgs, model)), dim=-1)
+        out[f"mcm_auroc_{name}"] = metrics.auroc(id_scores, scores.mcm(f @ text[:k].T).numpy())
     return out
 
 

@@ -12,7 +12,7 @@ def main():
     p = load_params().data
     with atomic_path(BENCHMARK, directory=True) as out:
         if p.benchmark == "miniworld":
-            data.write_miniworld(out / "images", p.seed, p.train_per_class, p.test_per_class, p.ood_per_concept, p.image_size,
+            data.write_miniworld(out / "images", p.seed, p.train_per_class, p.test_per_class, p.ood_per_set, p.image_size,
                                  progress=lambda jobs: tqdm(jobs, desc="render mini-world", unit="class"))
             bench = data.read_miniworld(out / "images")
             bench.root = BENCHMARK / "images"

@@ -29,11 +29,13 @@ def main():
     if dtype != torch.float32 and device.type != "cuda":
         raise NegPromptError(f"features.dtype {p.dtype} needs a CUDA device (got {device}); use float32 on CPU")
     kw = dict(batch_size=p.batch_size, num_workers=p.num_workers, device=device, dtype=dtype)
+    size = bb.model.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
     with atomic_path(FEATURES, directory=True) as out:
         views = []
         for view in range(p.train_views):
             rows = train if view == 0 else train[train.split == "train"]
-            transform = bb.preprocess if view == 0 else augmented_view(bb.preprocess, bb.model.visual.image_size[0] if isinstance(bb.model.visual.image_size, tuple) else bb.model.visual.image_size)
+            transform = bb.preprocess if view == 0 else augmented_view(bb.preprocess, size)
             torch.manual_seed(view)
             feats, _ = encode_images(bb.model, transform, [root / x for x in rows.path], desc=f"encode train view {view}", **kw)
             views.append((rows.assign(view=view)[["path", "label", "split", "view"]], feats))

@@ -11,7 +11,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
-    "data": {"train_per_class": 4, "test_per_class": 2, "ood_per_concept": 2, "image_size": 32},
+    "data": {"train_per_class": 4, "test_per_class": 2, "ood_per_set": 24, "image_size": 32},
     "backbone": {"steps": 4, "batch_size": 32, "pretrain_images": 256},
     "subset": {"seeds": [1, 2], "shots": 2, "calib_per_class": 1},
     "features": {"batch_size": 128},
@@ -59,7 +59,7 @@ def test_dvc_repro_end_to_end_then_experiment(tmp_path):
     work = make_repo(tmp_path, tiny_params())
     dvc(work, "repro")
     metrics = json.loads((work / "reports/metrics.json").read_text())["miniworld"]
-    assert set(metrics["ood"]) == {"near", "far", "texture"}
+    assert set(metrics["ood"]) == {"near", "far", "empty"}
     for method in ("mcm", "msp", "maxlogit", "energy", "coop", "negprompt"):
         entry = metrics["average"][method]
         assert 0 <= entry["auroc"] <= 100 and 0 <= entry["fpr95"] <= 100 and entry["auroc_std"] >= 0

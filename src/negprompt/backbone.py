@@ -110,10 +110,6 @@ def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], step
 
     AdamW with linear warm-up then cosine decay (as open_clip's trainer); random flips are the
     only augmentation because the generator already varies size, position, rotation and colour.
-    The logit scale is fixed at 100, the value web-scale CLIP ends at (its clamp): a learned scale
-    settles near 20 on the mini-world, which spreads cosine similarities over [-0.8, 0.9] and makes
-    MCM's τ = 1 softmax rank textures above ID images. At 100, similarities sit in a narrow band
-    as in real CLIP (the modality gap), and the scoring conventions of the paper carry over.
     """
     torch.manual_seed(seed)
     model = open_clip.create_model(model_name, device=device)
@@ -122,7 +118,6 @@ def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], step
     tower = TextTower(model)
     inputs = normalize_images(images, model)
     loss_fn = open_clip.ClipLoss()
-    model.logit_scale.requires_grad_(False)  # fixed at 100 (see docstring)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
@@ -143,5 +138,7 @@ def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], step
         loss.backward()
         opt.step()
         sched.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))  # CLIP's clamp
         bar.set_postfix(loss=f"{loss.item():.3f}")
     return model.eval()

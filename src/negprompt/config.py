@@ -24,7 +24,7 @@ class DataParams(Section):
     image_size: int = Field(32, ge=16, le=512)
     train_per_class: int = Field(48, ge=1)
     test_per_class: int = Field(20, ge=1)
-    ood_per_concept: int = Field(20, ge=1)
+    ood_per_set: int = Field(480, ge=1)
 
 
 class BackboneParams(Section):
@@ -61,30 +61,30 @@ class FeaturesParams(Section):
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
 
 
-class PosParams(Section):
-    ctx_init: str = "a photo of a"  # "" = random N(0, 0.02^2) with n_ctx tokens
-    n_ctx: int = Field(16, ge=1)
+class OptimParams(Section):
+    """What both prompt-training stages share (official code: SGD lr 0.1, no momentum, batch 64)."""
+
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(0.002, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
     device: str = "auto"
 
 
-class NegParams(Section):
+class PosParams(OptimParams):
+    ctx_init: str = "a photo of a"  # "" = random N(0, 0.02^2) with n_ctx tokens
+    n_ctx: int = Field(16, ge=1)
+
+
+class NegParams(OptimParams):
+    epochs: int = Field(10, ge=1)
     num_prompts: int = Field(2, ge=1)
     loss_variant: Literal["official", "paper"] = "official"
     init: Literal["positive", "random"] = "positive"
     beta: float = Field(0.1, ge=0)
     gamma: float = Field(0.05, ge=0)
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(64, ge=1)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(0.002, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
     one_stage: bool = False
-    device: str = "auto"
 
 
 class ScoreParams(Section):

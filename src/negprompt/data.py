@@ -86,11 +86,12 @@ def check_class_names(names: list[str], source: str) -> None:
 
 # --- the mini-world ------------------------------------------------------------------------------
 
-def write_miniworld(out: Path, seed: int, train_per_class: int, test_per_class: int, ood_per_concept: int, size: int, progress=None) -> None:
-    """Render the mini-world as PNG image folders plus `classes.tsv` and `world.json` under `out`."""
+def write_miniworld(out: Path, seed: int, train_per_class: int, test_per_class: int, ood_per_set: int, size: int, progress=None) -> None:
+    """Render the mini-world as PNG image folders plus `classes.tsv` and `world.json` under `out`;
+    each OOD set has `ood_per_set` images spread evenly over its concepts."""
     world = mw.build_world(seed)
     jobs = [("train", c, train_per_class) for c in world.id_classes] + [("test", c, test_per_class) for c in world.id_classes]
-    jobs += [(f"ood/{s}", c, ood_per_concept) for s in mw.OOD_SETS for c in world.ood[s]]
+    jobs += [(f"ood/{s}", c, -(-ood_per_set // len(world.ood[s]))) for s in mw.OOD_SETS for c in world.ood[s]]
     for i, (split, concept, n) in enumerate(progress(jobs) if progress else jobs):
         rng = np.random.default_rng([seed, i])
         folder = out / split / concept.id

@@ -29,6 +29,8 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success move it into place, on error remove it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*"):  # left by a killed run of the same stage
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) if directory else \
         Path(tempfile.mktemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
@@ -87,7 +89,7 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]
     features = None
     if "feature" in table.column_names:
         col = table.column("feature").combine_chunks()
-        features = col.values.to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
+        features = col.values.to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size).copy()  # writable
         if not np.isfinite(features).all():
             bad = int((~np.isfinite(features)).any(1).sum())
             raise NegPromptError(f"{path}: {bad} feature rows contain NaN or Inf (expected finite CLIP features; re-run the features stage)")

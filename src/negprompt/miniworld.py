@@ -3,8 +3,13 @@
 Every concept has a readable name ("crimson star", "teal stripes") so a text encoder can learn it.
 ID classes are colour x shape compositions; the OOD sets are graded:
   near    = unseen colour-shape combinations of seen colours and seen shapes (hardest)
-  far     = shapes no ID class has
-  texture = full-frame patterns with no shape at all (like DTD for ImageNet)
+  far     = shapes no ID class has, in colours no ID class has
+  empty   = scenes with no object: background gradient and noise only (never captioned: with an
+            "empty background" caption in pretraining its MCM AUROC fell from 0.87 to 0.47)
+Textures (stripes, checks, dots) are in the world and in pretraining but not an OOD set: zero-shot
+MCM ranks them *above* ID images (AUROC 0.29-0.56 over several designs, while MaxLogit separates
+them perfectly): their features are anti-aligned with every ID prompt (mean cosine -0.18 vs +0.06
+for ID images), so MCM's tau = 1 softmax is peakier for them than for ID images.
 The pretraining pool for the tiny CLIP covers every concept, ID and OOD alike, as web-scale
 CLIP has seen iNaturalist and SUN concepts. Everything is a pure function of a seed.
 """
@@ -22,10 +27,19 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "cyan": (40, 215, 235), "blue": (30, 60, 220), "violet": (135, 60, 215),
     "magenta": (225, 0, 190), "pink": (255, 155, 195), "brown": (125, 75, 25),
 }
+# Colours no ID class has: the far and texture sets use only these, so they share no attribute
+# with ID (far = unseen shapes, texture = no shape at all), as iNaturalist and DTD share little with
+# ImageNet. With seen colours, zero-shot MCM ranks a one-attribute match (colour only) *above* ID
+# images, whose similarity mass spreads over the classes sharing their colour or their shape.
+OOD_COLOURS: dict[str, tuple[int, int, int]] = {
+    "white": (245, 245, 240), "black": (15, 15, 20), "olive": (110, 115, 0), "navy": (10, 15, 95),
+}
+
 ID_SHAPES = ("circle", "square", "triangle", "star", "cross", "heart", "bar", "ring")
 FAR_SHAPES = ("crescent", "arrow")
 PATTERNS = ("stripes", "checks", "dots")
-OOD_SETS = ("near", "far", "texture")
+OOD_SETS = ("near", "far", "empty")
+EMPTY = "empty"
 SUPERSAMPLE = 2
 
 
@@ -48,15 +62,22 @@ class Concept:
     def is_texture(self) -> bool:
         return self.form in PATTERNS
 
+    @property
+    def is_empty(self) -> bool:
+        return self.colour == EMPTY
+
 
 @dataclass(frozen=True)
 class World:
     id_classes: tuple[Concept, ...]  # in class-index order
     ood: dict[str, tuple[Concept, ...]]
+    pretrain_only: tuple[Concept, ...] = ()  # in the pretraining pool, in no test set
 
     @property
     def all_concepts(self) -> tuple[Concept, ...]:
-        return self.id_classes + tuple(c for s in OOD_SETS for c in self.ood[s])
+        """Every captioned concept: the pretraining pool and the zero-shot quality check use these.
+        The empty scene has no caption (nothing to name); its parts, backgrounds, are in every image."""
+        return self.id_classes + tuple(c for s in OOD_SETS for c in self.ood[s] if not c.is_empty) + self.pretrain_only
 
 
 def build_world(seed: int) -> World:
@@ -72,9 +93,10 @@ def build_world(seed: int) -> World:
         for i, colour in enumerate(colours):
             (near if (i - j) % 4 == 0 else id_classes).append(Concept(colour, shape))
     order = np.random.default_rng(seed).permutation(len(id_classes))
-    far = [Concept(c, s) for s in FAR_SHAPES for c in colours]
-    texture = [Concept(c, p) for p in PATTERNS for c in colours]
-    return World(tuple(id_classes[i] for i in order), {"near": tuple(near), "far": tuple(far), "texture": tuple(texture)})
+    far = [Concept(c, s) for s in FAR_SHAPES for c in OOD_COLOURS]
+    texture = tuple(Concept(c, p) for p in PATTERNS for c in {**COLOURS, **OOD_COLOURS})
+    ood = {"near": tuple(near), "far": tuple(far), "empty": (Concept(EMPTY, "background"),)}
+    return World(tuple(id_classes[i] for i in order), ood, texture)
 
 
 def _polygon(n: int, radius: float = 1.0, phase: float = -math.pi / 2) -> list[tuple[float, float]]:
@@ -170,8 +192,10 @@ def render(concept: Concept, rng: np.random.Generator, size: int = 32) -> np.nda
     background, colour jitter and pixel noise. Drawn at 2x and downsampled (anti-aliasing)."""
     big = size * SUPERSAMPLE
     bg = _background(rng, big)
-    fill = np.array(_jitter(COLOURS[concept.colour], rng), dtype=np.float64)
-    if concept.is_texture:
+    fill = np.array(_jitter({**COLOURS, **OOD_COLOURS}.get(concept.colour, (0, 0, 0)), rng), dtype=np.float64)
+    if concept.is_empty:
+        arr = bg
+    elif concept.is_texture:
         arr = _pattern(concept.form, fill, bg, rng, big)
     else:
         img = Image.fromarray(bg.astype(np.uint8))

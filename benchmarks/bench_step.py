@@ -1,0 +1,176 @@
+"""Stage-2 training step, measured side by side in one run: the reference style vs ours.
+
+reference: image encoder on a batch of images + text encoder over all k(1+p) prompts at the full
+           context length (77) + loss + backward into the contexts (what the official code does)
+ours:      cached image features + EOT-truncated prompts, only the k·p negative prompts through the
+           text encoder (positive features computed once: they are frozen) + the same loss + backward
+
+    python benchmarks/bench_step.py --model ViT-B-16 --classes 100 --prompts 2 --batch 64 [--device cpu|cuda] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+
+import open_clip
+import psutil
+import torch
+import torch.nn.functional as F
+
+from negprompt.data import imagenet_classes
+from negprompt.prompts import PromptEncoder, TextTower, init_context
+from negprompt.train import stage2_loss
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class RssPeak:
+    """Peak resident memory above the starting point, sampled every 2 ms in a thread (CPU runs)."""
+
+    def __enter__(self):
+        self.proc = psutil.Process()
+        self.base = self.peak = self.proc.memory_info().rss
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def _poll(self):
+        while not self.stop.wait(0.002):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.mb = (self.peak - self.base) / 2**20
+
+
+class FullLengthPrompts(PromptEncoder):
+    """The reference: the same prompts at the full 77-token context, as the official code runs them."""
+
+    def __init__(self, model, tokenizer, classnames, n_ctx):
+        super().__init__(model, tokenizer, classnames, n_ctx)
+        ctx_len = self.tower.positional_embedding.shape[0]
+        pad = self.tower.embed_tokens(torch.zeros(1, 1, dtype=torch.long, device=self.prefix.device)).float()
+        extra = ctx_len - (1 + n_ctx + self.suffix.shape[1])
+        self.suffix = torch.cat([self.suffix, pad.expand(self.suffix.shape[0], extra, -1)], dim=1)
+
+
+def measure(fn, device, steps: int, warmup: int = 1) -> tuple[float, float]:
+    """Median seconds per call and peak memory above the start (CUDA max allocated, or sampled RSS on CPU)."""
+    for _ in range(warmup):
+        fn()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    times = []
+    with RssPeak() as rss:
+        for _ in range(steps):
+            _sync(device)
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            times.append(time.perf_counter() - t)
+    peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if device.type == "cuda" else rss.mb
+    return statistics.median(times), peak
+
+
+def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int, amp: bool) -> dict:
+    names = imagenet_classes().name.tolist()[:k]
+    image_size = model.visual.image_size if isinstance(model.visual.image_size, int) else model.visual.image_size[0]
+    tower = TextTower(model)
+    ctx0 = init_context(tower, tokenizer, "a photo of a", 16).to(device)
+    neg_ctx = torch.nn.Parameter(ctx0.unsqueeze(0).repeat(p, 1, 1).clone())
+    pos_ctx = ctx0.clone()
+    labels = torch.randint(k, (batch,), device=device)
+    images = torch.randn(batch, 3, image_size, image_size, device=device)
+    scale = model.logit_scale.exp().item()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16, enabled=amp)
+
+    full = FullLengthPrompts(model, tokenizer, names, len(ctx0))
+
+    def reference():
+        with autocast:
+            feats = F.normalize(model.encode_image(images).float(), dim=-1)
+            both = full(torch.cat([pos_ctx.unsqueeze(0), neg_ctx]))  # [1+p, k, d]
+            loss = stage2_loss("official", feats, labels, both[0], both[1:].transpose(0, 1), scale, 0.1, 0.05)
+        loss.backward()
+        neg_ctx.grad = None
+
+    ours_enc = PromptEncoder(model, tokenizer, names, len(ctx0))
+    with torch.no_grad():
+        cached = F.normalize(model.encode_image(images).float(), dim=-1)
+        pos_feats = ours_enc(pos_ctx)
+
+    def ours():
+        with autocast:
+            loss = stage2_loss("official", cached, labels, pos_feats, ours_enc(neg_ctx).transpose(0, 1), scale, 0.1, 0.05)
+        loss.backward()
+        neg_ctx.grad = None
+
+    o_s, o_mb = measure(ours, device, steps)
+    r_s, r_mb = measure(reference, device, steps)
+    return {"k": k, "p": p, "batch": batch, "ours_s": round(o_s, 4), "reference_s": round(r_s, 4), "ratio": round(r_s / o_s, 2),
+            "ours_peak_mb": round(o_mb, 1), "reference_peak_mb": round(r_mb, 1),
+            "ours_tokens": int(1 + len(ctx0) + ours_enc.suffix.shape[1]), "reference_tokens": int(tower.positional_embedding.shape[0])}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="ViT-B-16")
+    ap.add_argument("--classes", type=int, nargs="*", help="k values (default: 10 100 on CPU, 10 100 1000 on GPU)")
+    ap.add_argument("--prompts", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA) for both")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--plot", default="", help="write a scaling plot (PNG) of time and memory against k")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    ks = args.classes or ([10, 100, 1000] if device.type == "cuda" else [10, 100])
+    torch.manual_seed(0)
+    model = open_clip.create_model(args.model, device=device).eval().requires_grad_(False)  # random init: no download
+    tokenizer = open_clip.get_tokenizer(args.model)
+    rows = [run_config(model, tokenizer, k, args.prompts, args.batch, device, args.steps, args.amp) for k in ks]
+    info = {"model": args.model, "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
+            "threads": torch.get_num_threads(), "amp": args.amp, "rows": rows}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(f"{args.model} on {info['device']}, p = {args.prompts}, batch {args.batch}, median of {args.steps} steps after warm-up")
+        print(f"{'k':>6} {'p':>3} {'batch':>5} {'ours s':>9} {'ref s':>9} {'ratio':>7} {'ours MB':>9} {'ref MB':>9} {'tokens':>9}")
+        for r in rows:
+            print(f"{r['k']:>6} {r['p']:>3} {r['batch']:>5} {r['ours_s']:>9.4f} {r['reference_s']:>9.4f} {r['ratio']:>6.1f}x "
+                  f"{r['ours_peak_mb']:>9.1f} {r['reference_peak_mb']:>9.1f} {r['ours_tokens']:>4}/{r['reference_tokens']}")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+        x = [r["k"] for r in rows]
+        a.loglog(x, [r["reference_s"] for r in rows], "o-", label="reference")
+        a.loglog(x, [r["ours_s"] for r in rows], "o-", label="ours")
+        a.set(xlabel="classes k", ylabel="s / step", title=f"stage-2 step, {args.model}, {info['device']}")
+        b.loglog(x, [max(r["reference_peak_mb"], 1) for r in rows], "o-", label="reference")
+        b.loglog(x, [max(r["ours_peak_mb"], 1) for r in rows], "o-", label="ours")
+        b.set(xlabel="classes k", ylabel="peak MB", title="peak memory")
+        a.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The real ImageNet benchmarks, offline: ImageNet-layout folders with the real 1,000 wnids (tiny
+generated JPEGs), fake OOD folders and a locally saved open_clip checkpoint."""
+import json
+
+import numpy as np
+import open_clip
+import pandas as pd
+import pytest
+from PIL import Image
+from safetensors.torch import save_file
+
+from negprompt import NegPromptError
+from negprompt.backbone import TINY_MODEL
+from negprompt.data import CONVENTIONAL_OOD, hard_splits, imagenet_classes, read_imagenet
+from tests.test_pipeline_e2e import TINY, dvc, make_repo, tiny_params
+
+
+def _jpeg(path, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(path, quality=50)
+
+
+@pytest.fixture(scope="module")
+def imagenet_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imagenet")
+    wnids = imagenet_classes().class_id.tolist()
+    for i, w in enumerate(wnids):
+        for j in range(2):
+            _jpeg(root / "train" / w / f"{w}_{j}.JPEG", i * 10 + j)
+        _jpeg(root / "val" / w / f"ILSVRC2012_val_{i:08d}.JPEG", 100000 + i)
+    for k, rel in enumerate(CONVENTIONAL_OOD.values()):
+        for j in range(3):
+            _jpeg(root / rel / f"ood_{j}.jpg", 200000 + 10 * k + j)
+    return root
+
+
+def test_conventional_tables(imagenet_root):
+    b = read_imagenet(imagenet_root, "imagenet_conventional")
+    assert len(b.classes) == 1000 and b.classes.name.iloc[0] == open_clip.IMAGENET_CLASSNAMES[0]
+    assert len(b.pool) == 2000 and (b.test.set == "id").sum() == 1000
+    assert b.ood_sets == ["iNaturalist", "SUN", "Places", "Textures"]
+    assert (b.test.label[b.test.set == "id"] == np.arange(1000)).all()
+
+
+@pytest.mark.parametrize("split", ["split1", "split2", "split3", "split4"])
+def test_hard_split_class_counts(imagenet_root, split):
+    spec = hard_splits()[split]
+    b = read_imagenet(imagenet_root, "imagenet_hard", split)
+    assert len(b.classes) == len(spec["id"]) and b.classes.class_id.tolist() == spec["id"]
+    assert (b.test.set == "id").sum() == len(spec["id"])
+    assert (b.test.set == "ood").sum() == len(spec["ood_known_unknown"]) + len(spec["ood_unknown_unknown"])
+
+
+def test_bad_imagenet_inputs(imagenet_root, tmp_path):
+    with pytest.raises(NegPromptError, match="data.root .* does not exist"):
+        read_imagenet(tmp_path / "nope", "imagenet_conventional")
+    (tmp_path / "val").mkdir()
+    with pytest.raises(NegPromptError, match="val_labels.txt are missing"):
+        read_imagenet(tmp_path, "imagenet_conventional")
+    with pytest.warns(UserWarning, match="optional OOD set 'near/SSB-hard' not found"):
+        b = read_imagenet(imagenet_root, "imagenet_openood")
+    assert b.ood_sets == ["far/iNaturalist", "far/Textures"]
+
+
+@pytest.mark.slow
+def test_dvc_repro_imagenet_conventional_open_vocab(imagenet_root, tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    ckpt = tmp_path / "clip.safetensors"
+    save_file({k: v.contiguous() for k, v in open_clip.create_model(TINY_MODEL).state_dict().items()}, str(ckpt))
+    params = tiny_params({**TINY, "data": {"benchmark": "imagenet_conventional", "root": str(imagenet_root)},
+                          "backbone": {"pretrained": str(ckpt)},
+                          "subset": {"seeds": [1], "shots": 1, "calib_per_class": 1}})
+    params["open_vocab"] = True
+    work = make_repo(tmp_path, params)
+    dvc(work, "repro")
+    metrics = json.loads((work / "reports/metrics.json").read_text())["imagenet_conventional"]
+    assert list(metrics["ood"]) == ["iNaturalist", "SUN", "Places", "Textures"]
+    scores = pd.read_parquet(work / "scores/seed1.parquet")
+    assert (scores.set == "id").sum() == 1000
+    manifest = json.loads((work / "data/benchmark/manifest.json").read_text())
+    assert manifest["counts"]["classes"] == 1000 and len(manifest["file_list_sha256"]) == 64
+    ov = pd.read_csv(work / "data/subsets/open_vocab_classes.tsv", sep="\t")
+    assert len(ov) == 100
+    assert "| NegPrompt | 93.76 |" in (work / "reports/report.md").read_text()  # paper's open-vocabulary row beside ours
+
+    dvc(work, "exp", "run", "-S", "data.benchmark=imagenet_hard", "-S", "data.hard_split=split2", "-S", "open_vocab=false")
+    hard = json.loads((work / "reports/metrics.json").read_text())["imagenet_hard_split2"]
+    assert list(hard["ood"]) == ["ood"]
+    classes = pd.read_csv(work / "data/benchmark/classes.tsv", sep="\t")
+    assert classes.class_id.tolist() == hard_splits()["split2"]["id"]
+    assert (pd.read_parquet(work / "scores/seed1.parquet").set == "ood").sum() == 86

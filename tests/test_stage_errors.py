@@ -1,0 +1,137 @@
+"""Bad input to the pipeline stages: one line naming the file or key, exit code 2, nothing written."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+from safetensors.torch import save_file
+
+from negprompt.backbone import TINY_MODEL, sha256
+from negprompt.io import write_json, write_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stage(work: Path, name: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NEGPROMPT_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", f"pipeline.{name}", *args], cwd=work, env=env, capture_output=True, text=True)
+
+
+def write_params(work: Path, **sections) -> None:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, values in sections.items():
+        if isinstance(values, dict):
+            params[key].update(values)
+        else:
+            params[key] = values
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def one_line_error(res, *needles):
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert lines[-1].startswith("error: "), res.stderr[-2000:]
+    for n in needles:
+        assert n in lines[-1], lines[-1]
+
+
+@pytest.fixture()
+def world(tmp_path):
+    """A minimal benchmark (3 classes, 3 images each, one OOD set), a tiny checkpoint and subsets."""
+    root = tmp_path / "data/benchmark/images"
+    rng = np.random.default_rng(0)
+    rows = []
+    for c in range(3):
+        for i in range(3):
+            p = root / "train" / f"c{c}" / f"{i}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(p)
+            rows.append((p.relative_to(root).as_posix(), c))
+    bench = tmp_path / "data/benchmark"
+    pool = pd.DataFrame(rows, columns=["path", "label"])
+    write_table(pool, bench / "pool.parquet")
+    write_table(pool.assign(set="id"), bench / "test.parquet")
+    pd.DataFrame({"class_id": ["c0", "c1", "c2"], "name": ["red star", "blue ring", "gold heart"]}).to_csv(bench / "classes.tsv", sep="\t", index=False)
+    write_json({"root": "data/benchmark/images"}, bench / "manifest.json")
+    ckpt = tmp_path / "models/backbone/tiny.safetensors"
+    ckpt.parent.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in open_clip.create_model(TINY_MODEL).state_dict().items()}, str(ckpt))
+    write_json({"model": TINY_MODEL, "pretrained": "", "checkpoint": str(ckpt), "weights_sha256": sha256(ckpt)}, tmp_path / "models/backbone/manifest.json")
+    write_params(tmp_path, subset={"seeds": [1], "shots": 2, "calib_per_class": 1})
+    assert stage(tmp_path, "subset").returncode == 0
+    return tmp_path
+
+
+def test_unknown_key_and_bad_values(world):
+    write_params(world, neg={"num_prompts": 0})
+    one_line_error(stage(world, "subset"), "neg.num_prompts = 0", "greater than or equal to 1")
+    write_params(world, neg={"loss_variant": "mine"})
+    one_line_error(stage(world, "subset"), "neg.loss_variant = 'mine'")
+    write_params(world, neg={"num_prompt": 2})
+    one_line_error(stage(world, "subset"), "neg.num_prompt", "Extra inputs are not permitted")
+    write_params(world, subset={"shots": "many"})
+    one_line_error(stage(world, "subset"), "subset.shots = 'many'")
+
+
+def test_shots_larger_than_a_class_and_duplicate_names(world):
+    write_params(world, subset={"seeds": [1], "shots": 5})
+    before = (world / "data/subsets/seed1.parquet").read_bytes()
+    one_line_error(stage(world, "subset"), "class 'c0'", "fewer than subset.shots = 5")
+    assert (world / "data/subsets/seed1.parquet").read_bytes() == before  # the previous output is untouched
+    assert not [p for p in (world / "data").iterdir() if p.name.startswith(".")]
+    (world / "data/benchmark/classes.tsv").write_text("class_id\tname\nc0\tred star\nc1\tred star\nc2\tgold heart\n")
+    one_line_error(stage(world, "subset"), "classes.tsv", "duplicate class names ['red star']")
+
+
+def test_missing_root_and_unknown_backbone(world):
+    write_params(world, data={"benchmark": "imagenet_conventional", "root": str(world / "nowhere")})
+    one_line_error(stage(world, "data"), "data.root", "nowhere", "does not exist")
+    assert (world / "data/benchmark/pool.parquet").exists()  # the previous benchmark is kept
+    write_params(world, backbone={"model": "ViT-Q-99", "pretrained": "openai"})
+    one_line_error(stage(world, "backbone"), "backbone.model 'ViT-Q-99' is not an open_clip model")
+    write_params(world, backbone={"model": "RN50", "pretrained": "no_such_tag"})
+    one_line_error(stage(world, "backbone"), "backbone.pretrained 'no_such_tag'", "tags:")
+
+
+def test_corrupt_image_and_nan_features(world):
+    bad = world / "data/benchmark/images/train/c1/1.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    one_line_error(stage(world, "features"), "train/c1/1.png", "not a readable image")
+    assert not (world / "features").exists()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(bad)
+    assert stage(world, "features").returncode == 0
+    table = pd.read_parquet(world / "features/train.parquet")
+    feats = np.stack(table.pop("feature").to_numpy()).astype(np.float32)
+    feats[0, 0] = np.inf
+    meta = json.loads(__import__("pyarrow.parquet", fromlist=["x"]).read_schema(world / "features/train.parquet").metadata[b"negprompt"])
+    write_table(table, world / "features/train.parquet", feats, meta)
+    one_line_error(stage(world, "train_pos", "--seed", "1"), "train.parquet", "NaN or Inf")
+    assert not (world / "models/pos").exists()
+
+
+def test_sigkill_during_features_then_rerun(world):
+    write_params(world, features={"batch_size": 1})
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NEGPROMPT_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.features"], cwd=world, env=env, stderr=subprocess.PIPE, text=True)
+    for _ in range(600):  # kill it once it is encoding
+        time.sleep(0.05)
+        if any(p.name.startswith(".features") for p in world.iterdir()):
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (world / "features").exists()  # no half-written output in place
+    assert stage(world, "features").returncode == 0
+    assert not [p.name for p in world.iterdir() if p.name.startswith(".features")]  # the killed run's debris is gone
+    first = (world / "features/train.parquet").read_bytes()
+    assert stage(world, "features").returncode == 0
+    assert (world / "features/train.parquet").read_bytes() == first  # byte-identical rerun

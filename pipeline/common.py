@@ -85,7 +85,7 @@ def fewshot_features(seed: int, open_vocab: bool, fraction: float):
     names = classes.name.tolist()
     if open_vocab:
         ov = open_vocab_classes(len(classes), fraction)
-        keep &= table.label.isin(ov).to_numpy()
+        keep = keep & table.label.isin(ov).to_numpy()
         names = [names[i] for i in ov]
     labels = table.label.to_numpy()[keep]
     return torch.from_numpy(np.ascontiguousarray(feats[keep])), torch.from_numpy(labels).long(), names

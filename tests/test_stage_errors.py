@@ -119,7 +119,7 @@ def test_corrupt_image_and_nan_features(world):
 
 
 def test_sigkill_during_features_then_rerun(world):
-    write_params(world, features={"batch_size": 1})
+    write_params(world, features={"batch_size": 1}, subset={"seeds": [1], "shots": 2, "calib_per_class": 1})
     env = {**os.environ, "PYTHONPATH": str(REPO), "NEGPROMPT_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.features"], cwd=world, env=env, stderr=subprocess.PIPE, text=True)
     for _ in range(600):  # kill it once it is encoding

@@ -23,6 +23,7 @@ import psutil
 import torch
 import torch.nn.functional as F
 
+import negprompt.backbone  # noqa: F401  (registers the mini-world model config)
 from negprompt.data import imagenet_classes
 from negprompt.prompts import PromptEncoder, TextTower, init_context
 from negprompt.train import stage2_loss
@@ -85,7 +86,7 @@ def measure(fn, device, steps: int, warmup: int = 1) -> tuple[float, float]:
     return statistics.median(times), peak
 
 
-def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int, amp: bool) -> dict:
+def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int, amp: bool, warmup: int = 1) -> dict:
     names = imagenet_classes().name.tolist()[:k]
     image_size = model.visual.image_size if isinstance(model.visual.image_size, int) else model.visual.image_size[0]
     tower = TextTower(model)
@@ -118,8 +119,8 @@ def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int,
         loss.backward()
         neg_ctx.grad = None
 
-    o_s, o_mb = measure(ours, device, steps)
-    r_s, r_mb = measure(reference, device, steps)
+    o_s, o_mb = measure(ours, device, steps, warmup)
+    r_s, r_mb = measure(reference, device, steps, warmup)
     return {"k": k, "p": p, "batch": batch, "ours_s": round(o_s, 4), "reference_s": round(r_s, 4), "ratio": round(r_s / o_s, 2),
             "ours_peak_mb": round(o_mb, 1), "reference_peak_mb": round(r_mb, 1),
             "ours_tokens": int(1 + len(ctx0) + ours_enc.suffix.shape[1]), "reference_tokens": int(tower.positional_embedding.shape[0])}
@@ -131,7 +132,8 @@ def main():
     ap.add_argument("--classes", type=int, nargs="*", help="k values (default: 10 100 on CPU, 10 100 1000 on GPU)")
     ap.add_argument("--prompts", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per configuration (median is reported)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps before timing")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA) for both")
     ap.add_argument("--json", action="store_true")
@@ -142,7 +144,7 @@ def main():
     torch.manual_seed(0)
     model = open_clip.create_model(args.model, device=device).eval().requires_grad_(False)  # random init: no download
     tokenizer = open_clip.get_tokenizer(args.model)
-    rows = [run_config(model, tokenizer, k, args.prompts, args.batch, device, args.steps, args.amp) for k in ks]
+    rows = [run_config(model, tokenizer, k, args.prompts, args.batch, device, args.steps, args.amp, args.warmup) for k in ks]
     info = {"model": args.model, "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
             "threads": torch.get_num_threads(), "amp": args.amp, "rows": rows}
     if args.json:

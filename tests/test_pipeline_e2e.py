@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,22 @@ def test_dvc_repro_end_to_end_then_experiment(tmp_path):
         assert (work / "reports/figures" / fig).stat().st_size > 1000
     assert (work / "reports/plots/roc/near.csv").read_text().startswith("fpr,tpr")
     assert "up to date" in dvc(work, "repro").stdout.lower() + dvc(work, "status").stdout.lower()
+
+    # SIGKILL mid-training leaves the previous complete output; a forced rerun is byte-identical
+    neg = work / "models/neg/seed1.safetensors"
+    first = {p: (work / p).read_bytes() for p in ("models/neg/seed1.safetensors", "features/test.parquet", "reports/metrics.json")}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.train_neg", "--seed", "1"], cwd=work, env=env, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # kill once it is training
+        if "train negative prompts" in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert neg.read_bytes() == first["models/neg/seed1.safetensors"]
+    dvc(work, "repro", "-f", "-s", "features")
+    dvc(work, "repro", "-f", "-s", "train_neg@1")
+    dvc(work, "repro")
+    assert all((work / p).read_bytes() == b for p, b in first.items())
 
     out = dvc(work, "exp", "run", "-S", "neg.num_prompts=3")
     ran = out.stdout

@@ -1,0 +1,17 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bench_step_runs_and_reports_every_field():
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks/bench_step.py"), "--model", "miniworld-tiny", "--classes", "3", "5",
+                          "--prompts", "1", "--batch", "4", "--steps", "1", "--warmup", "0", "--json"],
+                         capture_output=True, text=True, check=True)
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [r["k"] for r in info["rows"]] == [3, 5]
+    for row in info["rows"]:
+        assert {"k", "p", "batch", "ours_s", "reference_s", "ratio", "ours_peak_mb", "reference_peak_mb"} <= set(row)
+        assert row["ours_s"] > 0 and row["reference_s"] > 0 and row["ours_tokens"] < row["reference_tokens"]

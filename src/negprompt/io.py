@@ -98,7 +98,9 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict | None = None) -> None:
-    meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
+    # one metadata key: safetensors stores metadata in a hash map, whose order (and so the file's
+    # bytes) would otherwise change from run to run
+    meta = {"negprompt": json.dumps(metadata or {}, sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
@@ -111,7 +113,7 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise NegPromptError(f"{path}: file not found")
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+            meta = json.loads((f.metadata() or {}).get("negprompt", "{}"))
         return load_file(str(path)), meta
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as e:
         raise NegPromptError(f"{path}: not a valid safetensors file ({e}); it may be truncated or corrupted") from None

@@ -72,6 +72,13 @@ def test_dvc_repro_end_to_end_then_experiment(tmp_path):
     assert (work / "reports/plots/roc/near.csv").read_text().startswith("fpr,tpr")
     assert "up to date" in dvc(work, "repro").stdout.lower() + dvc(work, "status").stdout.lower()
 
+    out = dvc(work, "exp", "run", "-S", "neg.num_prompts=3")
+    ran = out.stdout
+    assert "Running stage 'train_neg@1'" in ran and "Running stage 'report'" in ran
+    assert "Running stage 'train_pos" not in ran and "Running stage 'features'" not in ran
+    diff = dvc(work, "metrics", "diff", "--json").stdout
+    assert "negprompt" in diff
+
     # SIGKILL mid-training leaves the previous complete output; a forced rerun is byte-identical
     neg = work / "models/neg/seed1.safetensors"
     first = {p: (work / p).read_bytes() for p in ("models/neg/seed1.safetensors", "features/test.parquet", "reports/metrics.json")}
@@ -88,13 +95,6 @@ def test_dvc_repro_end_to_end_then_experiment(tmp_path):
     dvc(work, "repro")
     changed = [p for p, b in first.items() if (work / p).read_bytes() != b]
     assert not changed, f"not byte-identical after a forced rerun: {changed}"
-
-    out = dvc(work, "exp", "run", "-S", "neg.num_prompts=3")
-    ran = out.stdout
-    assert "Running stage 'train_neg@1'" in ran and "Running stage 'report'" in ran
-    assert "Running stage 'train_pos" not in ran and "Running stage 'features'" not in ran
-    diff = dvc(work, "metrics", "diff", "--json").stdout
-    assert "negprompt" in diff
 
     bad = dvc(work, "exp", "run", "-S", "neg.num_prompts=0", check=False)
     assert bad.returncode != 0 and "neg.num_prompts = 0" in bad.stderr + bad.stdout

@@ -6,15 +6,23 @@ ours:      cached image features + EOT-truncated prompts, only the k·p negative
            text encoder (positive features computed once: they are frozen) + the same loss + backward
 
     python benchmarks/bench_step.py --model ViT-B-16 --classes 100 --prompts 2 --batch 64 [--device cpu|cuda] [--json]
+
+--ladder K adds, for k = K, each optimisation switched on one at a time (before/after, same run).
+Peak memory: CUDA max allocated above the start on GPU; on CPU the sampled RSS above the start
+during one extra step run with glibc told to return every free above 64 KiB to the OS (so RSS
+follows live tensors). Timed steps run with glibc's usual 32 MiB threshold (unmapping every
+block costs page faults that would distort the times).
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
 import platform
 import statistics
+import sys
 import threading
 import time
 
@@ -66,27 +74,81 @@ class FullLengthPrompts(PromptEncoder):
         self.suffix = torch.cat([self.suffix, pad.expand(self.suffix.shape[0], extra, -1)], dim=1)
 
 
+def mmap_threshold(nbytes: int) -> None:
+    """glibc mallopt(M_MMAP_THRESHOLD): blocks above it are mmapped and unmapped on free; then
+    malloc_trim hands the free heap back, so the next step's RSS growth is its own."""
+    if platform.system() == "Linux":
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallopt(-3, nbytes)
+            libc.malloc_trim(0)
+        except OSError:
+            pass
+
+
 def measure(fn, device, steps: int, warmup: int = 1) -> tuple[float, float]:
-    """Median seconds per call and peak memory above the start (CUDA max allocated, or sampled RSS on CPU)."""
+    """Median seconds per call after warm-up, and peak memory above the start of one more call
+    (CUDA max allocated, or sampled RSS on CPU)."""
     for _ in range(warmup):
         fn()
+    times = []
+    for _ in range(steps):
+        _sync(device)
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
     gc.collect()
     if device.type == "cuda":
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    times = []
-    with RssPeak() as rss:
-        for _ in range(steps):
-            _sync(device)
-            t = time.perf_counter()
+        fn()
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        mmap_threshold(64 * 1024)
+        with RssPeak() as rss:
             fn()
-            _sync(device)
-            times.append(time.perf_counter() - t)
-    peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if device.type == "cuda" else rss.mb
+        mmap_threshold(32 * 2**20)
+        peak = rss.mb
     return statistics.median(times), peak
 
 
-def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int, amp: bool, warmup: int = 1) -> dict:
+def run_ladder(model, images, labels, pos_ctx, neg_ctx, scale, full, ours_enc, cached, pos_feats, autocast,
+               reference, ours, device, steps, warmup, k, p, batch) -> list[dict]:
+    """The reference step with our optimisations added one at a time."""
+
+    def step(encoder, feats_fn, all_prompts: bool, chunk: int = 0):
+        def fn():
+            with autocast:
+                feats = feats_fn()
+                if all_prompts:
+                    both = encoder(torch.cat([pos_ctx.unsqueeze(0), neg_ctx]), chunk=chunk)
+                    pos, neg = both[0], both[1:]
+                else:
+                    pos, neg = pos_feats, encoder(neg_ctx, chunk=chunk)
+                loss = stage2_loss("official", feats, labels, pos, neg.transpose(0, 1), scale, 0.1, 0.05)
+            loss.backward()
+            neg_ctx.grad = None
+        return fn
+
+    chunk = max(1, k * p // 4)
+    tokens = full.prefix.shape[1] + len(pos_ctx) + full.suffix.shape[1]
+    variants = [(f"reference: images + all k(1+p) prompts at {tokens} tokens", reference),
+                ("+ cached image features", step(full, lambda: cached, True)),
+                ("+ EOT truncation", step(ours_enc, lambda: cached, True)),
+                ("+ positive features once (= ours)", ours),
+                (f"+ chunks of {chunk}, length-sorted, checkpointed", step(ours_enc, lambda: cached, False, chunk))]
+    rows = []
+    for name, fn in variants:
+        s, mb = measure(fn, device, steps, warmup)
+        rows.append({"variant": name, "k": k, "p": p, "batch": batch, "s": round(s, 4), "peak_mb": round(mb, 1)})
+        print(f"  {name}: {s:.3f} s, {mb:.0f} MB", file=sys.stderr, flush=True)
+    return rows
+
+
+def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int, amp: bool, warmup: int = 1,
+               ladder: bool = False, with_reference: bool = True, chunk: int = 0):
     names = imagenet_classes().name.tolist()[:k]
     image_size = model.visual.image_size if isinstance(model.visual.image_size, int) else model.visual.image_size[0]
     tower = TextTower(model)
@@ -115,14 +177,17 @@ def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int,
 
     def ours():
         with autocast:
-            loss = stage2_loss("official", cached, labels, pos_feats, ours_enc(neg_ctx).transpose(0, 1), scale, 0.1, 0.05)
+            loss = stage2_loss("official", cached, labels, pos_feats, ours_enc(neg_ctx, chunk=chunk).transpose(0, 1), scale, 0.1, 0.05)
         loss.backward()
         neg_ctx.grad = None
 
+    if ladder:
+        return run_ladder(model, images, labels, pos_ctx, neg_ctx, scale, full, ours_enc, cached, pos_feats, autocast,
+                          reference, ours, device, steps, warmup, k, p, batch)
     o_s, o_mb = measure(ours, device, steps, warmup)
-    r_s, r_mb = measure(reference, device, steps, warmup)
-    return {"k": k, "p": p, "batch": batch, "ours_s": round(o_s, 4), "reference_s": round(r_s, 4), "ratio": round(r_s / o_s, 2),
-            "ours_peak_mb": round(o_mb, 1), "reference_peak_mb": round(r_mb, 1),
+    r_s, r_mb = measure(reference, device, steps, warmup) if with_reference else (None, None)
+    return {"k": k, "p": p, "batch": batch, "ours_s": round(o_s, 4), "reference_s": r_s and round(r_s, 4),
+            "ratio": r_s and round(r_s / o_s, 2), "ours_peak_mb": round(o_mb, 1), "reference_peak_mb": r_mb and round(r_mb, 1), "ours_chunk": chunk,
             "ours_tokens": int(1 + len(ctx0) + ours_enc.suffix.shape[1]), "reference_tokens": int(tower.positional_embedding.shape[0])}
 
 
@@ -138,40 +203,67 @@ def main():
     ap.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA) for both")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plot", default="", help="write a scaling plot (PNG) of time and memory against k")
+    ap.add_argument("--chunk", type=int, default=0, help="ours: encode at most this many prompts at once (length-sorted, checkpointed)")
+    ap.add_argument("--reference-max-k", type=int, default=10**9, help="time only ours above this k (the reference takes too long)")
+    ap.add_argument("--plot-from", nargs="*", default=[], help="also plot the rows of these earlier --json outputs (alone: plot only)")
+    ap.add_argument("--ladder", type=int, default=0, metavar="K", help="also measure each optimisation on its own at k = K")
     args = ap.parse_args()
     device = torch.device(args.device)
+    if args.plot_from and args.classes is None:  # only redraw the plot from earlier --json outputs
+        runs = [json.loads(open(f).read().strip().splitlines()[-1]) for f in args.plot_from]
+        rows = sorted((r for run in runs for r in run["rows"]), key=lambda r: r["k"])
+        plot_scaling(rows, f"{runs[0]['model']}, {runs[0]['device']}", args.plot or "scaling.png")
+        return
+    mmap_threshold(32 * 2**20)
     ks = args.classes or ([10, 100, 1000] if device.type == "cuda" else [10, 100])
     torch.manual_seed(0)
     model = open_clip.create_model(args.model, device=device).eval().requires_grad_(False)  # random init: no download
     tokenizer = open_clip.get_tokenizer(args.model)
-    rows = [run_config(model, tokenizer, k, args.prompts, args.batch, device, args.steps, args.amp, args.warmup) for k in ks]
+    rows = [run_config(model, tokenizer, k, args.prompts, args.batch, device, args.steps, args.amp, args.warmup,
+                       with_reference=k <= args.reference_max_k, chunk=args.chunk) for k in ks]
     info = {"model": args.model, "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
             "threads": torch.get_num_threads(), "amp": args.amp, "rows": rows}
+    if args.ladder:
+        info["ladder"] = run_config(model, tokenizer, args.ladder, args.prompts, args.batch, device, args.steps, args.amp, args.warmup, ladder=True)
     if args.json:
         print(json.dumps(info))
     else:
         print(f"{args.model} on {info['device']}, p = {args.prompts}, batch {args.batch}, median of {args.steps} steps after warm-up")
         print(f"{'k':>6} {'p':>3} {'batch':>5} {'ours s':>9} {'ref s':>9} {'ratio':>7} {'ours MB':>9} {'ref MB':>9} {'tokens':>9}")
         for r in rows:
-            print(f"{r['k']:>6} {r['p']:>3} {r['batch']:>5} {r['ours_s']:>9.4f} {r['reference_s']:>9.4f} {r['ratio']:>6.1f}x "
-                  f"{r['ours_peak_mb']:>9.1f} {r['reference_peak_mb']:>9.1f} {r['ours_tokens']:>4}/{r['reference_tokens']}")
+            ref = (f"{r['reference_s']:>9.4f} {r['ratio']:>6.1f}x" if r["reference_s"] else f"{'-':>9} {'-':>7}")
+            ref_mb = f"{r['reference_peak_mb']:>9.1f}" if r["reference_peak_mb"] is not None else f"{'-':>9}"
+            print(f"{r['k']:>6} {r['p']:>3} {r['batch']:>5} {r['ours_s']:>9.4f} {ref} {r['ours_peak_mb']:>9.1f} {ref_mb} "
+                  f"{r['ours_tokens']:>4}/{r['reference_tokens']}")
+        for r in info.get("ladder", []):
+            print(f"k={r['k']:<5} {r['variant']:<52} {r['s']:>9.4f} s {r['peak_mb']:>9.1f} MB")
     if args.plot:
-        import matplotlib
+        for f in args.plot_from:
+            rows = rows + [r for r in json.loads(open(f).read().strip().splitlines()[-1])["rows"] if r["k"] not in {x["k"] for x in rows}]
+        plot_scaling(sorted(rows, key=lambda r: r["k"]), f"{args.model}, {info['device']}", args.plot)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-        x = [r["k"] for r in rows]
-        a.loglog(x, [r["reference_s"] for r in rows], "o-", label="reference")
-        a.loglog(x, [r["ours_s"] for r in rows], "o-", label="ours")
-        a.set(xlabel="classes k", ylabel="s / step", title=f"stage-2 step, {args.model}, {info['device']}")
-        b.loglog(x, [max(r["reference_peak_mb"], 1) for r in rows], "o-", label="reference")
-        b.loglog(x, [max(r["ours_peak_mb"], 1) for r in rows], "o-", label="ours")
-        b.set(xlabel="classes k", ylabel="peak MB", title="peak memory")
-        a.legend()
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=110)
+def plot_scaling(rows: list[dict], title: str, path: str) -> None:
+    """Time per step and peak memory against k, one line per implementation (log-log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    chunks = sorted({r.get("ours_chunk", 0) for r in rows if r.get("ours_chunk")})
+    series = [("reference", "reference style", lambda r: not r.get("ours_chunk")), ("ours", "ours", lambda r: not r.get("ours_chunk"))]
+    series += [("ours", f"ours, chunks of {c}", lambda r, c=c: r.get("ours_chunk") == c) for c in chunks]
+    for key, label, keep in series:
+        pts = [r for r in rows if keep(r) and r[f"{key}_s"] is not None]
+        a.loglog([r["k"] for r in pts], [r[f"{key}_s"] for r in pts], "o-", label=label)
+        b.loglog([r["k"] for r in pts], [max(r[f"{key}_peak_mb"], 1) for r in pts], "o-", label=label)
+    a.set(xlabel="classes k", ylabel="s / step", title=f"stage-2 step: {title}")
+    b.set(xlabel="classes k", ylabel="peak MB above start", title="peak memory")
+    a.title.set_fontsize(8)
+    a.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

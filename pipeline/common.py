@@ -68,9 +68,10 @@ def load_backbone(device: str = "auto"):
     return load(m["model"], m["checkpoint"], resolve_device(device), m["weights_sha256"])
 
 
-def fewshot_features(seed: int, open_vocab: bool, fraction: float):
+def fewshot_features(seed: int, open_vocab: bool, fraction: float, local: bool = False):
     """The cached features of seed `seed`'s few-shot images (all views): (feats [N, d], labels [N],
-    class names trained on). Open vocabulary keeps the first `fraction` of classes only."""
+    class names trained on, patch features [N, P, d] float16 or None). Open vocabulary keeps the
+    first `fraction` of classes only."""
     import numpy as np
 
     from negprompt.data import open_vocab_classes, read_classes
@@ -88,7 +89,22 @@ def fewshot_features(seed: int, open_vocab: bool, fraction: float):
         keep = keep & table.label.isin(ov).to_numpy()
         names = [names[i] for i in ov]
     labels = table.label.to_numpy()[keep]
-    return torch.from_numpy(np.ascontiguousarray(feats[keep])), torch.from_numpy(labels).long(), names
+    patches = torch.from_numpy(local_features("train")[keep]) if local else None  # reads only the kept rows
+    return torch.from_numpy(np.ascontiguousarray(feats[keep])), torch.from_numpy(labels).long(), names, patches
+
+
+def local_features(split: str):
+    """Patch features [N, P, d] float16 of `split` ("train"/"test") as a read-only memory map
+    (cached with features.local)."""
+    import numpy as np
+
+    path = FEATURES / f"{split}_local.npy"
+    if not path.is_file():
+        raise NegPromptError(f"{path}: not found; GL-MCM and LoCoOp need features.local: true (re-run the features stage)")
+    try:
+        return np.load(path, mmap_mode="r")
+    except (ValueError, OSError) as e:
+        raise NegPromptError(f"{path}: not a readable .npy file ({e}); re-run the features stage") from None
 
 
 def write_curve(rows: list[dict], path: Path) -> None:

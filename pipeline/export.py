@@ -8,7 +8,7 @@ from negprompt.detector import export_bundle
 from negprompt.io import load_tensors, read_table
 from negprompt.metrics import id_threshold
 from negprompt.prompts import PromptEncoder
-from negprompt.scores import extended_mcm
+from negprompt.scores import negprompt
 from pipeline.common import BENCHMARK, FEATURES, NEG, SUBSETS, backbone_manifest, load_backbone, load_params, run
 
 DETECTOR = Path("models/detector")
@@ -25,9 +25,8 @@ def main():
     calib = (table.view == 0).to_numpy() & table.path.isin(subset.path[subset.split == "calib"]).to_numpy()
     enc = PromptEncoder(bb.model, bb.tokenizer, names, len(ctx["pos_ctx"]))
     with torch.no_grad():
-        pos, neg = enc(ctx["pos_ctx"]), enc(ctx["neg_ctx"]).transpose(0, 1)
-        img = torch.from_numpy(feats[calib])
-        score = extended_mcm(img @ pos.T, torch.einsum("nd,kpd->nkp", img, neg), params.score.temperature)
+        pos, neg = enc.pos_neg(ctx["pos_ctx"], ctx["neg_ctx"])
+        score = negprompt(torch.from_numpy(feats[calib]), pos, neg, params.score.temperature)[0]
     thr = id_threshold(score.numpy(), 0.95)
     export_bundle(DETECTOR, backbone_manifest(), names, ctx["pos_ctx"], ctx["neg_ctx"], params.score.temperature, thr,
                   {"seed": seed, "calibration_images": int(calib.sum())})

@@ -2,15 +2,19 @@
 
 train.parquet: the union over seeds of few-shot (all views) and calibration images (view 0).
 test.parquet: the ID test set and every OOD set.
+With features.local: train_local.npy / test_local.npy, the projected patch features [N, P, d]
+in float16, row-aligned with the parquet files (GL-MCM and LoCoOp need them). Plain .npy so they
+are written and read memory-mapped: ImageNet's ~90k test images x 196 patches x 512 are ~18 GB.
 """
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from negprompt import NegPromptError
 from negprompt.backbone import resolve_device
-from negprompt.features import augmented_view, encode_images
+from negprompt.features import augmented_view, encode_images, patch_shape
 from negprompt.io import atomic_path, read_json, read_table, write_table
 from pipeline.common import BENCHMARK, FEATURES, SUBSETS, load_backbone, load_params, run
 
@@ -31,20 +35,31 @@ def main():
     kw = dict(batch_size=p.batch_size, num_workers=p.num_workers, device=device, dtype=dtype)
     size = bb.model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
+    views = [train if view == 0 else train[train.split == "train"] for view in range(p.train_views)]
     with atomic_path(FEATURES, directory=True) as out:
-        views = []
-        for view in range(p.train_views):
-            rows = train if view == 0 else train[train.split == "train"]
+        def patches(name: str, n: int):
+            return np.lib.format.open_memmap(out / name, mode="w+", dtype=np.float16, shape=(n, *patch_shape(bb.model, size))) if p.local else None
+
+        train_local, start, tables, feats = patches("train_local.npy", sum(len(v) for v in views)), 0, [], []
+        for view, rows in enumerate(views):
             transform = bb.preprocess if view == 0 else augmented_view(bb.preprocess, size)
             torch.manual_seed(view)
-            feats, _ = encode_images(bb.model, transform, [root / x for x in rows.path], desc=f"encode train view {view}", **kw)
-            views.append((rows.assign(view=view)[["path", "label", "split", "view"]], feats))
-        table = pd.concat([v[0] for v in views], ignore_index=True)
-        write_table(table, out / "train.parquet", torch.cat([torch.from_numpy(v[1]) for v in views]).numpy(), meta)
-        feats, _ = encode_images(bb.model, bb.preprocess, [root / x for x in test.path], desc="encode test", **kw)
-        write_table(test, out / "test.parquet", feats, meta)
-    print(f"cached {len(table)} train and {len(test)} test features of dim {feats.shape[1]}")
-
+            local = None if train_local is None else train_local[start : start + len(rows)]
+            f, _ = encode_images(bb.model, transform, [root / x for x in rows.path], desc=f"encode train view {view}", local_out=local, **kw)
+            tables.append(rows.assign(view=view)[["path", "label", "split", "view"]])
+            feats.append(f)
+            start += len(rows)
+        table = pd.concat(tables, ignore_index=True)
+        write_table(table, out / "train.parquet", np.concatenate(feats), meta)
+        test_local = patches("test_local.npy", len(test))
+        f, _ = encode_images(bb.model, bb.preprocess, [root / x for x in test.path], desc="encode test", local_out=test_local, **kw)
+        write_table(test, out / "test.parquet", f, meta)
+        for mm in (train_local, test_local):
+            if mm is not None:
+                mm.flush()
+        del train_local, test_local, local
+    local = f", and {patch_shape(bb.model, size)[0]} patch features per image (float16)" if p.local else ""
+    print(f"cached {len(table)} train and {len(test)} test features of dim {f.shape[1]}{local}")
 
 if __name__ == "__main__":
     run(main)

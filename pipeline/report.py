@@ -48,6 +48,9 @@ def main():
     acc = agg["id_top1"]
     bb = backbone_manifest()
     p = params
+    local_note = ("GL-MCM is zero-shot (hand prompts, global + best patch MCM); LoCoOp is CoOp trained with its patch-entropy term "
+                  f"(λ = {p.locoop.lam}, top-k = {p.locoop.top_fraction:.0%} of the classes) and scored with GL-MCM, as its paper reports it."
+                  if "locoop" in agg["average"] else "GL-MCM and LoCoOp need patch features: run with `features.local: true` (ViT backbones).")
     md = f"""# NegPrompt report: {name}
 
 ## What ran
@@ -61,12 +64,12 @@ def main():
 ## OOD detection (%, mean ± std over {len(seeds)} seeds)
 {report.metrics_table(agg)}
 
-MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper copies those rows from CLIPN (a fine-tuned head), so they are not like for like.
+MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper copies those rows from CLIPN (a fine-tuned head), so they are not like for like. {local_note}
 
 ## ID top-1 accuracy (%)
-| MCM (zero-shot) | CoOp | NegPrompt |
-|---|---|---|
-| {report.fmt(acc['mcm']['top1'], acc['mcm']['top1_std'])} | {report.fmt(acc['coop']['top1'], acc['coop']['top1_std'])} | {report.fmt(acc['negprompt']['top1'], acc['negprompt']['top1_std'])} |
+| {' | '.join(report.LABELS[m] for m in acc)} |
+|{'---|' * len(acc)}
+| {' | '.join(report.fmt(a['top1'], a['top1_std']) for a in acc.values())} |
 
 ## Paper numbers
 {paper_section(params.data.benchmark, agg, p.open_vocab)}

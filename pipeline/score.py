@@ -7,8 +7,8 @@ from negprompt import NegPromptError
 from negprompt.data import read_classes
 from negprompt.io import load_tensors, read_table, save_tensors, write_table
 from negprompt.prompts import PromptEncoder, encode_texts
-from negprompt.scores import score_images
-from pipeline.common import BENCHMARK, FEATURES, NEG, POS, SCORES, backbone_manifest, load_backbone, load_params, run
+from negprompt.scores import local_scores, score_images
+from pipeline.common import BENCHMARK, FEATURES, NEG, POS, SCORES, backbone_manifest, load_backbone, load_params, local_features, run
 
 
 def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")):
@@ -20,20 +20,28 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     if meta.get("backbone", {}).get("weights_sha256") != backbone_manifest()["weights_sha256"]:
         raise NegPromptError(f"{FEATURES / 'test.parquet'}: features were encoded with another backbone; re-run the features stage")
     neg = load_tensors(NEG / f"seed{seed}.safetensors")[0]
-    coop_ctx = load_tensors(POS / f"seed{seed}.safetensors")[0]["ctx"]
+    pos = load_tensors(POS / f"seed{seed}.safetensors")[0]
+    local = params.features.local
+    if len(pos["ctx"]) != len(neg["pos_ctx"]):
+        raise NegPromptError(f"{NEG / f'seed{seed}.safetensors'}: {len(neg['pos_ctx'])} context tokens, {POS / f'seed{seed}.safetensors'} has "
+                             f"{len(pos['ctx'])}; re-run train_neg")
+    if local and "locoop_ctx" not in pos:
+        raise NegPromptError(f"{POS / f'seed{seed}.safetensors'}: no LoCoOp context; re-run train_pos with features.local: true")
     with torch.no_grad():
         device = bb.model.logit_scale.device
-        text = {
-            "zero_shot": encode_texts(bb.model, bb.tokenizer, [p.zero_shot_template.format(n) for n in names]),
-            "coop": PromptEncoder(bb.model, bb.tokenizer, names, len(coop_ctx))(coop_ctx.to(device)),
-        }
         enc = PromptEncoder(bb.model, bb.tokenizer, names, len(neg["pos_ctx"]))
-        text["pos"] = enc(neg["pos_ctx"].to(device))
-        text["neg"] = enc(neg["neg_ctx"].to(device)).transpose(0, 1)  # [k, p, d]
+        text = {"zero_shot": encode_texts(bb.model, bb.tokenizer, [p.zero_shot_template.format(n) for n in names]),
+                "coop": enc(pos["ctx"].to(device))}
+        text["pos"], text["neg"] = enc.pos_neg(neg["pos_ctx"].to(device), neg["neg_ctx"].to(device))  # [k, d], [k, p, d]
         text["neg_init"] = enc(neg["neg_ctx_init"].to(device)).transpose(0, 1)
+        if local:
+            text["locoop"] = enc(pos["locoop_ctx"].to(device))
         text = {k: v.cpu() for k, v in text.items()}
-        out = score_images(torch.from_numpy(img), text["zero_shot"], text["coop"], text["pos"], text["neg"], text["neg_init"],
+        img = torch.from_numpy(img)
+        out = score_images(img, text["zero_shot"], text["coop"], text["pos"], text["neg"], text["neg_init"],
                            bb.model.logit_scale.exp().item(), p.temperature)
+        if local:
+            out |= local_scores(img, local_features("test"), text["zero_shot"], text["locoop"], p.temperature)
     table = pd.concat([test.reset_index(drop=True), pd.DataFrame({k: v.numpy() for k, v in out.items()})], axis=1)
     write_table(table, SCORES / f"seed{seed}.parquet", metadata={"backbone": bb.identity, "seed": seed})
     save_tensors(text, SCORES / f"seed{seed}.text.safetensors")

@@ -12,7 +12,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     params = load_params()
     p, pos = params.neg, params.pos
     bb = load_backbone(p.device)
-    feats, labels, names = fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction)
+    feats, labels, names, _ = fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction)
     gen = torch.Generator().manual_seed(seed)
     if p.one_stage:  # Table 5 ablation: both contexts from their initialisation, trained together
         pos_ctx = init_context(TextTower(bb.model), bb.tokenizer, pos.ctx_init, pos.n_ctx, gen)
@@ -29,7 +29,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     curve = []
     pos_ctx, neg_ctx = train_negative(encoder, pos_ctx, neg0, feats, labels, bb.model.logit_scale.exp().item(), p.loss_variant,
                                       p.beta, p.gamma, epochs, p.batch_size, p.optimizer, p.lr, p.momentum, seed, p.one_stage,
-                                      on_epoch=lambda e, m: curve.append({"epoch": e, **m}))
+                                      on_epoch=lambda e, m: curve.append({"epoch": e, **m}), amp=p.amp, chunk=p.chunk)
     save_tensors({"pos_ctx": pos_ctx, "neg_ctx": neg_ctx, "neg_ctx_init": neg0}, NEG / f"seed{seed}.safetensors",
                  {"backbone": bb.identity, "classnames": names, "loss_variant": p.loss_variant})
     write_curve(curve, REPORTS / "train" / f"neg_seed{seed}.csv")

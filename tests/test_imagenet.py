@@ -70,7 +70,9 @@ def test_dvc_repro_imagenet_conventional_open_vocab(imagenet_root, tmp_path):
     save_file({k: v.contiguous() for k, v in open_clip.create_model(TINY_MODEL).state_dict().items()}, str(ckpt))
     params = tiny_params({**TINY, "data": {"benchmark": "imagenet_conventional", "root": str(imagenet_root)},
                           "backbone": {"pretrained": str(ckpt)},
-                          "subset": {"seeds": [1], "shots": 1, "calib_per_class": 1}})
+                          "subset": {"seeds": [1], "shots": 1, "calib_per_class": 1},
+                          "features": {"batch_size": 128, "local": True},  # + the GL-MCM and LoCoOp baselines
+                          "pos": {"epochs": 2, "amp": True}, "neg": {"epochs": 1, "amp": True, "chunk": 64}})
     params["open_vocab"] = True
     work = make_repo(tmp_path, params)
     dvc(work, "repro")
@@ -82,7 +84,11 @@ def test_dvc_repro_imagenet_conventional_open_vocab(imagenet_root, tmp_path):
     assert manifest["counts"]["classes"] == 1000 and len(manifest["file_list_sha256"]) == 64
     ov = pd.read_csv(work / "data/subsets/open_vocab_classes.tsv", sep="\t")
     assert len(ov) == 100
-    assert "| NegPrompt | 93.76 |" in (work / "reports/report.md").read_text()  # paper's open-vocabulary row beside ours
+    report = (work / "reports/report.md").read_text()
+    assert "| NegPrompt | 93.76 |" in report and "| LoCoOp | 90.15 |" in report  # paper's open-vocabulary rows beside ours
+    assert {"glmcm", "locoop", "negprompt"} <= set(metrics["average"]) and "locoop" in metrics["id_top1"]
+    patches = np.load(work / "features/test_local.npy", mmap_mode="r")
+    assert patches.dtype == np.float16 and patches.shape == (len(scores), 16, 128)  # 32 px / patch 8, embed 128
 
     dvc(work, "exp", "run", "-S", "data.benchmark=imagenet_hard", "-S", "data.hard_split=split2", "-S", "open_vocab=false")
     hard = json.loads((work / "reports/metrics.json").read_text())["imagenet_hard_split2"]

@@ -81,6 +81,34 @@ def test_extended_mcm_against_hand_computation_and_mcm_when_p_is_zero():
     assert scores.max_logit(logits).item() == 3.0
 
 
+def test_gl_mcm_against_hand_computation():
+    g = torch.tensor([[0.3, 0.1]])
+    local = torch.tensor([[[0.0, 0.5], [0.2, 0.2]]])  # two patches
+    best_patch = math.exp(0.5) / (1 + math.exp(0.5))
+    assert scores.gl_mcm(g, local).item() == pytest.approx(math.exp(0.3) / (math.exp(0.3) + math.exp(0.1)) + best_patch)
+    img = F.normalize(torch.randn(5, 4), dim=-1)
+    patches = F.normalize(torch.randn(5, 3, 4), dim=-1).half()
+    text = F.normalize(torch.randn(2, 4), dim=-1)
+    out = scores.local_scores(img, patches, text, text, batch=2)  # batched = all at once
+    assert torch.allclose(out["glmcm"], scores.gl_mcm(img @ text.T, patches.float() @ text.T), atol=1e-6)
+    assert torch.equal(out["glmcm"], out["locoop"]) and torch.equal(out["locoop_pred"], (img @ text.T).argmax(1))
+
+
+def test_locoop_entropy_selects_patches_whose_top_k_misses_the_label():
+    logits = torch.tensor([[[5.0, 0.0, 1.0], [0.0, 2.0, 1.0], [0.0, 0.0, 1.0]]])  # top classes 0, 1, 2
+    label = torch.tensor([1])
+    probs = torch.softmax(logits[0], dim=1)
+    entropy = lambda p: -(p * torch.log(p + 1e-5)).sum()  # noqa: E731
+    # top-1: patches 0 and 2 miss the label (OOD regions), patch 1 predicts it (kept out)
+    assert losses.locoop_entropy(logits, label, top_k=1).item() == pytest.approx(-(entropy(probs[0]) + entropy(probs[2])).item() / 2, rel=1e-5)
+    # top-2 over patches 0 and 1: patch 0's top two {0, 2} miss the label, patch 1's contain it
+    assert losses.locoop_entropy(logits[:, :2], label, top_k=2).item() == pytest.approx(-entropy(probs[0]).item(), rel=1e-5)
+    # top-3 contains every class: no OOD patch, the term is zero but keeps the graph
+    x = logits.clone().requires_grad_()
+    zero = losses.locoop_entropy(x, label, top_k=3)
+    assert zero.item() == 0.0 and zero.requires_grad
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_metrics_against_brute_force(seed):
     rng = np.random.default_rng(seed)

@@ -64,3 +64,35 @@ def test_prompt_too_long_is_a_clear_error(tiny_clip):
 
     with pytest.raises(NegPromptError, match="does not fit the text context length"):
         PromptEncoder(model, tok, ["a very long class name " * 5], n_ctx=16)
+
+
+def test_chunked_encoding_gives_the_same_features_and_gradients(tiny_clip):
+    """Length-sorted, checkpointed chunks are a memory option: same numbers, same gradients."""
+    model, tok = tiny_clip
+    enc = PromptEncoder(model, tok, NAMES * 3, n_ctx=4)  # names of different lengths, 12 classes
+    base = init_context(enc.tower, tok, "a photo of a", 4)
+    grads = []
+    for chunk in (0, 5):
+        ctx = (base.unsqueeze(0).repeat(2, 1, 1) + 0.01 * torch.arange(2.0).view(2, 1, 1)).requires_grad_()
+        out = enc(ctx, chunk=chunk)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), ctx.grad))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-5)
+    pos, neg = enc.pos_neg(base, base.unsqueeze(0).repeat(3, 1, 1), chunk=7)
+    assert pos.shape == (12, 128) and neg.shape == (12, 3, 128) and torch.allclose(neg[:, 1], pos, atol=1e-5)
+
+
+def test_patch_features_match_the_pooled_feature_and_resnets_are_refused(tiny_clip):
+    from negprompt import NegPromptError
+    from negprompt.features import encode_with_patches
+
+    model, _ = tiny_clip
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        pooled, local = encode_with_patches(model, images)
+        assert torch.allclose(pooled, model.encode_image(images), atol=1e-5)
+    assert local.shape == (3, 16, 128)  # 32 px / patch 8 = 4 x 4 patches, projected to the embedding size
+    rn = open_clip.create_model("RN50").eval()
+    with pytest.raises(NegPromptError, match="features.local"):
+        encode_with_patches(rn, torch.randn(1, 3, 224, 224))

@@ -59,6 +59,7 @@ class FeaturesParams(Section):
     train_views: int = Field(1, ge=1)
     device: str = "auto"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    local: bool = False  # also cache patch features (GL-MCM, LoCoOp); ViT backbones only
 
 
 class OptimParams(Section):
@@ -70,11 +71,21 @@ class OptimParams(Section):
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)
     device: str = "auto"
+    amp: bool = False  # mixed precision (fp16 + loss scaling on CUDA, bf16 on CPU); contexts stay float32
+    chunk: int = Field(0, ge=0)  # >0: encode at most this many prompts at once, recomputed in backward (memory)
 
 
 class PosParams(OptimParams):
     ctx_init: str = "a photo of a"  # "" = random N(0, 0.02^2) with n_ctx tokens
     n_ctx: int = Field(16, ge=1)
+
+
+class LocoopParams(Section):
+    """LoCoOp (Miyai et al. 2023): CoOp + entropy maximisation on patches whose top-k classes miss
+    the label. Trained in the `train_pos` stage when features.local is on, with pos's optimiser."""
+
+    lam: float = Field(0.25, ge=0)  # weight of the OOD-patch entropy term (official 0.25)
+    top_fraction: float = Field(0.2, gt=0, le=1)  # top-k as a fraction of the classes (official 200 of 1000)
 
 
 class NegParams(OptimParams):
@@ -110,6 +121,7 @@ class Params(Section):
     subset: SubsetParams = SubsetParams()
     features: FeaturesParams = FeaturesParams()
     pos: PosParams = PosParams()
+    locoop: LocoopParams = LocoopParams()
     neg: NegParams = NegParams()
     score: ScoreParams = ScoreParams()
     report: ReportParams = ReportParams()

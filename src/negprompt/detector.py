@@ -21,7 +21,7 @@ from negprompt.data import IMAGE_EXTENSIONS
 from negprompt.features import encode_images
 from negprompt.io import atomic_path, load_tensors, read_json, save_tensors, write_json
 from negprompt.prompts import PromptEncoder
-from negprompt.scores import extended_mcm
+from negprompt.scores import negprompt
 
 FORMAT = "negprompt-detector/1"
 
@@ -73,8 +73,8 @@ class Detector:
         enc = PromptEncoder(self.backbone.model, self.backbone.tokenizer, self.classnames, int(m["n_ctx"]))
         dev = self.backbone.model.logit_scale.device
         with torch.no_grad():
-            self.pos = enc(tensors["pos_ctx"].to(dev)).cpu()  # [k, d]
-            self.neg = enc(tensors["neg_ctx"].to(dev)).transpose(0, 1).cpu()  # [k, p, d]
+            pos, neg = enc.pos_neg(tensors["pos_ctx"].to(dev), tensors["neg_ctx"].to(dev))
+        self.pos, self.neg = pos.cpu(), neg.cpu()  # [k, d], [k, p, d]
         self.device = dev
 
     def score_files(self, files: list[Path], batch_size: int = 64, threshold: float | None = None, num_workers: int = 0) -> pd.DataFrame:
@@ -85,10 +85,8 @@ class Detector:
         for i, f in enumerate(files):
             if not errors[i] and f.suffix.lower() not in IMAGE_EXTENSIONS and not _is_image(f):
                 errors[i] = f"{f}: not an image"
-        img = torch.from_numpy(feats)
-        pos_sim = img @ self.pos.T
-        neg_sim = torch.einsum("nd,kpd->nkp", img, self.neg)
-        score = extended_mcm(pos_sim, neg_sim, self.temperature).numpy()
+        score, pos_sim, neg_sim = negprompt(torch.from_numpy(feats), self.pos, self.neg, self.temperature)
+        score = score.numpy()
         ok = np.array([not e for e in errors])
         pred = pos_sim.argmax(1).numpy()
         return pd.DataFrame({

@@ -46,14 +46,39 @@ def augmented_view(preprocess, image_size: int):
     return T.Compose([*resize, T.RandomCrop(image_size, padding=4), T.RandomHorizontalFlip(), *rest])
 
 
+def encode_with_patches(model: torch.nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(global [B, d], local [B, P, d]) unnormalised: the patch tokens after `ln_post`, projected
+    by the same `proj` as the pooled token (GL-MCM's and LoCoOp's local features). ViT towers only."""
+    visual = model.visual
+    if not hasattr(visual, "_pool") or getattr(visual, "attn_pool", None) is not None or getattr(visual, "proj", None) is None:
+        raise NegPromptError(f"{type(visual).__name__}: local (patch) features need an open_clip ViT image tower with a "
+                             "projection (features.local: true is not supported for ResNet/attention-pool towers)")
+    x = visual.transformer(visual._embeds(images))
+    pooled, tokens = visual._pool(x)
+    if visual.final_ln_after_pool:  # tokens were not normalised by _pool in this configuration
+        tokens = visual.ln_post(tokens)
+    return pooled @ visual.proj, tokens @ visual.proj
+
+
+def patch_shape(model: torch.nn.Module, image_size: int) -> tuple[int, int]:
+    """(patches P, feature size d) of `encode_with_patches` for this model."""
+    with torch.inference_mode():
+        device = next(model.parameters()).device
+        return tuple(encode_with_patches(model, torch.zeros(1, 3, image_size, image_size, device=device))[1].shape[1:])
+
+
 @torch.inference_mode()
 def encode_images(model: torch.nn.Module, transform, paths: list[Path], batch_size: int = 256, num_workers: int = 0,
                   device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, strict: bool = True,
-                  desc: str = "encode images") -> tuple[np.ndarray, list[str]]:
+                  desc: str = "encode images", local_out: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
     """Features [N, d] float32 (L2-normalised) and per-image error strings ("" when fine).
 
+    `local_out` [N, P, d] (e.g. a float16 `np.lib.format.open_memmap`) receives the L2-normalised
+    patch features batch by batch, so ImageNet-scale patch caches never sit in memory.
     strict=True raises on the first unreadable image, naming the file.
     """
+    if local_out is not None and not strict:
+        raise ValueError("patch features are cached in strict mode only (rows must stay aligned)")
     device = torch.device(device)
     loader = DataLoader(ImageFiles(paths, transform), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=_collate, pin_memory=device.type == "cuda")
@@ -66,7 +91,11 @@ def encode_images(model: torch.nn.Module, transform, paths: list[Path], batch_si
             feats.append(np.zeros((len(errs), 0), np.float32))
         else:
             with autocast:
-                f = model.encode_image(images.to(device, non_blocking=True))
+                if local_out is not None:
+                    f, tokens = encode_with_patches(model, images.to(device, non_blocking=True))
+                    local_out[len(errors) : len(errors) + len(errs)] = F.normalize(tokens.float(), dim=-1).cpu().numpy()
+                else:
+                    f = model.encode_image(images.to(device, non_blocking=True))
             feats.append(F.normalize(f.float(), dim=-1).cpu().numpy())
         errors.extend(errs)
     dim = max(f.shape[1] for f in feats) if feats else 0

@@ -58,3 +58,17 @@ def official_stage2(logits: torch.Tensor, labels: torch.Tensor, pos_feats: torch
     mean_norm = neg_feats.mean(dim=1).norm(dim=-1, keepdim=True)  # [k, 1]
     nnd_term = (-(1 - neg_feats.norm(dim=-1) * mean_norm)).mean(dim=1).mean()
     return nis_term + beta * npd_term + gamma * nnd_term
+
+
+def locoop_entropy(local_logits: torch.Tensor, labels: torch.Tensor, top_k: int) -> torch.Tensor:
+    """LoCoOp's OOD regulariser (to be added with weight λ): minus the mean entropy of the class
+    distribution of the patches whose top-`top_k` classes miss the image's label (treated as OOD
+    regions, pushed towards uniform). local_logits [B, P, k] scaled logits, labels [B]."""
+    b, n, k = local_logits.shape
+    probs = torch.softmax(local_logits.reshape(b * n, k).float(), dim=1)
+    top = probs.topk(min(top_k, k), dim=1).indices
+    ood = ~(top == labels.repeat_interleave(n).unsqueeze(1)).any(dim=1)
+    if not ood.any():
+        return local_logits.sum() * 0.0
+    sel = probs[ood]
+    return (sel * torch.log(sel + 1e-5)).sum(dim=1).mean()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from negprompt import NegPromptError
 
@@ -112,20 +113,38 @@ class PromptEncoder(nn.Module):
         self.num_classes = len(classnames)
 
     def forward(self, ctx: torch.Tensor, normalize: bool = True, chunk: int = 0) -> torch.Tensor:
-        """ctx [n, w] -> [k, d]; ctx [m, n, w] -> [m, k, d] (m contexts shared across classes)."""
+        """ctx [n, w] -> [k, d]; ctx [m, n, w] -> [m, k, d] (m contexts shared across classes).
+
+        chunk > 0 encodes at most `chunk` prompts at a time (see `_encode_chunked`)."""
         single = ctx.dim() == 2
         ctx = ctx.unsqueeze(0) if single else ctx
         m, k = ctx.shape[0], self.num_classes
         ctx_all = ctx.unsqueeze(1).expand(m, k, *ctx.shape[1:]).reshape(m * k, *ctx.shape[1:])
         x = torch.cat([self.prefix.repeat(m, 1, 1), ctx_all.to(self.prefix.dtype), self.suffix.repeat(m, 1, 1)], dim=1)
         eot = self.eot.repeat(m)
-        if chunk and x.shape[0] > chunk:
-            feats = torch.cat([self.tower.encode_embeddings(x[i : i + chunk], eot[i : i + chunk]) for i in range(0, x.shape[0], chunk)])
-        else:
-            feats = self.tower.encode_embeddings(x, eot)
+        feats = self._encode_chunked(x, eot, chunk) if chunk and x.shape[0] > chunk else self.tower.encode_embeddings(x, eot)
         feats = feats.float().view(m, k, -1)
         feats = F.normalize(feats, dim=-1) if normalize else feats
         return feats[0] if single else feats
+
+    def pos_neg(self, pos_ctx: torch.Tensor, neg_ctx: torch.Tensor, chunk: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Positive features [k, d] of pos_ctx [n, w] and negative features [k, p, d] of neg_ctx [p, n, w]."""
+        return self(pos_ctx, chunk=chunk), self(neg_ctx, chunk=chunk).transpose(0, 1)
+
+    def _encode_chunked(self, x: torch.Tensor, eot: torch.Tensor, chunk: int) -> torch.Tensor:
+        """Prompts sorted by length, each chunk cut to its own longest EOT (short names stop paying
+        for the longest), and, when gradients flow, recomputed in backward (activation
+        checkpointing): activation memory grows with `chunk`, not with k·p."""
+        order = torch.argsort(eot.cpu(), stable=True)
+        eot_cpu = eot.cpu()
+        grad = torch.is_grad_enabled() and x.requires_grad
+        out = []
+        for idx in order.split(chunk):
+            length = int(eot_cpu[idx].max()) + 1
+            idx = idx.to(x.device)
+            xi, ei = x[idx, :length], eot[idx]
+            out.append(checkpoint(self.tower.encode_embeddings, xi, ei, use_reentrant=False) if grad else self.tower.encode_embeddings(xi, ei))
+        return torch.cat(out)[torch.argsort(order).to(x.device)]
 
 
 @torch.no_grad()

@@ -14,7 +14,13 @@ import pandas as pd  # noqa: E402
 from negprompt import metrics  # noqa: E402
 from negprompt.scores import METHODS, PREDICTIONS  # noqa: E402
 
-LABELS = {"mcm": "MCM", "msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "coop": "CoOp", "negprompt": "NegPrompt"}
+LABELS = {"mcm": "MCM", "msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "glmcm": "GL-MCM", "coop": "CoOp",
+          "locoop": "LoCoOp", "negprompt": "NegPrompt"}
+
+
+def methods_in(table: pd.DataFrame) -> list[str]:
+    """The methods a score table has (GL-MCM and LoCoOp only when local features were cached)."""
+    return [m for m in METHODS if m in table.columns]
 
 # Paper Tables 2-4 (AUROC / FPR95 in %, ID top-1) for the ImageNet benchmarks.
 PAPER = {
@@ -41,8 +47,9 @@ def seed_metrics(table: pd.DataFrame) -> dict:
     out = {}
     for name in [s for s in table.set.unique() if s != "id"]:
         ood = table[table.set == name]
-        out[name] = {m: {"auroc": 100 * metrics.auroc(ident[m], ood[m]), "fpr95": 100 * metrics.fpr_at_95_tpr(ident[m], ood[m])} for m in METHODS}
-    acc = {m: 100 * float((ident[col] == ident.label).mean()) for m, col in PREDICTIONS.items()}
+        out[name] = {m: {"auroc": 100 * metrics.auroc(ident[m], ood[m]), "fpr95": 100 * metrics.fpr_at_95_tpr(ident[m], ood[m])}
+                     for m in methods_in(table)}
+    acc = {m: 100 * float((ident[col] == ident.label).mean()) for m, col in PREDICTIONS.items() if col in table.columns}
     return {"ood": out, "acc": acc}
 
 
@@ -51,6 +58,7 @@ def aggregate(tables: list[pd.DataFrame]) -> dict:
     average: {method: ...} (mean over OOD sets per seed, then over seeds), id_top1: {method: ...}}."""
     per_seed = [seed_metrics(t) for t in tables]
     sets = list(per_seed[0]["ood"])
+    methods = methods_in(tables[0])
 
     def stats(values):
         values = np.asarray(values, dtype=np.float64)
@@ -59,18 +67,18 @@ def aggregate(tables: list[pd.DataFrame]) -> dict:
     ood, average = {}, {}
     for s in sets:
         ood[s] = {}
-        for m in METHODS:
+        for m in methods:
             entry = {}
             for metric in ("auroc", "fpr95"):
                 entry[metric], entry[f"{metric}_std"] = stats([r["ood"][s][m][metric] for r in per_seed])
             ood[s][m] = entry
-    for m in METHODS:
+    for m in methods:
         entry = {}
         for metric in ("auroc", "fpr95"):
             entry[metric], entry[f"{metric}_std"] = stats([np.mean([r["ood"][s][m][metric] for s in sets]) for r in per_seed])
         average[m] = entry
     acc = {}
-    for m in PREDICTIONS:
+    for m in per_seed[0]["acc"]:
         acc[m] = dict(zip(("top1", "top1_std"), stats([r["acc"][m] for r in per_seed])))
     return {"ood": ood, "average": average, "id_top1": acc}
 
@@ -94,7 +102,7 @@ def metrics_table(agg: dict) -> str:
     sets = list(agg["ood"]) + ["average"]
     head = "| method | " + " | ".join(f"{s} AUROC ↑ | {s} FPR95 ↓" for s in sets) + " |"
     lines = [head, "|---" * (1 + 2 * len(sets)) + "|"]
-    for m in METHODS:
+    for m in agg["average"]:
         cells = []
         for s in sets:
             e = agg["average"][m] if s == "average" else agg["ood"][s][m]
@@ -112,7 +120,7 @@ def plot_roc(tables: list[pd.DataFrame], path: Path) -> dict[str, pd.DataFrame]:
     ident, curves = t[t.set == "id"], {}
     for ax, s in zip(axes[0], sets):
         ood = t[t.set == s]
-        for m in METHODS:
+        for m in methods_in(t):
             fpr, tpr = metrics.roc(ident[m], ood[m])
             ax.plot(fpr, tpr, label=f"{LABELS[m]} ({100 * metrics.auroc(ident[m], ood[m]):.1f})", lw=2.2 if m == "negprompt" else 1.2)
             if m == "negprompt":

@@ -1,6 +1,7 @@
 """OOD scores, higher = more in-distribution. Inputs are cosine similarities or CLIP's scaled logits."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -14,6 +15,35 @@ def extended_mcm(pos_sim: torch.Tensor, neg_sim: torch.Tensor, temperature: floa
 def mcm(pos_sim: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Maximum concept matching (Ming et al. 2022): max softmax of cosine similarities / τ."""
     return torch.softmax(pos_sim / temperature, dim=1).max(dim=1).values
+
+
+def gl_mcm(global_sim: torch.Tensor, local_sim: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """GL-MCM (Miyai et al. 2023): the global image's MCM plus the largest MCM of any patch.
+    global_sim [N, k], local_sim [N, P, k] cosine similarities."""
+    return mcm(global_sim, temperature) + torch.softmax(local_sim / temperature, dim=-1).amax(dim=(1, 2))
+
+
+def negprompt(img: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, temperature: float = 1.0):
+    """NegPrompt's score of images [N, d] against learned prompt features pos [k, d], neg [k, p, d]:
+    (Eq. 3 score [N], positive similarities [N, k], negative similarities [N, k, p])."""
+    pos_sim = img @ pos.T
+    neg_sim = torch.einsum("nd,kpd->nkp", img, neg)
+    return extended_mcm(pos_sim, neg_sim, temperature), pos_sim, neg_sim
+
+
+def local_scores(img: torch.Tensor, local, zero_shot: torch.Tensor, locoop: torch.Tensor,
+                 temperature: float = 1.0, batch: int = 256) -> dict[str, torch.Tensor]:
+    """GL-MCM (zero-shot prompts) and LoCoOp (its learned prompts, GL-MCM score, as its paper
+    reports) from patch features `local` [N, P, d] (a tensor or a memory-mapped array, any float
+    dtype), in batches: [N, P, k] does not fit in memory at ImageNet scale."""
+    out = {"glmcm": [], "locoop": [], "locoop_pred": []}
+    for i in range(0, len(img), batch):
+        g, loc = img[i : i + batch], torch.as_tensor(np.asarray(local[i : i + batch], dtype=np.float32))
+        out["glmcm"].append(gl_mcm(g @ zero_shot.T, loc @ zero_shot.T, temperature))
+        sim = g @ locoop.T
+        out["locoop"].append(gl_mcm(sim, loc @ locoop.T, temperature))
+        out["locoop_pred"].append(sim.argmax(1))
+    return {k: torch.cat(v) for k, v in out.items()}
 
 
 def msp(logits: torch.Tensor) -> torch.Tensor:
@@ -38,12 +68,11 @@ def score_images(img: torch.Tensor, zero_shot: torch.Tensor, coop: torch.Tensor,
     neg, neg_init [k, p, d]; all L2-normalised."""
     zs_sim = img @ zero_shot.T
     coop_sim = img @ coop.T
-    pos_sim = img @ pos.T  # [N, k]
-    neg_sim = torch.einsum("nd,kpd->nkp", img, neg)
+    score, pos_sim, neg_sim = negprompt(img, pos, neg, temperature)
     init_sim = torch.einsum("nd,kpd->nkp", img, neg_init)
     zs_logits = logit_scale * zs_sim
     return {
-        "negprompt": extended_mcm(pos_sim, neg_sim, temperature),
+        "negprompt": score,
         "negprompt_pred": pos_sim.argmax(1),
         "mcm": mcm(zs_sim, temperature),
         "zero_shot_pred": zs_sim.argmax(1),
@@ -60,5 +89,5 @@ def score_images(img: torch.Tensor, zero_shot: torch.Tensor, coop: torch.Tensor,
     }
 
 
-METHODS = ("mcm", "msp", "maxlogit", "energy", "coop", "negprompt")
-PREDICTIONS = {"mcm": "zero_shot_pred", "coop": "coop_pred", "negprompt": "negprompt_pred"}
+METHODS = ("mcm", "msp", "maxlogit", "energy", "glmcm", "coop", "locoop", "negprompt")  # glmcm, locoop: with features.local
+PREDICTIONS = {"mcm": "zero_shot_pred", "coop": "coop_pred", "locoop": "locoop_pred", "negprompt": "negprompt_pred"}

@@ -1,7 +1,10 @@
 """The two training loops, on cached image features (CLIP frozen, only prompt contexts learn).
 
-Stage 1 (CoOp, Eqs. 1-2): cross-entropy over the k positive logits.
+Stage 1 (CoOp, Eqs. 1-2): cross-entropy over the k positive logits (+ LoCoOp's patch entropy
+term when local features are given).
 Stage 2 (Eqs. 3-7): positive context frozen, p negative contexts shared across classes.
+`amp` runs the text encoder in reduced precision (fp16 with loss scaling on CUDA, bf16 on CPU)
+while the contexts and their optimiser state stay float32.
 """
 from __future__ import annotations
 
@@ -20,6 +23,22 @@ def _optimizer(params, name: str, lr: float, momentum: float, total_steps: int):
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps))
 
 
+class Precision:
+    """autocast around the forward, gradient scaling (fp16 only) around the float32 step."""
+
+    def __init__(self, device: torch.device, amp: bool):
+        fp16 = device.type == "cuda"
+        self.autocast = torch.autocast(device.type, dtype=torch.float16 if fp16 else torch.bfloat16, enabled=amp)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp and fp16)
+
+    def step(self, loss: torch.Tensor, opt, sched) -> None:
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+        self.scaler.update()
+        sched.step()
+
+
 def _batches(n: int, batch_size: int, gen: torch.Generator):
     order = torch.randperm(n, generator=gen)
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
@@ -27,23 +46,29 @@ def _batches(n: int, batch_size: int, gen: torch.Generator):
 
 def train_positive(encoder: PromptEncoder, ctx_init: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor,
                    logit_scale: float, epochs: int, batch_size: int, optimizer: str, lr: float, momentum: float,
-                   seed: int, on_epoch: Callable[[int, dict], None] | None = None) -> torch.Tensor:
-    """CoOp: learn one shared context [n, w]. feats [N, d] L2-normalised, labels [N] in 0..k-1."""
+                   seed: int, on_epoch: Callable[[int, dict], None] | None = None, amp: bool = False, chunk: int = 0,
+                   local: torch.Tensor | None = None, locoop_lambda: float = 0.25, locoop_top_k: int = 200) -> torch.Tensor:
+    """CoOp: learn one shared context [n, w]. feats [N, d] L2-normalised, labels [N] in 0..k-1.
+    With `local` [N, P, d] patch features this is LoCoOp: + λ · `losses.locoop_entropy`."""
     gen = torch.Generator().manual_seed(seed)
     device = encoder.prefix.device
     ctx = torch.nn.Parameter(ctx_init.clone().to(device))
     steps_per_epoch = -(-len(feats) // batch_size)
     opt, sched = _optimizer([ctx], optimizer, lr, momentum, epochs * steps_per_epoch)
+    precision = Precision(device, amp)
     feats, labels = feats.to(device), labels.to(device)
-    for epoch in tqdm(range(epochs), desc="train positive prompts", unit="epoch"):
+    desc = "train LoCoOp prompts" if local is not None else "train positive prompts"
+    for epoch in tqdm(range(epochs), desc=desc, unit="epoch"):
         total, correct = 0.0, 0
         for idx in _batches(len(feats), batch_size, gen):
-            logits = logit_scale * feats[idx] @ encoder(ctx).T  # [B, k]  Eq. 1
-            loss = F.cross_entropy(logits, labels[idx])  # Eq. 2
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            with precision.autocast:
+                text = encoder(ctx, chunk=chunk)
+                logits = logit_scale * feats[idx] @ text.T  # [B, k]  Eq. 1
+                loss = F.cross_entropy(logits, labels[idx])  # Eq. 2
+                if local is not None:
+                    local_logits = logit_scale * local[idx].to(device, text.dtype) @ text.T  # [B, P, k]
+                    loss = loss + locoop_lambda * losses.locoop_entropy(local_logits, labels[idx], locoop_top_k)
+            precision.step(loss, opt, sched)
             total += loss.item() * len(idx)
             correct += (logits.argmax(1) == labels[idx]).sum().item()
         if on_epoch:
@@ -65,7 +90,8 @@ def stage2_loss(variant: str, feats: torch.Tensor, labels: torch.Tensor, pos_fea
 def train_negative(encoder: PromptEncoder, pos_ctx: torch.Tensor, neg_ctx_init: torch.Tensor, feats: torch.Tensor,
                    labels: torch.Tensor, logit_scale: float, variant: str, beta: float, gamma: float, epochs: int,
                    batch_size: int, optimizer: str, lr: float, momentum: float, seed: int, one_stage: bool = False,
-                   on_epoch: Callable[[int, dict], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   on_epoch: Callable[[int, dict], None] | None = None, amp: bool = False,
+                   chunk: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Learn p negative contexts [p, n, w] shared across classes. The positive context is frozen and
     its text features computed once; with `one_stage` (Table 5 ablation) both are learned together
     and the positive cross-entropy is added. Returns (pos_ctx, neg_ctx)."""
@@ -76,23 +102,22 @@ def train_negative(encoder: PromptEncoder, pos_ctx: torch.Tensor, neg_ctx_init: 
     params = [neg_ctx, pos] if one_stage else [neg_ctx]
     steps_per_epoch = -(-len(feats) // batch_size)
     opt, sched = _optimizer(params, optimizer, lr, momentum, epochs * steps_per_epoch)
+    precision = Precision(device, amp)
     feats, labels = feats.to(device), labels.to(device)
     frozen_pos = None
     if not one_stage:
         with torch.no_grad():
-            frozen_pos = encoder(pos)  # [k, d], computed once: the positive prompts do not change
+            frozen_pos = encoder(pos, chunk=chunk)  # [k, d], computed once: the positive prompts do not change
     for epoch in tqdm(range(epochs), desc="train negative prompts", unit="epoch"):
         total = 0.0
         for idx in _batches(len(feats), batch_size, gen):
-            pos_feats = frozen_pos if frozen_pos is not None else encoder(pos)
-            neg_feats = encoder(neg_ctx).transpose(0, 1)  # [p, k, d] -> [k, p, d]
-            loss = stage2_loss(variant, feats[idx], labels[idx], pos_feats, neg_feats, logit_scale, beta, gamma)
-            if one_stage:
-                loss = loss + F.cross_entropy(logit_scale * feats[idx] @ pos_feats.T, labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            with precision.autocast:
+                pos_feats = frozen_pos if frozen_pos is not None else encoder(pos, chunk=chunk)
+                neg_feats = encoder(neg_ctx, chunk=chunk).transpose(0, 1)  # [p, k, d] -> [k, p, d]
+                loss = stage2_loss(variant, feats[idx], labels[idx], pos_feats, neg_feats, logit_scale, beta, gamma)
+                if one_stage:
+                    loss = loss + F.cross_entropy(logit_scale * feats[idx] @ pos_feats.T, labels[idx])
+            precision.step(loss, opt, sched)
             total += loss.item() * len(idx)
         if on_epoch:
             on_epoch(epoch, {"loss": total / len(feats)})

@@ -90,9 +90,12 @@ def test_dvc_repro_imagenet_conventional_open_vocab(imagenet_root, tmp_path):
     patches = np.load(work / "features/test_local.npy", mmap_mode="r")
     assert patches.dtype == np.float16 and patches.shape == (len(scores), 16, 128)  # 32 px / patch 8, embed 128
 
-    dvc(work, "exp", "run", "-S", "data.benchmark=imagenet_hard", "-S", "data.hard_split=split2", "-S", "open_vocab=false")
-    hard = json.loads((work / "reports/metrics.json").read_text())["imagenet_hard_split2"]
-    assert list(hard["ood"]) == ["ood"]
-    classes = pd.read_csv(work / "data/benchmark/classes.tsv", sep="\t")
-    assert classes.class_id.tolist() == hard_splits()["split2"]["id"]
-    assert (pd.read_parquet(work / "scores/seed1.parquet").set == "ood").sum() == 86
+    for split in ("split1", "split2", "split3", "split4"):  # every hard split through `report`
+        dvc(work, "exp", "run", "-S", "data.benchmark=imagenet_hard", "-S", f"data.hard_split={split}", "-S", "open_vocab=false")
+        spec = hard_splits()[split]
+        hard = json.loads((work / "reports/metrics.json").read_text())[f"imagenet_hard_{split}"]
+        assert list(hard["ood"]) == ["ood"] and "locoop" in hard["average"]
+        classes = pd.read_csv(work / "data/benchmark/classes.tsv", sep="\t")
+        assert classes.class_id.tolist() == spec["id"]
+        ood = (pd.read_parquet(work / "scores/seed1.parquet").set == "ood").sum()
+        assert ood == len(spec["ood_known_unknown"]) + len(spec["ood_unknown_unknown"])  # one val image per OOD class

@@ -15,3 +15,12 @@ def test_bench_step_runs_and_reports_every_field():
     for row in info["rows"]:
         assert {"k", "p", "batch", "ours_s", "reference_s", "ratio", "ours_peak_mb", "reference_peak_mb"} <= set(row)
         assert row["ours_s"] > 0 and row["reference_s"] > 0 and row["ours_tokens"] < row["reference_tokens"]
+
+
+def test_bench_encode_runs_and_truncation_keeps_fewer_tokens():
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks/bench_encode.py"), "--model", "miniworld-tiny", "--classes", "6",
+                          "--images", "4", "--batch", "2", "--workers", "0", "--repeats", "1", "--device", "cpu", "--json"],
+                         capture_output=True, text=True, check=True, cwd=REPO / "benchmarks")
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info["text"]["tokens_truncated"] < info["text"]["tokens_full"]
+    assert all(v > 0 for v in info["text"].values()) and all(v > 0 for v in info["images"].values())

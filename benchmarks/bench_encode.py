@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import negprompt.backbone  # noqa: F401  (registers the mini-world model config)
-from bench_step import FullLengthPrompts, _sync
+from bench_step import FullLengthPrompts, median_seconds
 from negprompt.data import imagenet_classes
 from negprompt.features import ImageFiles, _collate, encode_images
 from negprompt.prompts import PromptEncoder, TextTower, init_context
@@ -31,15 +30,7 @@ from negprompt.prompts import PromptEncoder, TextTower, init_context
 
 def rate(fn, n: int, device, repeats: int = 3) -> float:
     """Items per second: n items per call, median of `repeats` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return n / float(np.median(times))
+    return n / median_seconds(fn, device, repeats, warmup=1)
 
 
 @torch.no_grad()

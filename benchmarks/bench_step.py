@@ -86,9 +86,8 @@ def mmap_threshold(nbytes: int) -> None:
             pass
 
 
-def measure(fn, device, steps: int, warmup: int = 1) -> tuple[float, float]:
-    """Median seconds per call after warm-up, and peak memory above the start of one more call
-    (CUDA max allocated, or sampled RSS on CPU)."""
+def median_seconds(fn, device, steps: int, warmup: int = 1) -> float:
+    """Median wall seconds of `steps` calls after `warmup` untimed ones (device synchronised)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -98,6 +97,13 @@ def measure(fn, device, steps: int, warmup: int = 1) -> tuple[float, float]:
         fn()
         _sync(device)
         times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def measure(fn, device, steps: int, warmup: int = 1) -> tuple[float, float]:
+    """Median seconds per call after warm-up, and peak memory above the start of one more call
+    (CUDA max allocated, or sampled RSS on CPU)."""
+    seconds = median_seconds(fn, device, steps, warmup)
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -111,7 +117,7 @@ def measure(fn, device, steps: int, warmup: int = 1) -> tuple[float, float]:
             fn()
         mmap_threshold(32 * 2**20)
         peak = rss.mb
-    return statistics.median(times), peak
+    return seconds, peak
 
 
 def run_ladder(model, images, labels, pos_ctx, neg_ctx, scale, full, ours_enc, cached, pos_feats, autocast,

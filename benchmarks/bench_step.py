@@ -120,39 +120,6 @@ def measure(fn, device, steps: int, warmup: int = 1) -> tuple[float, float]:
     return seconds, peak
 
 
-def run_ladder(model, images, labels, pos_ctx, neg_ctx, scale, full, ours_enc, cached, pos_feats, autocast,
-               reference, ours, device, steps, warmup, k, p, batch) -> list[dict]:
-    """The reference step with our optimisations added one at a time."""
-
-    def step(encoder, feats_fn, all_prompts: bool, chunk: int = 0):
-        def fn():
-            with autocast:
-                feats = feats_fn()
-                if all_prompts:
-                    both = encoder(torch.cat([pos_ctx.unsqueeze(0), neg_ctx]), chunk=chunk)
-                    pos, neg = both[0], both[1:]
-                else:
-                    pos, neg = pos_feats, encoder(neg_ctx, chunk=chunk)
-                loss = stage2_loss("official", feats, labels, pos, neg.transpose(0, 1), scale, 0.1, 0.05)
-            loss.backward()
-            neg_ctx.grad = None
-        return fn
-
-    chunk = max(1, k * p // 4)
-    tokens = full.prefix.shape[1] + len(pos_ctx) + full.suffix.shape[1]
-    variants = [(f"reference: images + all k(1+p) prompts at {tokens} tokens", reference),
-                ("+ cached image features", step(full, lambda: cached, True)),
-                ("+ EOT truncation", step(ours_enc, lambda: cached, True)),
-                ("+ positive features once (= ours)", ours),
-                (f"+ chunks of {chunk}, length-sorted, checkpointed", step(ours_enc, lambda: cached, False, chunk))]
-    rows = []
-    for name, fn in variants:
-        s, mb = measure(fn, device, steps, warmup)
-        rows.append({"variant": name, "k": k, "p": p, "batch": batch, "s": round(s, 4), "peak_mb": round(mb, 1)})
-        print(f"  {name}: {s:.3f} s, {mb:.0f} MB", file=sys.stderr, flush=True)
-    return rows
-
-
 def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int, amp: bool, warmup: int = 1,
                ladder: bool = False, with_reference: bool = True, chunk: int = 0):
     names = imagenet_classes().name.tolist()[:k]
@@ -167,29 +134,43 @@ def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int,
     autocast = torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16, enabled=amp)
 
     full = FullLengthPrompts(model, tokenizer, names, len(ctx0))
-
-    def reference():
-        with autocast:
-            feats = F.normalize(model.encode_image(images).float(), dim=-1)
-            both = full(torch.cat([pos_ctx.unsqueeze(0), neg_ctx]))  # [1+p, k, d]
-            loss = stage2_loss("official", feats, labels, both[0], both[1:].transpose(0, 1), scale, 0.1, 0.05)
-        loss.backward()
-        neg_ctx.grad = None
-
     ours_enc = PromptEncoder(model, tokenizer, names, len(ctx0))
     with torch.no_grad():
         cached = F.normalize(model.encode_image(images).float(), dim=-1)
         pos_feats = ours_enc(pos_ctx)
 
-    def ours():
-        with autocast:
-            loss = stage2_loss("official", cached, labels, pos_feats, ours_enc(neg_ctx, chunk=chunk).transpose(0, 1), scale, 0.1, 0.05)
-        loss.backward()
-        neg_ctx.grad = None
+    def step(encoder, image_feats, all_prompts: bool, chunk: int = 0):
+        """One stage-2 step: `image_feats()`, the positive and negative prompt features (all k(1+p)
+        through `encoder` every step, or the k·p negatives beside the frozen positives), loss, backward."""
+        def fn():
+            with autocast:
+                feats = image_feats()
+                if all_prompts:
+                    both = encoder(torch.cat([pos_ctx.unsqueeze(0), neg_ctx]), chunk=chunk)  # [1+p, k, d]
+                    pos, neg = both[0], both[1:]
+                else:
+                    pos, neg = pos_feats, encoder(neg_ctx, chunk=chunk)
+                loss = stage2_loss("official", feats, labels, pos, neg.transpose(0, 1), scale, 0.1, 0.05)
+            loss.backward()
+            neg_ctx.grad = None
+        return fn
 
-    if ladder:
-        return run_ladder(model, images, labels, pos_ctx, neg_ctx, scale, full, ours_enc, cached, pos_feats, autocast,
-                          reference, ours, device, steps, warmup, k, p, batch)
+    reference = step(full, lambda: F.normalize(model.encode_image(images).float(), dim=-1), True)
+    ours = step(ours_enc, lambda: cached, False, chunk)
+    if ladder:  # the reference step with our optimisations added one at a time
+        ladder_chunk = max(1, k * p // 4)
+        tokens = full.prefix.shape[1] + len(pos_ctx) + full.suffix.shape[1]
+        variants = [(f"reference: images + all k(1+p) prompts at {tokens} tokens", reference),
+                    ("+ cached image features", step(full, lambda: cached, True)),
+                    ("+ EOT truncation", step(ours_enc, lambda: cached, True)),
+                    ("+ positive features once (= ours)", step(ours_enc, lambda: cached, False)),
+                    (f"+ chunks of {ladder_chunk}, length-sorted, checkpointed", step(ours_enc, lambda: cached, False, ladder_chunk))]
+        rows = []
+        for name, fn in variants:
+            s, mb = measure(fn, device, steps, warmup)
+            rows.append({"variant": name, "k": k, "p": p, "batch": batch, "s": round(s, 4), "peak_mb": round(mb, 1)})
+            print(f"  {name}: {s:.3f} s, {mb:.0f} MB", file=sys.stderr, flush=True)
+        return rows
     o_s, o_mb = measure(ours, device, steps, warmup)
     r_s, r_mb = measure(reference, device, steps, warmup) if with_reference else (None, None)
     return {"k": k, "p": p, "batch": batch, "ours_s": round(o_s, 4), "reference_s": r_s and round(r_s, 4),

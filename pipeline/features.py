@@ -36,16 +36,17 @@ def main():
     size = bb.model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     views = [train if view == 0 else train[train.split == "train"] for view in range(p.train_views)]
+    shape = patch_shape(bb.model, size) if p.local else None  # (P, d)
     with atomic_path(FEATURES, directory=True) as out:
         def patches(name: str, n: int):
-            return np.lib.format.open_memmap(out / name, mode="w+", dtype=np.float16, shape=(n, *patch_shape(bb.model, size))) if p.local else None
+            return np.lib.format.open_memmap(out / name, mode="w+", dtype=np.float16, shape=(n, *shape)) if shape else None
 
         train_local, start, tables, feats = patches("train_local.npy", sum(len(v) for v in views)), 0, [], []
         for view, rows in enumerate(views):
             transform = bb.preprocess if view == 0 else augmented_view(bb.preprocess, size)
             torch.manual_seed(view)
-            local = None if train_local is None else train_local[start : start + len(rows)]
-            f, _ = encode_images(bb.model, transform, [root / x for x in rows.path], desc=f"encode train view {view}", local_out=local, **kw)
+            rows_local = None if train_local is None else train_local[start : start + len(rows)]
+            f, _ = encode_images(bb.model, transform, [root / x for x in rows.path], desc=f"encode train view {view}", local_out=rows_local, **kw)
             tables.append(rows.assign(view=view)[["path", "label", "split", "view"]])
             feats.append(f)
             start += len(rows)
@@ -57,9 +58,10 @@ def main():
         for mm in (train_local, test_local):
             if mm is not None:
                 mm.flush()
-        del train_local, test_local, local
-    local = f", and {patch_shape(bb.model, size)[0]} patch features per image (float16)" if p.local else ""
+        del train_local, test_local, rows_local  # close the memory maps before the directory is moved into place
+    local = f", and {shape[0]} patch features per image (float16)" if shape else ""
     print(f"cached {len(table)} train and {len(test)} test features of dim {f.shape[1]}{local}")
+
 
 if __name__ == "__main__":
     run(main)

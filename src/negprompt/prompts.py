@@ -135,8 +135,8 @@ class PromptEncoder(nn.Module):
         """Prompts sorted by length, each chunk cut to its own longest EOT (short names stop paying
         for the longest), and, when gradients flow, recomputed in backward (activation
         checkpointing): activation memory grows with `chunk`, not with k·p."""
-        order = torch.argsort(eot.cpu(), stable=True)
         eot_cpu = eot.cpu()
+        order = torch.argsort(eot_cpu, stable=True)
         grad = torch.is_grad_enabled() and x.requires_grad
         out = []
         for idx in order.split(chunk):

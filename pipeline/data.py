@@ -3,7 +3,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from negprompt import data
+from negprompt import data, openmoji
 from negprompt.io import atomic_path, write_json, write_table
 from pipeline.common import BENCHMARK, load_params, run
 
@@ -11,10 +11,14 @@ from pipeline.common import BENCHMARK, load_params, run
 def main():
     p = load_params().data
     with atomic_path(BENCHMARK, directory=True) as out:
-        if p.benchmark == "miniworld":
-            data.write_miniworld(out / "images", p.seed, p.train_per_class, p.test_per_class, p.ood_per_set, p.image_size,
-                                 progress=lambda jobs: tqdm(jobs, desc="render mini-world", unit="class"))
-            bench = data.read_miniworld(out / "images")
+        if p.benchmark in data.WORLDS:
+            render = None
+            if p.benchmark == "openmoji":
+                font = str(openmoji.load_font(p.font or str(openmoji.default_font())).path)  # fails here, before any image
+                render = lambda world, c, rng, size: openmoji.render(c, rng, size, others=world.all_concepts, font=font)  # noqa: E731
+            data.write_world(out / "images", p.benchmark, p.seed, p.train_per_class, p.test_per_class, p.ood_per_set, p.image_size,
+                             render=render, progress=lambda jobs: tqdm(jobs, desc=f"render {p.benchmark}", unit="concept"))
+            bench = data.read_world(out / "images", p.benchmark)
             bench.root = BENCHMARK / "images"
         else:
             if not p.root:

@@ -42,7 +42,50 @@ def images(tmp_path):
         Image.fromarray(mw.render(c, rng)).save(folder / ("sub" if i == 2 else ".") / f"img{i}.{'jpg' if i else 'png'}")
     (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     (folder / "notes.txt").write_text("not an image")
+    (folder / "empty.png").write_bytes(b"")
+    jpeg = folder / "img1.jpg"
+    (folder / "truncated.jpg").write_bytes(jpeg.read_bytes()[: len(jpeg.read_bytes()) // 3])
     return folder
+
+
+UNREADABLE = ["corrupt.png", "empty.png", "notes.txt", "truncated.jpg"]
+VERDICT = ["predicted_class", "id_score", "is_ood", "top_negative_similarity"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_unreadable_files_get_no_verdict(bundle, images, tmp_path, fmt):
+    """An unreadable file's row has null verdict columns in every format, so keeping the
+    in-distribution images with is_ood == False never passes an unreadable file on."""
+    out = tmp_path / f"res.{fmt}"
+    res = CliRunner().invoke(app, ["detect", str(bundle), str(images), "--out", str(out), "--format", fmt, "--threshold", "2"])
+    assert res.exit_code == 0, res.output
+    assert "3 images scored: 3 flagged OOD" in res.output and "4 unreadable" in res.output
+    if fmt == "csv":
+        df = pd.read_csv(out, keep_default_na=False, dtype=str)
+        bad = df[df.path.map(lambda p: p.split("/")[-1]).isin(UNREADABLE)]
+        assert (bad[VERDICT] == "").all().all()
+        assert (df[df.error == ""].is_ood == "True").all()
+        df = pd.read_csv(out)
+    elif fmt == "json":
+        rows = json.loads(out.read_text())
+        bad = [r for r in rows if r["path"].split("/")[-1] in UNREADABLE]
+        assert len(bad) == 4 and all(r[c] is None for r in bad for c in VERDICT)
+        df = pd.DataFrame(rows)
+    else:
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(out)
+        assert str(schema.field("is_ood").type) == "bool" and str(schema.field("id_score").type) == "double"
+        df = pd.read_parquet(out)
+        assert str(df.is_ood.dtype) == "boolean"
+    names = df.path.map(lambda p: p.split("/")[-1])
+    assert df[names.isin(UNREADABLE)][VERDICT].isna().all().all()
+    # with threshold 2 every readable image is OOD: filtering for ID keeps nothing, never an unreadable file
+    assert len(df[df.is_ood == False]) == 0  # noqa: E712
+    res = CliRunner().invoke(app, ["detect", str(bundle), str(images), "--out", str(out), "--format", fmt, "--threshold", "0"])
+    df = pd.read_parquet(out) if fmt == "parquet" else pd.read_csv(out) if fmt == "csv" else pd.DataFrame(json.loads(out.read_text()))
+    kept = df[df.is_ood == False].path.map(lambda p: p.split("/")[-1])  # noqa: E712
+    assert sorted(kept) == ["img0.png", "img1.jpg", "img2.jpg"]
 
 
 def test_detect_scores_images_and_reports_bad_files(bundle, images, tmp_path):
@@ -51,9 +94,9 @@ def test_detect_scores_images_and_reports_bad_files(bundle, images, tmp_path):
     assert res.exit_code == 0, res.output
     df = pd.read_csv(out, keep_default_na=False)
     assert {"path", "predicted_class", "id_score", "is_ood", "top_negative_similarity", "error"} <= set(df.columns)
-    assert len(df) == 5
+    assert len(df) == 7
     bad = df[df.error != ""]
-    assert sorted(p.split("/")[-1] for p in bad.path) == ["corrupt.png", "notes.txt"]
+    assert sorted(p.split("/")[-1] for p in bad.path) == UNREADABLE
     good = df[df.error == ""]
     assert set(good.predicted_class) <= {"crimson star", "teal ring", "gold heart"}
     scores = good.id_score.astype(float)
@@ -65,7 +108,7 @@ def test_detect_strict_and_formats(bundle, images, tmp_path):
     res = CliRunner().invoke(app, ["detect", str(bundle), str(images), "--out", str(tmp_path / "r.json"), "--format", "json", "--strict"])
     assert res.exit_code == 1
     rows = json.loads((tmp_path / "r.json").read_text())
-    assert len(rows) == 5
+    assert len(rows) == 7
     res = CliRunner().invoke(app, ["detect", str(bundle), str(images / "img0.png"), "-o", str(tmp_path / "r.parquet"), "--format", "parquet", "--threshold", "2"])
     assert res.exit_code == 0 and pd.read_parquet(tmp_path / "r.parquet").is_ood.all()
 

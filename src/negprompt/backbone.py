@@ -23,7 +23,10 @@ from negprompt.prompts import TextTower
 
 TINY_CONFIG = Path(__file__).parent / "resources" / "miniworld-tiny.json"
 TINY_MODEL = TINY_CONFIG.stem
-open_clip.add_model_config(TINY_CONFIG)
+STANDIN_CONFIG = Path(__file__).parent / "resources" / "openmoji-tiny.json"
+STANDIN_MODEL = STANDIN_CONFIG.stem  # the OpenMoji world's stand-in CLIP, shipped pretrained (weights/)
+for _config in (TINY_CONFIG, STANDIN_CONFIG):
+    open_clip.add_model_config(_config)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -104,6 +107,15 @@ def normalize_images(images_uint8: np.ndarray, model: torch.nn.Module) -> torch.
     return (x - mean) / std
 
 
+@torch.inference_mode()
+def encode_images(model: torch.nn.Module, images_uint8: np.ndarray, batch_size: int = 512) -> torch.Tensor:
+    """L2-normalised image features of uint8 images [N, H, W, 3] (already at the model's size)."""
+    device = next(model.parameters()).device
+    out = [model.encode_image(normalize_images(images_uint8[i : i + batch_size], model).to(device)).float().cpu()
+           for i in range(0, len(images_uint8), batch_size)]
+    return F.normalize(torch.cat(out), dim=-1)
+
+
 def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], steps: int, batch_size: int, lr: float,
                   seed: int, device: torch.device) -> torch.nn.Module:
     """Contrastive pretraining from scratch with open_clip's model, tokenizer and ClipLoss.
@@ -142,3 +154,62 @@ def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], step
             model.logit_scale.clamp_(0, math.log(100))  # CLIP's clamp
         bar.set_postfix(loss=f"{loss.item():.3f}")
     return model.eval()
+
+
+def ramped_logit_scale(step: int, steps: int, start: float = 1 / 0.07, end: float = 100.0, ramp: float = 0.8) -> float:
+    """CLIP's scale grows from 1/0.07 to its clamp at 100 during training; a tiny model's learned
+    scale stalls near 14, and a fixed 100 from step 0 stalls the loss, so it is ramped (log-linear)."""
+    frac = min(1.0, step / max(1e-9, ramp * (steps - 1)))
+    return math.exp(math.log(start) + frac * (math.log(end) - math.log(start)))
+
+
+def pretrain_on_pool(model_name: str, pool: np.ndarray, captions: list[list[list[str]]], pool_styles: np.ndarray, steps: int,
+                     batch_size: int, lr: float, seed: int, device: torch.device, log_every: int = 100) -> tuple[torch.nn.Module, list[dict]]:
+    """Contrastive pretraining from scratch with open_clip's model, tokenizer and `ClipLoss` on a
+    pool of renders [C, K, H, W, 3] of C captioned concepts. Each batch holds distinct concepts (no
+    false negatives); each image's caption is drawn from its style's templates, captions[c][style].
+    AdamW, warm-up then cosine decay; the logit scale follows `ramped_logit_scale`.
+    Returns the model (eval mode) and a loss log."""
+    torch.manual_seed(seed)
+    C, K = pool.shape[:2]
+    if batch_size > C:
+        raise NegPromptError(f"batch_size {batch_size} is larger than the {C} captioned concepts (batches hold distinct concepts)")
+    model = open_clip.create_model(model_name, device=device)
+    model.logit_scale.requires_grad_(False)
+    tokenizer = open_clip.get_tokenizer(model_name)
+    flat = [(c, s, t) for c in range(C) for s in range(len(captions[c])) for t in captions[c][s]]
+    tokens = tokenizer([t for _, _, t in flat])
+    index: dict[tuple[int, int], list[int]] = {}
+    for i, (c, s, _) in enumerate(flat):
+        index.setdefault((c, s), []).append(i)
+    tower = TextTower(model)
+    loss_fn = open_clip.ClipLoss()
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2 and "embedding" not in n]
+    other = [p for n, p in model.named_parameters() if p.requires_grad and not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup))))
+    rng = np.random.default_rng(seed)
+    log = []
+    model.train()
+    bar = tqdm(range(steps), desc="pretrain stand-in CLIP", unit="step")
+    for step in bar:
+        ci = rng.choice(C, batch_size, replace=False)
+        ki = rng.integers(0, K, batch_size)
+        x = pool[ci, ki]
+        flip = rng.random(batch_size) < 0.5
+        x[flip] = x[flip, :, ::-1]
+        ti = [index[(c, pool_styles[c, k])][rng.integers(len(index[(c, pool_styles[c, k])]))] for c, k in zip(ci, ki)]
+        scale = ramped_logit_scale(step, steps)
+        model.logit_scale.fill_(math.log(scale))
+        img_f = F.normalize(model.encode_image(normalize_images(np.ascontiguousarray(x), model).to(device)), dim=-1)
+        txt_f = F.normalize(tower.encode_tokens(tokens[ti].to(device)), dim=-1)
+        loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == steps - 1:
+            log.append({"step": step, "loss": loss.item(), "logit_scale": scale, "lr": sched.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{scale:.0f}")
+    return model.eval(), log

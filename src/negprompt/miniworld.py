@@ -224,3 +224,12 @@ def pretraining_pool(world: World, n_images: int, seed: int, size: int = 32) -> 
     idx = rng.integers(len(concepts), size=n_images)
     images = np.stack([render(concepts[i], rng, size) for i in idx])
     return images, [caption(concepts[i], rng) for i in idx], idx
+
+
+def validation_renders(world: World, seed: int, size: int = 32, id_per_class: int = 10, ood_per_set: int = 300):
+    """Fresh held-out renders (own seed): ID images with labels and each OOD set's images."""
+    rng = np.random.default_rng([seed, 777])
+    ids = np.stack([render(c, rng, size) for c in world.id_classes for _ in range(id_per_class)])
+    labels = np.repeat(np.arange(len(world.id_classes)), id_per_class)
+    ood = {name: np.stack([render(world.ood[name][i % len(world.ood[name])], rng, size) for i in range(ood_per_set)]) for name in OOD_SETS}
+    return ids, labels, ood

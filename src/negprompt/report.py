@@ -188,3 +188,31 @@ def plot_tsne(pos: np.ndarray, neg: np.ndarray, images: np.ndarray, image_sets: 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def contact_sheet(images: list[np.ndarray], labels: list[str], path: Path, cols: int = 12, zoom: int = 2) -> None:
+    """A grid of images with their names, for reviewing a benchmark role by eye."""
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.5 * zoom, rows * 0.58 * zoom), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, im, label in zip(axes.flat, images, labels):
+        ax.imshow(im, interpolation="nearest")
+        ax.set_title(label[:14], fontsize=5.5 * zoom / 2 + 1, pad=1)
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def regime_table(diag: dict) -> str:
+    """The backbone's zero-shot statistics per set (markdown): max and mean cosine over the ID
+    prompts, their correlation, and zero-shot MCM / MaxLogit / Energy AUROC / FPR95."""
+    lines = ["| set | n | max cosine | mean cosine | corr(max, mean) | MCM | MaxLogit | Energy |", "|---|---|---|---|---|---|---|---|"]
+    for name, st in diag["sets"].items():
+        cells = [f"{st['max_cos'][0]:.3f} ± {st['max_cos'][1]:.3f}", f"{st['mean_cos'][0]:.3f} ± {st['mean_cos'][1]:.3f}", f"{st['corr_max_mean']:+.2f}"]
+        ood = diag["ood"].get(name)
+        cells += [f"{ood[m]['auroc']:.1f} / {ood[m]['fpr95']:.1f}" for m in ("mcm", "maxlogit", "energy")] if ood else ["", "", ""]
+        lines.append(f"| {name} | {st['n']} | " + " | ".join(cells) + " |")
+    a = diag["average"]
+    lines.append("| **average** | | | | | " + " | ".join(f"**{a[m]['auroc']:.1f} / {a[m]['fpr95']:.1f}**" for m in ("mcm", "maxlogit", "energy")) + " |")
+    return "\n".join(lines)

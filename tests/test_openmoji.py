@@ -1,0 +1,108 @@
+"""The OpenMoji world: its concept table, rendering, the shipped stand-in's recipe and bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from negprompt import NegPromptError, backbone, openmoji as om, regime
+from negprompt.data import read_world, write_world
+from tests.test_stage_errors import REPO, one_line_error, stage, write_params
+
+
+def test_table_roles_follow_the_imagenet_benchmark():
+    w = om.build_world(0)
+    kinds = {c.kind for c in w.id_classes}
+    assert len(w.id_classes) >= 200 and kinds == {"animal", "food", "vehicle", "object"}
+    assert {c.kind for c in w.ood["near"]} <= kinds and len(w.ood["near"]) >= 30
+    assert {c.kind for c in w.ood["plant"]} == {"plant"} and {c.kind for c in w.ood["place"]} == {"place"}
+    names = [c.name for c in w.all_concepts]
+    assert len(names) == len(set(names))
+    assert not {c.name for c in w.id_classes} & {c.name for s in om.OOD_SETS for c in w.ood[s]}
+    # open vocabulary trains on the first 10%: at least 20 classes, of several kinds
+    assert len({c.kind for c in w.id_classes[:20]}) >= 3
+    assert om.build_world(0) == om.build_world(0) and om.build_world(0).id_classes != om.build_world(1).id_classes
+
+
+def test_name_collision_and_bad_role_are_errors(tmp_path):
+    table = tmp_path / "t.tsv"
+    table.write_text("codepoint\tname\tkind\trole\n1F408\tcat\tanimal\tid\n1F431\tCat \tanimal\tnear\n")
+    with pytest.raises(NegPromptError, match=r"U\+1F431 is named 'cat' after cleaning, like U\+1F408"):
+        om.read_concepts(table)
+    table.write_text("codepoint\tname\tkind\trole\n1F408\tcat\tanimal\tmaybe\n")
+    with pytest.raises(NegPromptError, match="role 'maybe'"):
+        om.read_concepts(table)
+
+
+def test_font_errors_name_the_file(tmp_path):
+    with pytest.raises(NegPromptError, match="nope.ttf"):
+        om.load_font(str(tmp_path / "nope.ttf"))
+    bad = tmp_path / "bad.ttf"
+    bad.write_bytes(b"not a font")
+    with pytest.raises(NegPromptError, match="bad.ttf: not a readable OpenMoji font"):
+        om.load_font(str(bad))
+
+
+def test_render_is_a_pure_function_of_the_seed_for_every_style():
+    w = om.build_world(0)
+    for style in om.STYLE_NAMES:
+        a = om.render(w.id_classes[0], np.random.default_rng(1), 32, style, others=w.all_concepts)
+        b = om.render(w.id_classes[0], np.random.default_rng(1), 32, style, others=w.all_concepts)
+        assert a.shape == (32, 32, 3) and a.dtype == np.uint8 and (a == b).all() and a.std() > 3
+    grey = om.render(w.id_classes[0], np.random.default_rng(2), 32, "greyscale")
+    assert np.abs(grey[..., 0].astype(int) - grey[..., 1]).max() <= 30  # noise only
+    tex = om.render(w.ood["texture"][0], np.random.default_rng(3), 32)
+    assert tex.shape == (32, 32, 3)
+
+
+def test_write_world_layout(tmp_path):
+    write_world(tmp_path, "openmoji", seed=0, train_per_class=1, test_per_class=1, ood_per_set=4, size=16)
+    bench = read_world(tmp_path, "openmoji")
+    assert len(bench.classes) >= 200 and bench.ood_sets == list(om.OOD_SETS)
+    assert (bench.test.set == "near").sum() == len(om.build_world(0).ood["near"])  # at least one per concept
+    assert json.loads((tmp_path / "world.json").read_text())["benchmark"] == "openmoji"
+
+
+def test_pretraining_recipe_on_a_tiny_configuration(tmp_path):
+    """The recipe behind the shipped weights runs end to end: a few steps, a ramped scale, float16
+    safetensors and a manifest whose sha256 is the file's."""
+    w = om.build_world(0)
+    concepts = w.all_concepts[:40]
+    small = om.World(concepts[:20], {s: w.ood[s][:3] for s in om.OOD_SETS}, concepts[20:])
+    pool, styles = om.render_pool(small, 2, 0, 32)
+    caps = [[[t.format(c.name) for t in om.STYLES[s][1]] for s in om.STYLE_NAMES] for c in small.all_concepts]
+    model, log = backbone.pretrain_on_pool(backbone.STANDIN_MODEL, pool, caps, styles, steps=3, batch_size=16, lr=1e-3, seed=0, device="cpu", log_every=1)
+    assert [r["step"] for r in log] == [0, 1, 2] and log[0]["logit_scale"] == pytest.approx(1 / 0.07) and log[-1]["logit_scale"] == pytest.approx(100)
+    ids, labels, ood = om.validation_renders(small, 0, 32, id_per_class=2, ood_per_set=6)
+    import open_clip
+
+    diag = regime.diagnose_model(model, open_clip.get_tokenizer(backbone.STANDIN_MODEL), [c.name for c in small.id_classes], ids, labels, ood)
+    assert set(diag["ood"]) == set(om.OOD_SETS) and 0 <= diag["zero_shot_top1"] <= 1
+    assert set(diag["sets"]["id"]) == {"n", "max_cos", "mean_cos", "corr_max_mean"}
+
+
+def test_shipped_weights_match_their_manifest():
+    ckpt = REPO / "weights" / f"{backbone.STANDIN_MODEL}.safetensors"
+    manifest = json.loads(ckpt.with_suffix(".json").read_text())
+    assert manifest["sha256"] == backbone.sha256(ckpt) and ckpt.stat().st_size < 25e6
+    assert manifest["validation"]["logit_scale"] == pytest.approx(100, rel=1e-3)
+
+
+def test_backbone_stage_refuses_a_checkpoint_whose_sha256_differs(tmp_path):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    src = REPO / "weights" / f"{backbone.STANDIN_MODEL}.safetensors"
+    data = bytearray(src.read_bytes())
+    data[-1] ^= 1
+    (weights / src.name).write_bytes(bytes(data))
+    (weights / src.with_suffix(".json").name).write_bytes(src.with_suffix(".json").read_bytes())
+    write_params(tmp_path)
+    res = stage(tmp_path, "backbone")
+    one_line_error(res, f"weights/{src.name}: sha256", "does not match")
+    assert not (tmp_path / "models/backbone").exists() and not (tmp_path / "reports/backbone.json").exists()
+
+
+def test_data_stage_refuses_a_missing_font(tmp_path):
+    write_params(tmp_path, data={"font": str(tmp_path / "missing.ttf")})
+    res = stage(tmp_path, "data")
+    one_line_error(res, "missing.ttf", "not a readable OpenMoji font")
+    assert not (tmp_path / "data/benchmark").exists()

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: repro test install bench ablations clean
+.PHONY: repro test install bench ablations pretrain clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,8 @@ bench: install
 
 ablations: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ablations.py
+
+# The OpenMoji stand-in CLIP's recipe (about an hour on 2 CPU cores; minutes on a GPU). Its result,
+# weights/openmoji-tiny.safetensors + .json, is committed: `make repro` only loads it.
+pretrain: install
+	$(BIN)/python -m pipeline.pretrain

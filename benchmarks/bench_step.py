@@ -3,7 +3,11 @@
 reference: image encoder on a batch of images + text encoder over all k(1+p) prompts at the full
            context length (77) + loss + backward into the contexts (what the official code does)
 ours:      cached image features + EOT-truncated prompts, only the k·p negative prompts through the
-           text encoder (positive features computed once: they are frozen) + the same loss + backward
+           text encoder (positive features computed once: they are frozen) + the same loss + backward;
+           the causal prefix [SOS] ctx run once per context (shared prefix). `ours_no_prefix_*` is
+           the same step running every (context, class) sequence in full, measured in the same run.
+
+    --stage pos times stage 1 (CoOp: cross-entropy through the k positive prompts) the same way.
 
     python benchmarks/bench_step.py --model ViT-B-16 --classes 100 --prompts 2 --batch 64 [--device cpu|cuda] [--json]
 
@@ -67,7 +71,7 @@ class FullLengthPrompts(PromptEncoder):
     """The reference: the same prompts at the full 77-token context, as the official code runs them."""
 
     def __init__(self, model, tokenizer, classnames, n_ctx):
-        super().__init__(model, tokenizer, classnames, n_ctx)
+        super().__init__(model, tokenizer, classnames, n_ctx, shared_prefix=False)
         ctx_len = self.tower.positional_embedding.shape[0]
         pad = self.tower.embed_tokens(torch.zeros(1, 1, dtype=torch.long, device=self.prefix.device)).float()
         extra = ctx_len - (1 + n_ctx + self.suffix.shape[1])
@@ -120,12 +124,26 @@ def measure(fn, device, steps: int, warmup: int = 1) -> tuple[float, float]:
     return seconds, peak
 
 
+def text_flops(prefix: int, lengths: list[int], contexts: int, width: int, layers: int, shared: bool) -> float:
+    """Forward FLOPs of the text transformer for `contexts` contexts × len(lengths) classes, each
+    sequence `prefix` + its class's length long (as in length-sorted chunks): per layer and token
+    24·w² (q, k, v, out and the 4w MLP) plus 4·w per attended position. With `shared` the prefix
+    is computed once per context and each class token attends to prefix + its own causal part."""
+    per_token = 24 * width * width
+    if shared:
+        pre = contexts * sum(per_token + 4 * width * (i + 1) for i in range(prefix))
+        rest = contexts * sum(per_token + 4 * width * (prefix + i + 1) for s in lengths for i in range(s))
+        return layers * (pre + rest)
+    return layers * contexts * sum(per_token + 4 * width * (i + 1) for s in lengths for i in range(prefix + s))
+
+
 def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int, amp: bool, warmup: int = 1,
-               ladder: bool = False, with_reference: bool = True, chunk: int = 0):
+               ladder: bool = False, with_reference: bool = True, chunk: int = 0, n_ctx: int = 4, stage: str = "neg"):
     names = imagenet_classes().name.tolist()[:k]
     image_size = model.visual.image_size if isinstance(model.visual.image_size, int) else model.visual.image_size[0]
     tower = TextTower(model)
-    ctx0 = init_context(tower, tokenizer, "a photo of a", 16).to(device)
+    ctx0 = (init_context(tower, tokenizer, "a photo of a", 16) if n_ctx == 4 else
+            init_context(tower, tokenizer, "", n_ctx, torch.Generator().manual_seed(0))).to(device)
     neg_ctx = torch.nn.Parameter(ctx0.unsqueeze(0).repeat(p, 1, 1).clone())
     pos_ctx = ctx0.clone()
     labels = torch.randint(k, (batch,), device=device)
@@ -135,6 +153,7 @@ def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int,
 
     full = FullLengthPrompts(model, tokenizer, names, len(ctx0))
     ours_enc = PromptEncoder(model, tokenizer, names, len(ctx0))
+    no_prefix_enc = PromptEncoder(model, tokenizer, names, len(ctx0), shared_prefix=False)
     with torch.no_grad():
         cached = F.normalize(model.encode_image(images).float(), dim=-1)
         pos_feats = ours_enc(pos_ctx)
@@ -155,8 +174,22 @@ def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int,
             neg_ctx.grad = None
         return fn
 
-    reference = step(full, lambda: F.normalize(model.encode_image(images).float(), dim=-1), True)
-    ours = step(ours_enc, lambda: cached, False, chunk)
+    pos_param = torch.nn.Parameter(pos_ctx.clone())
+
+    def stage1(encoder, image_feats, chunk: int = 0):
+        """One CoOp step: image features, the k positive prompts through `encoder`, cross-entropy, backward."""
+        def fn():
+            with autocast:
+                logits = scale * image_feats() @ encoder(pos_param, chunk=chunk).T
+                loss = F.cross_entropy(logits.float(), labels)
+            loss.backward()
+            pos_param.grad = None
+        return fn
+
+    make = step if stage == "neg" else (lambda enc, feats, _all, c=0: stage1(enc, feats, c))
+    reference = make(full, lambda: F.normalize(model.encode_image(images).float(), dim=-1), True)
+    ours = make(ours_enc, lambda: cached, False, chunk)
+    no_prefix = make(no_prefix_enc, lambda: cached, False, chunk)
     if ladder:  # the reference step with our optimisations added one at a time
         ladder_chunk = max(1, k * p // 4)
         tokens = full.prefix.shape[1] + len(pos_ctx) + full.suffix.shape[1]
@@ -172,8 +205,16 @@ def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int,
             print(f"  {name}: {s:.3f} s, {mb:.0f} MB", file=sys.stderr, flush=True)
         return rows
     o_s, o_mb = measure(ours, device, steps, warmup)
+    n_s, n_mb = measure(no_prefix, device, steps, warmup)
     r_s, r_mb = measure(reference, device, steps, warmup) if with_reference else (None, None)
-    return {"k": k, "p": p, "batch": batch, "ours_s": round(o_s, 4), "reference_s": r_s and round(r_s, 4),
+    contexts = p if stage == "neg" else 1
+    suffix_lengths = (ours_enc.eot + 1 - (1 + len(ctx0))).tolist()
+    if not chunk:  # one batch: every prompt is cut to the longest
+        suffix_lengths = [max(suffix_lengths)] * len(suffix_lengths)
+    flops = [text_flops(1 + len(ctx0), suffix_lengths, contexts, tower.width, len(tower.transformer.resblocks), shared) for shared in (False, True)]
+    return {"stage": stage, "k": k, "p": p, "n_ctx": len(ctx0), "batch": batch, "ours_s": round(o_s, 4),
+            "ours_no_prefix_s": round(n_s, 4), "prefix_speedup": round(n_s / o_s, 2), "prefix_flop_ratio": round(flops[0] / flops[1], 2),
+            "ours_no_prefix_peak_mb": round(n_mb, 1), "reference_s": r_s and round(r_s, 4),
             "ratio": r_s and round(r_s / o_s, 2), "ours_peak_mb": round(o_mb, 1), "reference_peak_mb": r_mb and round(r_mb, 1), "ours_chunk": chunk,
             "ours_tokens": int(1 + len(ctx0) + ours_enc.suffix.shape[1]), "reference_tokens": int(tower.positional_embedding.shape[0])}
 
@@ -194,6 +235,8 @@ def main():
     ap.add_argument("--reference-max-k", type=int, default=10**9, help="time only ours above this k (the reference takes too long)")
     ap.add_argument("--plot-from", nargs="*", default=[], help="also plot the rows of these earlier --json outputs (alone: plot only)")
     ap.add_argument("--ladder", type=int, default=0, metavar="K", help="also measure each optimisation on its own at k = K")
+    ap.add_argument("--n-ctx", type=int, default=4, help="context tokens: 4 = 'a photo of a' (default), other = random init (CoOp's 16)")
+    ap.add_argument("--stage", choices=["neg", "pos"], default="neg", help="stage-2 step (default) or stage-1 CoOp step")
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.plot_from and args.classes is None:  # only redraw the plot from earlier --json outputs
@@ -207,7 +250,7 @@ def main():
     model = open_clip.create_model(args.model, device=device).eval().requires_grad_(False)  # random init: no download
     tokenizer = open_clip.get_tokenizer(args.model)
     rows = [run_config(model, tokenizer, k, args.prompts, args.batch, device, args.steps, args.amp, args.warmup,
-                       with_reference=k <= args.reference_max_k, chunk=args.chunk) for k in ks]
+                       with_reference=k <= args.reference_max_k, chunk=args.chunk, n_ctx=args.n_ctx, stage=args.stage) for k in ks]
     info = {"model": args.model, "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
             "threads": torch.get_num_threads(), "amp": args.amp, "rows": rows}
     if args.ladder:
@@ -215,12 +258,14 @@ def main():
     if args.json:
         print(json.dumps(info))
     else:
-        print(f"{args.model} on {info['device']}, p = {args.prompts}, batch {args.batch}, median of {args.steps} steps after warm-up")
-        print(f"{'k':>6} {'p':>3} {'batch':>5} {'ours s':>9} {'ref s':>9} {'ratio':>7} {'ours MB':>9} {'ref MB':>9} {'tokens':>9}")
+        print(f"{args.model} on {info['device']}, stage {args.stage}, p = {args.prompts}, n_ctx {args.n_ctx}, batch {args.batch}, "
+              f"median of {args.steps} steps after warm-up")
+        print(f"{'k':>6} {'p':>3} {'batch':>5} {'ours s':>9} {'no-prefix s':>11} {'x (FLOPs)':>12} {'ref s':>9} {'ratio':>7} {'ours MB':>9} {'ref MB':>9} {'tokens':>9}")
         for r in rows:
             ref = (f"{r['reference_s']:>9.4f} {r['ratio']:>6.1f}x" if r["reference_s"] else f"{'-':>9} {'-':>7}")
             ref_mb = f"{r['reference_peak_mb']:>9.1f}" if r["reference_peak_mb"] is not None else f"{'-':>9}"
-            print(f"{r['k']:>6} {r['p']:>3} {r['batch']:>5} {r['ours_s']:>9.4f} {ref} {r['ours_peak_mb']:>9.1f} {ref_mb} "
+            print(f"{r['k']:>6} {r['p']:>3} {r['batch']:>5} {r['ours_s']:>9.4f} {r['ours_no_prefix_s']:>11.4f} "
+                  f"{r['prefix_speedup']:>5.2f} ({r['prefix_flop_ratio']:.2f}) {ref} {r['ours_peak_mb']:>9.1f} {ref_mb} "
                   f"{r['ours_tokens']:>4}/{r['reference_tokens']}")
         for r in info.get("ladder", []):
             print(f"k={r['k']:<5} {r['variant']:<52} {r['s']:>9.4f} s {r['peak_mb']:>9.1f} MB")

@@ -13,8 +13,19 @@ def test_bench_step_runs_and_reports_every_field():
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert [r["k"] for r in info["rows"]] == [3, 5]
     for row in info["rows"]:
-        assert {"k", "p", "batch", "ours_s", "reference_s", "ratio", "ours_peak_mb", "reference_peak_mb"} <= set(row)
+        assert {"k", "p", "batch", "ours_s", "ours_no_prefix_s", "prefix_flop_ratio", "reference_s", "ratio", "ours_peak_mb",
+                "ours_no_prefix_peak_mb", "reference_peak_mb"} <= set(row)
         assert row["ours_s"] > 0 and row["reference_s"] > 0 and row["ours_tokens"] < row["reference_tokens"]
+        assert row["prefix_flop_ratio"] > 1  # the prefix is computed once, not once per class
+
+
+def test_bench_step_stage1_with_a_16_token_context():
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks/bench_step.py"), "--model", "miniworld-tiny", "--classes", "4",
+                          "--stage", "pos", "--n-ctx", "16", "--batch", "4", "--steps", "1", "--warmup", "0", "--json"],
+                         capture_output=True, text=True, check=True)
+    row = json.loads(out.stdout.strip().splitlines()[-1])["rows"][0]
+    assert row["stage"] == "pos" and row["n_ctx"] == 16 and row["ours_no_prefix_s"] > 0
+    assert row["prefix_flop_ratio"] > 2  # 17 of ~20 positions are the shared prefix
 
 
 def test_bench_encode_runs_and_truncation_keeps_fewer_tokens():

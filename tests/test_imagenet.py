@@ -69,7 +69,7 @@ def test_dvc_repro_imagenet_conventional_open_vocab(imagenet_root, tmp_path):
     ckpt = tmp_path / "clip.safetensors"
     save_file({k: v.contiguous() for k, v in open_clip.create_model(TINY_MODEL).state_dict().items()}, str(ckpt))
     params = tiny_params({**TINY, "data": {"benchmark": "imagenet_conventional", "root": str(imagenet_root)},
-                          "backbone": {"pretrained": str(ckpt)},
+                          "backbone": {"model": TINY_MODEL, "pretrained": str(ckpt)},
                           "subset": {"seeds": [1], "shots": 1, "calib_per_class": 1},
                           "features": {"batch_size": 128, "local": True},  # + the GL-MCM and LoCoOp baselines
                           "pos": {"epochs": 2, "amp": True}, "neg": {"epochs": 1, "amp": True, "chunk": 64}})

@@ -13,7 +13,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "data": {"train_per_class": 4, "test_per_class": 2, "ood_per_set": 24, "image_size": 32},
-    "backbone": {"steps": 4, "batch_size": 32, "pretrain_images": 256},
     "subset": {"seeds": [1, 2], "shots": 2, "calib_per_class": 1},
     "features": {"batch_size": 128},
     "pos": {"epochs": 2},
@@ -32,7 +31,7 @@ def tiny_params(overrides: dict = TINY) -> dict:
 def make_repo(tmp: Path, params: dict) -> Path:
     """A copy of the tracked pipeline files (no outputs, no lock) as a fresh git + dvc repository."""
     work = tmp / "repo"
-    for rel in ("dvc.yaml", "pipeline", "src"):
+    for rel in ("dvc.yaml", "pipeline", "src", "weights"):
         src = REPO / rel
         (shutil.copytree(src, work / rel, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")) if src.is_dir() else
          (work.mkdir(parents=True, exist_ok=True), shutil.copy(src, work / rel)))
@@ -59,15 +58,18 @@ def dvc(work: Path, *args, check=True):
 def test_dvc_repro_end_to_end_then_experiment(tmp_path):
     work = make_repo(tmp_path, tiny_params())
     dvc(work, "repro")
-    metrics = json.loads((work / "reports/metrics.json").read_text())["miniworld"]
-    assert set(metrics["ood"]) == {"near", "far", "empty"}
+    metrics = json.loads((work / "reports/metrics.json").read_text())["openmoji"]
+    assert set(metrics["ood"]) == {"near", "plant", "place", "texture"}
     for method in ("mcm", "msp", "maxlogit", "energy", "coop", "negprompt"):
         entry = metrics["average"][method]
         assert 0 <= entry["auroc"] <= 100 and 0 <= entry["fpr95"] <= 100 and entry["auroc_std"] >= 0
     assert set(metrics["id_top1"]) == {"mcm", "coop", "negprompt"}
     report = (work / "reports/report.md").read_text()
     assert "| **NegPrompt** |" in report and "figures/roc.png" in report
-    for fig in ("roc.png", "score_histograms.png", "similarity.png", "tsne.png"):
+    backbone = json.loads((work / "reports/backbone.json").read_text())
+    assert backbone["logit_scale"] == pytest.approx(100, rel=1e-3) and set(backbone["ood"]) == {"near", "plant", "place", "texture"}
+    assert "## The backbone's zero-shot regime" in report and "CC BY-SA 4.0" in report
+    for fig in ("roc.png", "score_histograms.png", "similarity.png", "tsne.png", "contact_id.png", "contact_plant.png"):
         assert (work / "reports/figures" / fig).stat().st_size > 1000
     assert (work / "reports/plots/roc/near.csv").read_text().startswith("fpr,tpr")
     assert "up to date" in dvc(work, "repro").stdout.lower() + dvc(work, "status").stdout.lower()

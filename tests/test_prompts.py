@@ -96,3 +96,34 @@ def test_patch_features_match_the_pooled_feature_and_resnets_are_refused(tiny_cl
     rn = open_clip.create_model("RN50").eval()
     with pytest.raises(NegPromptError, match="features.local"):
         encode_with_patches(rn, torch.randn(1, 3, 224, 224))
+
+
+@pytest.fixture(scope="module")
+def text_towers(tiny_clip):
+    torch.manual_seed(0)
+    return {"tiny": tiny_clip, **{n: (open_clip.create_model(n).eval(), open_clip.get_tokenizer(n)) for n in ("ViT-B-16", "RN50")}}
+
+
+@pytest.mark.parametrize("name", ["tiny", "ViT-B-16", "RN50"])
+@pytest.mark.parametrize("n_ctx", [4, 16])
+@pytest.mark.parametrize("chunk", [0, 5])
+def test_shared_prefix_equals_the_full_sequence(text_towers, name, n_ctx, chunk):
+    """The causal prefix [SOS] ctx computed once per context gives the features and context
+    gradients of running every (context, class) sequence in full."""
+    model, tok = text_towers[name]
+    names = NAMES * 2 + ["goldfish", "hot air balloon"]  # 10 classes, names of different lengths
+    shared, full = PromptEncoder(model, tok, names, n_ctx), PromptEncoder(model, tok, names, n_ctx, shared_prefix=False)
+    assert shared.shared_prefix and not full.shared_prefix
+    g = torch.Generator().manual_seed(n_ctx)
+    base = torch.randn(3, n_ctx, shared.tower.width, generator=g) * 0.02
+    weights = torch.randn(3, len(names), model.text_projection.shape[-1] if not isinstance(model.text_projection, torch.nn.Linear) else model.text_projection.out_features, generator=g)
+    results = []
+    for enc in (shared, full):
+        ctx = base.clone().requires_grad_()
+        out = enc(ctx, normalize=False, chunk=chunk)
+        (out * weights).sum().backward()
+        results.append((out.detach(), ctx.grad))
+    assert (results[0][0] - results[1][0]).abs().max().item() <= 1e-5
+    assert (results[0][1] - results[1][1]).abs().max().item() <= 1e-5 * max(1.0, results[1][1].abs().max().item())
+    single = shared(base[0].detach(), normalize=False)  # [n, w] context -> [k, d]
+    assert (single - results[1][0][0]).abs().max().item() <= 1e-5

@@ -8,6 +8,7 @@ as it loads ViT-B-16: `open_clip.create_model_and_transforms(name, pretrained=<f
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,18 @@ def encode_images(model: torch.nn.Module, images_uint8: np.ndarray, batch_size: 
     return F.normalize(torch.cat(out), dim=-1)
 
 
+def create_untrained(model_name: str, device) -> torch.nn.Module:
+    """A randomly initialised model to pretrain, without open_clip's "no pretrained weights" warning
+    (random init is the point here)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        return open_clip.create_model(model_name, device=device)
+    finally:
+        root.setLevel(level)
+
+
 def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], steps: int, batch_size: int, lr: float,
                   seed: int, device: torch.device) -> torch.nn.Module:
     """Contrastive pretraining from scratch with open_clip's model, tokenizer and ClipLoss.
@@ -124,7 +137,7 @@ def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], step
     only augmentation because the generator already varies size, position, rotation and colour.
     """
     torch.manual_seed(seed)
-    model = open_clip.create_model(model_name, device=device)
+    model = create_untrained(model_name, device)
     tokenizer = open_clip.get_tokenizer(model_name)
     tokens = tokenizer(captions)
     tower = TextTower(model)
@@ -174,7 +187,7 @@ def pretrain_on_pool(model_name: str, pool: np.ndarray, captions: list[list[list
     C, K = pool.shape[:2]
     if batch_size > C:
         raise NegPromptError(f"batch_size {batch_size} is larger than the {C} captioned concepts (batches hold distinct concepts)")
-    model = open_clip.create_model(model_name, device=device)
+    model = create_untrained(model_name, device)
     model.logit_scale.requires_grad_(False)
     tokenizer = open_clip.get_tokenizer(model_name)
     flat = [(c, s, t) for c in range(C) for s in range(len(captions[c])) for t in captions[c][s]]

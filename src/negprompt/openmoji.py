@@ -152,7 +152,7 @@ def sketch(codepoint: int, font_path: str) -> Image.Image:
     edges = ImageOps.grayscale(g).filter(ImageFilter.FIND_EDGES)
     alpha_edges = g.getchannel("A").filter(ImageFilter.FIND_EDGES)
     lines = Image.fromarray(np.maximum(np.asarray(edges), np.asarray(alpha_edges)))
-    lines = lines.point(lambda v: 255 if v > 40 else 0).filter(ImageFilter.MaxFilter(3))
+    lines = lines.point(lambda v: 255 if v > 80 else 0).filter(ImageFilter.MaxFilter(3))
     ink = Image.new("RGBA", g.size, (30, 30, 30, 0))
     ink.putalpha(lines)
     return ink
@@ -210,11 +210,11 @@ def apply_style(im: Image.Image, style: str, rng: np.random.Generator) -> Image.
     if style == "greyscale":
         return ImageOps.grayscale(im).convert("RGB")
     if style == "blurry":
-        return im.filter(ImageFilter.GaussianBlur(rng.uniform(1.5, 4.0)))
+        return im.filter(ImageFilter.GaussianBlur(rng.uniform(1.0, 2.5)))
     if style == "dark":
-        return ImageEnhance.Contrast(ImageEnhance.Brightness(im).enhance(rng.uniform(0.2, 0.5))).enhance(rng.uniform(0.5, 0.9))
+        return ImageEnhance.Contrast(ImageEnhance.Brightness(im).enhance(rng.uniform(0.3, 0.6))).enhance(rng.uniform(0.6, 0.9))
     if style == "pixelated":
-        f = int(rng.integers(4, 9))
+        f = int(rng.integers(3, 6))
         return im.resize((im.size[0] // f, im.size[1] // f), Image.BOX).resize(im.size, Image.NEAREST)
     return im
 

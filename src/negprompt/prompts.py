@@ -62,7 +62,47 @@ class TextTower:
         cast = self.transformer.get_cast_dtype()
         x = x.to(cast) + self.positional_embedding[:L].to(cast)
         mask = self.attn_mask[:L, :L] if self.attn_mask is not None else None
-        x = self.transformer(x, attn_mask=mask)
+        return self._pool(self.transformer(x, attn_mask=mask), eot)
+
+    def supports_shared_prefix(self) -> bool:
+        """The shared-prefix path recomputes open_clip's standard text block (pre-norm, nn.MultiheadAttention,
+        causal mask, batch-first) from its weights; other blocks take the full path."""
+        blocks = list(self.transformer.resblocks)
+        return (self.attn_mask is not None and getattr(self.transformer, "batch_first", False)
+                and all(isinstance(getattr(b, "attn", None), nn.MultiheadAttention) and not hasattr(b, "ln_1_kv")
+                        and b.attn.in_proj_weight is not None and b.attn.batch_first for b in blocks))
+
+    def prefix_kv(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Run the class-independent prefix `[SOS] ctx` [m, P, w] through every layer once and return
+        each layer's keys and values [m, heads, P, head_dim]. The mask is causal, so these states
+        never depend on the class name that follows."""
+        P = x.shape[1]
+        x = x.to(self.transformer.get_cast_dtype()) + self.positional_embedding[:P].to(self.transformer.get_cast_dtype())
+        kv = []
+        for block in self.transformer.resblocks:
+            q, k, v = _qkv(block, block.ln_1(x))
+            kv.append((k, v))
+            x = _finish_block(block, x, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+        return kv
+
+    def encode_suffix(self, kv: list[tuple[torch.Tensor, torch.Tensor]], ctx_index: torch.Tensor, x: torch.Tensor,
+                      eot: torch.Tensor) -> torch.Tensor:
+        """Unnormalised features of prompts whose first P positions are a cached prefix: `x` [B, S, w]
+        holds the word embeddings of the class-specific rest (name, '.', EOT, ...), `ctx_index` [B]
+        which prefix each row continues, `eot` [B] the EOT position within `x`. Each position attends
+        to the whole prefix and causally to the rest, exactly as in the full sequence."""
+        P, S = kv[0][0].shape[2], x.shape[1]
+        cast = self.transformer.get_cast_dtype()
+        x = x.to(cast) + self.positional_embedding[P : P + S].to(cast)
+        col = torch.arange(P + S, device=x.device)
+        mask = (col[None, :] < P) | (col[None, :] - P <= torch.arange(S, device=x.device)[:, None])  # [S, P+S]
+        for block, (kp, vp) in zip(self.transformer.resblocks, kv):
+            q, k, v = _qkv(block, block.ln_1(x))
+            k, v = torch.cat([kp[ctx_index].to(k.dtype), k], dim=2), torch.cat([vp[ctx_index].to(v.dtype), v], dim=2)
+            x = _finish_block(block, x, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+        return self._pool(x, eot)
+
+    def _pool(self, x: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
         x = self.ln_final(x)
         x = x[torch.arange(x.shape[0], device=x.device), eot]
         if self.text_projection is None:
@@ -74,6 +114,22 @@ class TextTower:
         eot = self.eot_index(tokens)
         tokens = tokens[:, : int(eot.max()) + 1]
         return self.encode_embeddings(self.embed_tokens(tokens), eot)
+
+
+def _qkv(block: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries, keys, values [B, heads, L, head_dim] of a block's nn.MultiheadAttention for input h [B, L, w]."""
+    attn = block.attn
+    B, L, w = h.shape
+    qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).view(B, L, 3, attn.num_heads, w // attn.num_heads)
+    return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def _finish_block(block: nn.Module, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+    """The rest of open_clip's ResidualAttentionBlock after attention: out_proj, residuals, MLP."""
+    B, _, L, _ = attended.shape
+    out = block.attn.out_proj(attended.transpose(1, 2).reshape(B, L, -1))
+    x = x + block.ls_1(out)
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
 def init_context(tower: TextTower, tokenizer, ctx_init: str, n_ctx: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -89,12 +145,16 @@ def init_context(tower: TextTower, tokenizer, ctx_init: str, n_ctx: int, generat
 class PromptEncoder(nn.Module):
     """Text features of `[SOS] ctx <name> . [EOS]` for every class name and any number of contexts.
 
-    The name, '.' and EOT embeddings are computed once (frozen) and stored truncated.
+    The name, '.' and EOT embeddings are computed once (frozen) and stored truncated. With
+    `shared_prefix` (default where the text blocks allow it) the causal prefix `[SOS] ctx` is run
+    once per context instead of once per (context, class): the class positions attend to its
+    cached keys and values. Same features; the prefix's share of the work is saved k-fold.
     """
 
-    def __init__(self, model: nn.Module, tokenizer, classnames: list[str], n_ctx: int):
+    def __init__(self, model: nn.Module, tokenizer, classnames: list[str], n_ctx: int, shared_prefix: bool = True):
         super().__init__()
         self.tower = TextTower(model)
+        self.shared_prefix = shared_prefix and self.tower.supports_shared_prefix()
         self.tower.freeze()
         self.n_ctx = n_ctx
         placeholder = " ".join(["X"] * n_ctx)
@@ -119,6 +179,10 @@ class PromptEncoder(nn.Module):
         single = ctx.dim() == 2
         ctx = ctx.unsqueeze(0) if single else ctx
         m, k = ctx.shape[0], self.num_classes
+        if self.shared_prefix:
+            feats = self._encode_shared_prefix(ctx, chunk)
+            feats = F.normalize(feats, dim=-1) if normalize else feats
+            return feats[0] if single else feats
         ctx_all = ctx.unsqueeze(1).expand(m, k, *ctx.shape[1:]).reshape(m * k, *ctx.shape[1:])
         x = torch.cat([self.prefix.repeat(m, 1, 1), ctx_all.to(self.prefix.dtype), self.suffix.repeat(m, 1, 1)], dim=1)
         eot = self.eot.repeat(m)
@@ -130,6 +194,29 @@ class PromptEncoder(nn.Module):
     def pos_neg(self, pos_ctx: torch.Tensor, neg_ctx: torch.Tensor, chunk: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Positive features [k, d] of pos_ctx [n, w] and negative features [k, p, d] of neg_ctx [p, n, w]."""
         return self(pos_ctx, chunk=chunk), self(neg_ctx, chunk=chunk).transpose(0, 1)
+
+    def _encode_shared_prefix(self, ctx: torch.Tensor, chunk: int) -> torch.Tensor:
+        """[m, k, d] features: the m prefixes once, then the k·m class suffixes (in length-sorted,
+        checkpointed chunks when `chunk` > 0, as `_encode_chunked`)."""
+        m, k = ctx.shape[0], self.num_classes
+        prefix = torch.cat([self.prefix[:1].expand(m, 1, -1), ctx.to(self.prefix.dtype)], dim=1)  # SOS is the same for every class
+        kv = self.tower.prefix_kv(prefix)
+        P = prefix.shape[1]
+        suffix = self.suffix.repeat(m, 1, 1)
+        eot = self.eot.repeat(m) - P
+        ctx_index = torch.arange(m, device=suffix.device).repeat_interleave(k)
+        if not chunk or m * k <= chunk:
+            return self.tower.encode_suffix(kv, ctx_index, suffix, eot).float().view(m, k, -1)
+        eot_cpu = eot.cpu()
+        order = torch.argsort(eot_cpu, stable=True)
+        grad = torch.is_grad_enabled() and ctx.requires_grad
+        out = []
+        for idx in order.split(chunk):
+            length = int(eot_cpu[idx].max()) + 1
+            idx = idx.to(suffix.device)
+            args = (kv, ctx_index[idx], suffix[idx, :length], eot[idx])
+            out.append(checkpoint(self.tower.encode_suffix, *args, use_reentrant=False) if grad else self.tower.encode_suffix(*args))
+        return torch.cat(out)[torch.argsort(order).to(suffix.device)].float().view(m, k, -1)
 
     def _encode_chunked(self, x: torch.Tensor, eot: torch.Tensor, chunk: int) -> torch.Tensor:
         """Prompts sorted by length, each chunk cut to its own longest EOT (short names stop paying

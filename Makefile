@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: repro test install bench ablations pretrain clean
+.PHONY: repro test install bench ablations grid pretrain clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ bench: install
 
 ablations: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ablations.py
+
+JOBS ?= 1
+ONLY ?= ablations
+grid: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/grid.py --jobs $(JOBS) --only $(ONLY)
 
 # The OpenMoji stand-in CLIP's recipe (about an hour on 2 CPU cores; minutes on a GPU). Its result,
 # weights/openmoji-tiny.safetensors + .json, is committed: `make repro` only loads it.

@@ -18,6 +18,9 @@ LABELS = {"mcm": "MCM", "msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy"
           "locoop": "LoCoOp", "negprompt": "NegPrompt"}
 
 
+ROC_METHODS = ("negprompt", "mcm", "coop", "maxlogit")  # side by side in the DVC ROC plots
+
+
 def methods_in(table: pd.DataFrame) -> list[str]:
     """The methods a score table has (GL-MCM and LoCoOp only when local features were cached)."""
     return [m for m in METHODS if m in table.columns]
@@ -113,7 +116,8 @@ def metrics_table(agg: dict) -> str:
 
 
 def plot_roc(tables: list[pd.DataFrame], path: Path) -> dict[str, pd.DataFrame]:
-    """ROC curves of every method per OOD set (first seed); returns NegPrompt's curves for DVC plots."""
+    """ROC curves of every method per OOD set (first seed); returns, per set, the curves of the
+    methods in ROC_METHODS in one long table (method, fpr, tpr) for DVC plots."""
     t = tables[0]
     sets = [s for s in t.set.unique() if s != "id"]
     fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 4), squeeze=False)
@@ -123,8 +127,8 @@ def plot_roc(tables: list[pd.DataFrame], path: Path) -> dict[str, pd.DataFrame]:
         for m in methods_in(t):
             fpr, tpr = metrics.roc(ident[m], ood[m])
             ax.plot(fpr, tpr, label=f"{LABELS[m]} ({100 * metrics.auroc(ident[m], ood[m]):.1f})", lw=2.2 if m == "negprompt" else 1.2)
-            if m == "negprompt":
-                curves[s] = pd.DataFrame({"fpr": fpr, "tpr": tpr})
+            if m in ROC_METHODS:
+                curves.setdefault(s, []).append(pd.DataFrame({"method": LABELS[m], "fpr": fpr, "tpr": tpr}))
         ax.plot([0, 1], [0, 1], "k:", lw=0.8)
         ax.axhline(0.95, color="gray", lw=0.6, ls="--")
         ax.set(title=f"ID vs {s}", xlabel="FPR (OOD kept as ID)", ylabel="TPR (ID kept)")
@@ -132,7 +136,7 @@ def plot_roc(tables: list[pd.DataFrame], path: Path) -> dict[str, pd.DataFrame]:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return curves
+    return {s: pd.concat(c, ignore_index=True) for s, c in curves.items()}
 
 
 def plot_histograms(tables: list[pd.DataFrame], path: Path) -> None:

@@ -1,0 +1,187 @@
+"""The paper's experiment grid on DVC's experiment queue, tabulated.
+
+    python benchmarks/grid.py --jobs 2 --only ablations          # queue, run 2 at a time, report
+    python benchmarks/grid.py --only imagenet --set data.root=/data/imagenet --jobs 4
+    python benchmarks/grid.py --report-only --only ablations     # re-tabulate finished experiments
+
+Rows come from `benchmarks/grid.yaml`. Each is `dvc exp run --queue -n grid-<row> -S ...` from
+HEAD's params (overrides never accumulate), run by `dvc queue start --jobs N` workers; with several
+CUDA devices the rows are assigned round-robin (`-S pos.device=cuda:i ...`), and each worker gets
+cores / N threads (NEGPROMPT_THREADS) so that parallel jobs do not oversubscribe the CPU. A failed
+row is reported and the others go on. Results are read from each experiment's Git ref and written
+to reports/grid.md, reports/grid.json and reports/grid.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+GRID = Path(__file__).with_name("grid.yaml")
+METHODS = {"mcm": "MCM", "maxlogit": "MaxLogit", "coop": "CoOp", "negprompt": "NegPrompt"}
+LOCAL = {"glmcm": "GL-MCM", "locoop": "LoCoOp"}
+
+
+def sh(*cmd: str, env: dict | None = None, check: bool = True) -> str:
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and out.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+    return out.stdout
+
+
+def select(rows: dict, only: list[str]) -> dict:
+    """Rows named in `only`, or in a group named there (all rows of group 'ablations' by default)."""
+    only = only or ["ablations"]
+    picked = {n: r for n, r in rows.items() if n in only or r.get("group") in only}
+    unknown = [o for o in only if o not in rows and o not in {r.get("group") for r in rows.values()}]
+    if unknown:
+        sys.exit(f"{GRID}: no row or group named {', '.join(unknown)}")
+    return picked
+
+
+def queue_args(params: dict, extra: list[str], device: str | None) -> list[str]:
+    sets = [f"{k}={json.dumps(v) if isinstance(v, bool) else v}" for k, v in params.items()] + extra
+    if device:
+        sets += [f"{s}.device={device}" for s in ("features", "pos", "neg", "backbone")]
+    return [a for s in sets for a in ("-S", s)]
+
+
+def exp_file(exp: str, path: str) -> str | None:
+    """A file as the named experiment (on the current HEAD) committed it; None if it did not finish."""
+    head = sh("git", "rev-parse", "HEAD").strip()
+    out = subprocess.run(["git", "show", f"refs/exps/{head[:2]}/{head[2:]}/{exp}:{path}"], capture_output=True, text=True)
+    return out.stdout if out.returncode == 0 else None
+
+
+def queue_states(names: list[str]) -> dict[str, str]:
+    """{experiment name: Queued | Running | Success | Failed} from `dvc queue status`."""
+    states = {}
+    for line in sh("dvc", "queue", "status", check=False).splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] in names:
+            states[parts[1]] = parts[-1]
+    return states
+
+
+def run_queue(rows: dict, jobs: int, extra: list[str]) -> dict[str, str]:
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    except ImportError:
+        gpus = 0
+    names = [f"grid-{n}" for n in rows]
+    existing = set(sh("dvc", "exp", "list", "--name-only").split())
+    for i, (name, row) in enumerate(rows.items()):
+        exp = f"grid-{name}"
+        if exp in existing:
+            sh("dvc", "exp", "remove", exp)
+        device = f"cuda:{i % gpus}" if gpus > 1 else None
+        args = queue_args(row.get("params", {}), extra, device)
+        print(f"queue {exp}: {' '.join(args)}", flush=True)
+        sh("dvc", "exp", "run", "--queue", "-n", exp, *args)
+    env = {**os.environ, "NEGPROMPT_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+    sh("dvc", "queue", "start", "--jobs", str(jobs), env=env)
+    done, bar = {}, tqdm(total=len(names), desc=f"grid ({jobs} jobs)", unit="exp")
+    while len(done) < len(names):
+        time.sleep(5)
+        for name, state in queue_states(names).items():
+            if state in ("Success", "Failed") and name not in done:
+                done[name] = state
+                bar.update(1)
+                bar.set_postfix(failed=sum(s == "Failed" for s in done.values()))
+    bar.close()
+    sh("dvc", "queue", "stop", check=False)
+    return done
+
+
+def fmt(a: dict, key: str) -> str:
+    return f"{a[key]:.2f} ± {a[key + '_std']:.2f}"
+
+
+def report(rows: dict, states: dict[str, str], out: Path) -> dict:
+    results = {}
+    for name in rows:
+        text = exp_file(f"grid-{name}", "reports/metrics.json")
+        if text:
+            results[name] = next(iter(json.loads(text).values()))
+    header = "| experiment | " + " | ".join(f"{m} AUROC ↑ | {m} FPR95 ↓" for m in METHODS.values()) + " | NegPrompt ID top-1 |"
+    lines = [header, "|---" * (2 + 2 * len(METHODS)) + "|"]
+    for name, row in rows.items():
+        r = results.get(name)
+        if r is None:
+            lines.append(f"| {name} | " + " | ".join(["failed" if states.get(f"grid-{name}") == "Failed" else "not run"] * (2 * len(METHODS) + 1)) + " |")
+            continue
+        cells = [c for m in METHODS for c in (fmt(r["average"][m], "auroc"), fmt(r["average"][m], "fpr95"))]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {fmt(r['id_top1']['negprompt'], 'top1')} |")
+    md = ["# Experiment grid", "", f"Rows from `{GRID.relative_to(GRID.parents[1])}`, each a DVC experiment `grid-<row>` from HEAD's params "
+          "(`python benchmarks/grid.py`). Average AUROC / FPR95 over the OOD sets, %, mean ± std over the seeds.", "", *lines, ""]
+    for name, r in results.items():
+        if any(m in r["average"] for m in LOCAL):
+            md += [f"Patch-feature baselines ({name}): " + ", ".join(f"{label} {fmt(r['average'][m], 'auroc')} / {fmt(r['average'][m], 'fpr95')}"
+                                                                   for m, label in LOCAL.items() if m in r["average"]), ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(md))
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    if results:
+        plot(results, out.with_suffix(".png"))
+    print("\n".join(lines))
+    return results
+
+
+def plot(results: dict, path: Path) -> None:
+    """Average AUROC per experiment, one bar per method, with the std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(results)
+    x = np.arange(len(names))
+    width = 0.8 / len(METHODS)
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 3.5))
+    for i, (m, label) in enumerate(METHODS.items()):
+        vals = [results[n]["average"][m] for n in names]
+        ax.bar(x + i * width, [v["auroc"] for v in vals], width, yerr=[v["auroc_std"] for v in vals], label=label)
+    ax.set_xticks(x + width * (len(METHODS) - 1) / 2, names, rotation=30, ha="right", fontsize=8)
+    lo = min(results[n]["average"][m]["auroc"] for n in names for m in METHODS)
+    ax.set(ylabel="average AUROC (%)", ylim=(max(0, lo - 5), 100), title="experiment grid")
+    ax.legend(fontsize=7, ncol=len(METHODS))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", type=int, default=1, help="experiments run in parallel (DVC queue workers)")
+    ap.add_argument("--only", default="", help="comma-separated rows or groups of grid.yaml (default: ablations)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override added to every row")
+    ap.add_argument("--out", default="reports/grid.md")
+    ap.add_argument("--report-only", action="store_true", help="only tabulate experiments that already ran")
+    args = ap.parse_args()
+    rows = select(yaml.safe_load(GRID.read_text())["experiments"], [o for o in args.only.split(",") if o])
+    if args.report_only:
+        states = {}
+    else:
+        if sh("git", "status", "--porcelain", "--untracked-files=no").strip():
+            sys.exit("commit or stash your changes first: experiments start from HEAD")
+        start = time.time()
+        states = run_queue(rows, args.jobs, args.set)
+        print(f"{len(rows)} experiments with --jobs {args.jobs}: {time.time() - start:.0f} s wall", flush=True)
+        failed = [n for n, s in states.items() if s == "Failed"]
+        if failed:
+            print(f"failed: {', '.join(failed)} (see `dvc queue logs <name>`)", file=sys.stderr)
+    report(rows, states, Path(args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""A team shares one DVC remote and one Git remote: clone B reuses clone A's work (run-cache), and
+experiments travel with `dvc exp push` / `dvc exp pull` (README, 'Sharing work')."""
+import json
+import subprocess
+
+import pytest
+
+from tests.test_pipeline_e2e import dvc, make_repo, tiny_params
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.slow
+def test_clone_b_reproduces_nothing_and_sees_pushed_experiments(tmp_path):
+    params = tiny_params()
+    params["subset"]["seeds"] = [1]
+    a = make_repo(tmp_path / "a", params)
+    store, origin = tmp_path / "dvc-store", tmp_path / "origin.git"
+    dvc(a, "remote", "add", "-d", "store", str(store))
+    dvc(a, "repro")
+    git(a, "add", "-A")
+    git(a, "commit", "-qm", "pipeline run")
+    dvc(a, "push", "--run-cache")
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(a, "remote", "add", "origin", str(origin))
+    git(a, "push", "-q", "origin", "HEAD:main")
+
+    b = tmp_path / "b"
+    git(tmp_path, "clone", "-q", "-b", "main", str(origin), str(b))
+    dvc(b, "pull", "--run-cache")
+    out = dvc(b, "repro").stdout
+    assert "Running stage" not in out, out
+    assert "up to date" in dvc(b, "status").stdout.lower()
+
+    dvc(a, "exp", "run", "-n", "three-prompts", "-S", "neg.num_prompts=3")
+    dvc(a, "exp", "push", "origin", "three-prompts")
+    dvc(b, "exp", "pull", "origin", "three-prompts")
+
+    def metrics(repo):
+        shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+        exps = [e for rev in shown for e in (rev.get("experiments") or []) if e.get("name") == "three-prompts"]
+        assert exps, f"experiment not shown in {repo}"
+        return exps[0]["revs"][0]["data"]["metrics"]
+
+    assert metrics(b) == metrics(a)

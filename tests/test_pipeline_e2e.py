@@ -74,7 +74,7 @@ def test_plots_render_offline_in_a_real_browser(reproduced, tmp_path):
     out = tmp_path / "plots"
     dvc(reproduced, "plots", "show", "-o", str(out))
     page = (out / "index.html").read_text()
-    assert "cdn.jsdelivr" not in page and "https://" not in page.split("<body>")[1]
+    assert "cdn.jsdelivr" not in page and 'src="http' not in page  # nothing loaded from the network
     charts = page.count("vegaEmbed(")
     assert charts >= 4 + 2 * 2  # ROC per OOD set (4) + pos/neg training curves per seed (2 seeds)
     if browser is None:

@@ -207,31 +207,30 @@ class PromptEncoder(nn.Module):
         ctx_index = torch.arange(m, device=suffix.device).repeat_interleave(k)
         if not chunk or m * k <= chunk:
             return self.tower.encode_suffix(kv, ctx_index, suffix, eot).float().view(m, k, -1)
-        eot_cpu = eot.cpu()
-        order = torch.argsort(eot_cpu, stable=True)
         grad = torch.is_grad_enabled() and ctx.requires_grad
-        out = []
-        for idx in order.split(chunk):
-            length = int(eot_cpu[idx].max()) + 1
-            idx = idx.to(suffix.device)
-            args = (kv, ctx_index[idx], suffix[idx, :length], eot[idx])
-            out.append(checkpoint(self.tower.encode_suffix, *args, use_reentrant=False) if grad else self.tower.encode_suffix(*args))
-        return torch.cat(out)[torch.argsort(order).to(suffix.device)].float().view(m, k, -1)
+        out = _by_length(lambda idx, length: self.tower.encode_suffix(kv, ctx_index[idx], suffix[idx, :length], eot[idx]), eot, chunk, grad)
+        return out.float().view(m, k, -1)
 
     def _encode_chunked(self, x: torch.Tensor, eot: torch.Tensor, chunk: int) -> torch.Tensor:
         """Prompts sorted by length, each chunk cut to its own longest EOT (short names stop paying
         for the longest), and, when gradients flow, recomputed in backward (activation
         checkpointing): activation memory grows with `chunk`, not with k·p."""
-        eot_cpu = eot.cpu()
-        order = torch.argsort(eot_cpu, stable=True)
         grad = torch.is_grad_enabled() and x.requires_grad
-        out = []
-        for idx in order.split(chunk):
-            length = int(eot_cpu[idx].max()) + 1
-            idx = idx.to(x.device)
-            xi, ei = x[idx, :length], eot[idx]
-            out.append(checkpoint(self.tower.encode_embeddings, xi, ei, use_reentrant=False) if grad else self.tower.encode_embeddings(xi, ei))
-        return torch.cat(out)[torch.argsort(order).to(x.device)]
+        return _by_length(lambda idx, length: self.tower.encode_embeddings(x[idx, :length], eot[idx]), eot, chunk, grad)
+
+
+def _by_length(encode, eot: torch.Tensor, chunk: int, grad: bool) -> torch.Tensor:
+    """Rows sorted by EOT position and encoded `chunk` at a time by `encode(rows, length)`, each chunk
+    cut to its own longest EOT + 1 and, when gradients flow, recomputed in backward; returned in
+    the original row order."""
+    eot_cpu = eot.cpu()
+    order = torch.argsort(eot_cpu, stable=True)
+    out = []
+    for idx in order.split(chunk):
+        length = int(eot_cpu[idx].max()) + 1
+        idx = idx.to(eot.device)
+        out.append(checkpoint(encode, idx, length, use_reentrant=False) if grad else encode(idx, length))
+    return torch.cat(out)[torch.argsort(order).to(eot.device)]
 
 
 @torch.no_grad()

@@ -42,7 +42,7 @@ def select(rows: dict, only: list[str]) -> dict:
     picked = {n: r for n, r in rows.items() if n in only or r.get("group") in only}
     unknown = [o for o in only if o not in rows and o not in {r.get("group") for r in rows.values()}]
     if unknown:
-        sys.exit(f"{GRID}: no row or group named {', '.join(unknown)}")
+        sys.exit(f"grid: no row or group named {', '.join(unknown)}")
     return picked
 
 
@@ -121,7 +121,7 @@ def report(rows: dict, states: dict[str, str], out: Path) -> dict:
             continue
         cells = [c for m in METHODS for c in (fmt(r["average"][m], "auroc"), fmt(r["average"][m], "fpr95"))]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {fmt(r['id_top1']['negprompt'], 'top1')} |")
-    md = ["# Experiment grid", "", f"Rows from `{GRID.relative_to(GRID.parents[1])}`, each a DVC experiment `grid-<row>` from HEAD's params "
+    md = ["# Experiment grid", "", "Rows from `benchmarks/grid.yaml` (or `--grid`), each a DVC experiment `grid-<row>` from HEAD's params "
           "(`python benchmarks/grid.py`). Average AUROC / FPR95 over the OOD sets, %, mean ± std over the seeds.", "", *lines, ""]
     for name, r in results.items():
         if any(m in r["average"] for m in LOCAL):
@@ -166,9 +166,10 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated rows or groups of grid.yaml (default: ablations)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override added to every row")
     ap.add_argument("--out", default="reports/grid.md")
+    ap.add_argument("--grid", type=Path, default=GRID, help="the rows file (default benchmarks/grid.yaml)")
     ap.add_argument("--report-only", action="store_true", help="only tabulate experiments that already ran")
     args = ap.parse_args()
-    rows = select(yaml.safe_load(GRID.read_text())["experiments"], [o for o in args.only.split(",") if o])
+    rows = select(yaml.safe_load(args.grid.read_text())["experiments"], [o for o in args.only.split(",") if o])
     if args.report_only:
         states = {}
     else:

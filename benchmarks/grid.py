@@ -60,14 +60,20 @@ def exp_file(exp: str, path: str) -> str | None:
     return out.stdout if out.returncode == 0 else None
 
 
-def queue_states(names: list[str]) -> dict[str, str]:
-    """{experiment name: Queued | Running | Success | Failed} from `dvc queue status`."""
-    states = {}
+def queue_rows() -> list[tuple[str, str, str]]:
+    """(task id, experiment name, status) per task of `dvc queue status`."""
+    rows = []
     for line in sh("dvc", "queue", "status", check=False).splitlines():
         parts = line.split()
-        if len(parts) >= 3 and parts[1] in names:
-            states[parts[1]] = parts[-1]
-    return states
+        if len(parts) >= 4 and parts[0] != "Task" and parts[-1] in ("Queued", "Running", "Success", "Failed"):
+            rows.append((parts[0], parts[1], parts[-1]))
+    return rows
+
+
+def queue_states(names: list[str], earlier: set[str]) -> dict[str, str]:
+    """{experiment name: status} of this run's tasks (the status also lists earlier runs' tasks
+    of the same names: their ids are in `earlier`)."""
+    return {name: state for task, name, state in queue_rows() if task not in earlier and name in names}
 
 
 def run_queue(rows: dict, jobs: int, extra: list[str]) -> dict[str, str]:
@@ -78,6 +84,7 @@ def run_queue(rows: dict, jobs: int, extra: list[str]) -> dict[str, str]:
     except ImportError:
         gpus = 0
     names = [f"grid-{n}" for n in rows]
+    earlier = {task for task, _, _ in queue_rows()}
     existing = set(sh("dvc", "exp", "list", "--name-only").split())
     for i, (name, row) in enumerate(rows.items()):
         exp = f"grid-{name}"
@@ -88,16 +95,21 @@ def run_queue(rows: dict, jobs: int, extra: list[str]) -> dict[str, str]:
         print(f"queue {exp}: {' '.join(args)}", flush=True)
         sh("dvc", "exp", "run", "--queue", "-n", exp, *args)
     env = {**os.environ, "NEGPROMPT_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
-    sh("dvc", "queue", "start", "--jobs", str(jobs), env=env)
+    # the workers outlive this call and inherit its pipes: without DEVNULL, waiting for EOF would block until the queue is empty
+    subprocess.run(["dvc", "queue", "start", "--jobs", str(jobs)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     done, bar = {}, tqdm(total=len(names), desc=f"grid ({jobs} jobs)", unit="exp")
     while len(done) < len(names):
         time.sleep(5)
-        for name, state in queue_states(names).items():
+        for name, state in queue_states(names, earlier).items():
             if state in ("Success", "Failed") and name not in done:
                 done[name] = state
                 bar.update(1)
                 bar.set_postfix(failed=sum(s == "Failed" for s in done.values()))
     bar.close()
+    for _ in range(30):  # a finished task's Git ref is collected just after its status turns Success
+        if all(exp_file(n, "dvc.lock") is not None for n, st in done.items() if st == "Success"):
+            break
+        time.sleep(2)
     sh("dvc", "queue", "stop", check=False)
     return done
 

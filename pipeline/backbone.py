@@ -21,11 +21,11 @@ def check_shipped(checkpoint) -> None:
 
 
 def world_diagnostics(model, model_name: str, benchmark: str, seed: int, size: int, font: str, template: str) -> dict:
-    module = {"openmoji": openmoji, "miniworld": miniworld}[benchmark]
-    world = module.build_world(seed)
     if benchmark == "openmoji":
+        world = openmoji.build_world(seed)
         ids, labels, ood = openmoji.validation_renders(world, seed + 1000, size, font=font or None)
     else:
+        world = miniworld.build_world(seed)
         ids, labels, ood = miniworld.validation_renders(world, seed + 1000, size)
     return regime.diagnose_model(model, open_clip.get_tokenizer(model_name), [c.name for c in world.id_classes], ids, labels, ood, template)
 

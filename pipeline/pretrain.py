@@ -7,7 +7,7 @@ Not a DVC stage: like real CLIP weights, the result is committed and `dvc repro`
 """
 from pathlib import Path
 
-import numpy as np
+import open_clip
 import torch
 import typer
 from safetensors.torch import save_file
@@ -33,12 +33,10 @@ def main(steps: int = typer.Option(8000, help="optimiser steps"),
     concepts = world.all_concepts
     pool, styles = openmoji.render_pool(world, per_concept, seed + 1, image_size, font,
                                         progress=lambda it: tqdm(it, desc="render pool", unit="concept"))
-    captions = [[list(openmoji.STYLES[s][1]) for s in openmoji.STYLE_NAMES] for _ in concepts]
-    captions = [[[t.format(c.name) for t in per_style] for per_style in cap] for c, cap in zip(concepts, captions)]
-    net, log = backbone.pretrain_on_pool(model, pool, captions, styles, steps, batch_size, lr, seed, backbone.resolve_device(device))
+    net, log = backbone.pretrain_on_pool(model, pool, openmoji.style_captions(concepts), styles, steps, batch_size, lr, seed, backbone.resolve_device(device))
     net = net.cpu().float()
     ids, labels, ood = openmoji.validation_renders(world, seed + 2, image_size, font=font)
-    diag = regime.diagnose_model(net, __import__("open_clip").get_tokenizer(model), [c.name for c in world.id_classes], ids, labels, ood)
+    diag = regime.diagnose_model(net, open_clip.get_tokenizer(model), [c.name for c in world.id_classes], ids, labels, ood)
     print(regime.summary_line(diag))
     with atomic_path(out) as tmp:
         save_file({k: v.detach().half().contiguous() for k, v in net.state_dict().items()}, str(tmp), metadata={"model": model})

@@ -129,6 +129,19 @@ def create_untrained(model_name: str, device) -> torch.nn.Module:
         root.setLevel(level)
 
 
+def clip_optimizer(model: torch.nn.Module, lr: float, steps: int):
+    """open_clip's trainer recipe: AdamW (weight decay 0.1 on matrices other than embeddings, none on
+    gains, biases, embeddings), linear warm-up over 5% of the steps, then cosine decay. Frozen
+    parameters (e.g. a ramped logit scale) are left out."""
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trained if p.ndim >= 2 and "embedding" not in n]
+    other = [p for n, p in trained if not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup))))
+    return opt, sched
+
+
 def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], steps: int, batch_size: int, lr: float,
                   seed: int, device: torch.device) -> torch.nn.Module:
     """Contrastive pretraining from scratch with open_clip's model, tokenizer and ClipLoss.
@@ -143,11 +156,7 @@ def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], step
     tower = TextTower(model)
     inputs = normalize_images(images, model)
     loss_fn = open_clip.ClipLoss()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
-    warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup))))
+    opt, sched = clip_optimizer(model, lr, steps)
     gen = torch.Generator().manual_seed(seed)
     model.train()
     bar = tqdm(range(steps), desc="pretrain tiny CLIP", unit="step")
@@ -197,11 +206,7 @@ def pretrain_on_pool(model_name: str, pool: np.ndarray, captions: list[list[list
         index.setdefault((c, s), []).append(i)
     tower = TextTower(model)
     loss_fn = open_clip.ClipLoss()
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2 and "embedding" not in n]
-    other = [p for n, p in model.named_parameters() if p.requires_grad and not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
-    warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup))))
+    opt, sched = clip_optimizer(model, lr, steps)
     rng = np.random.default_rng(seed)
     log = []
     model.train()

@@ -247,9 +247,9 @@ def render(concept: Concept, rng: np.random.Generator, size: int = 32, style: st
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
-def caption(concept: Concept, style: str, rng: np.random.Generator) -> str:
-    templates = STYLES[style][1]
-    return templates[int(rng.integers(len(templates)))].format(concept.name)
+def style_captions(concepts: tuple[Concept, ...]) -> list[list[list[str]]]:
+    """Every caption of every concept, per style: [concept][style index] -> that style's templates filled in."""
+    return [[[t.format(c.name) for t in STYLES[s][1]] for s in STYLE_NAMES] for c in concepts]
 
 
 def render_pool(world: World, per_concept: int, seed: int, size: int = 32, font: str | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:

@@ -52,6 +52,22 @@ def backbone_section(diag: dict) -> str:
             + report.regime_table(diag))
 
 
+def ranking_note(avg: dict, diag: dict) -> str:
+    """Says in words which methods beat NegPrompt on average AUROC, and why where the backbone explains it."""
+    ours = avg["negprompt"]["auroc"]
+    above = [m for m in avg if m != "negprompt" and avg[m]["auroc"] > ours]
+    if not above:
+        return f"**NegPrompt has the best average AUROC** ({ours:.2f})."
+    text = (f"**NegPrompt ({ours:.2f} average AUROC) is beaten by " + ", ".join(f"{report.LABELS[m]} ({avg[m]['auroc']:.2f})" for m in above)
+            + "** and beats " + (", ".join(report.LABELS[m] for m in avg if m not in above and m != "negprompt") or "no other method") + ".")
+    a = diag.get("average", {})
+    if {"maxlogit", "mcm"} <= set(a) and a["maxlogit"]["auroc"] > a["mcm"]["auroc"] and set(above) & {"maxlogit", "energy", "msp"}:
+        text += (f" Why: this backbone is not in real CLIP's regime. Zero-shot, before any prompt is learned, MaxLogit already beats MCM "
+                 f"({a['maxlogit']['auroc']:.1f} vs {a['mcm']['auroc']:.1f} AUROC on held-out renders, see ‘The backbone’s zero-shot regime’ below), where real CLIP has "
+                 "MCM ≈ 7 points ahead; NegPrompt's score is an MCM-style softmax and inherits that handicap.")
+    return text
+
+
 def main():
     params = load_params()
     seeds = params.subset.seeds
@@ -94,6 +110,8 @@ def main():
 
 ## OOD detection (%, mean ± std over {len(seeds)} seeds)
 {report.metrics_table(agg)}
+
+{ranking_note(agg["average"], diag)}
 
 MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper copies those rows from CLIPN (a fine-tuned head), so they are not like for like. {local_note}
 

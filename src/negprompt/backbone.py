@@ -231,3 +231,36 @@ def pretrain_on_pool(model_name: str, pool: np.ndarray, captions: list[list[list
             log.append({"step": step, "loss": loss.item(), "logit_scale": scale, "lr": sched.get_last_lr()[0]})
             bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{scale:.0f}")
     return model.eval(), log
+
+
+def continue_pretraining(model: torch.nn.Module, tokenizer, sample_batch, steps: int, lr: float, seed: int, device: torch.device,
+                         log_every: int = 100) -> tuple[torch.nn.Module, list[dict]]:
+    """Further contrastive training of a pretrained CLIP on a stream of fresh captioned images:
+    `sample_batch(rng)` returns (uint8 images [B, H, W, 3], B captions). open_clip's ClipLoss at the
+    model's own (already final, frozen) logit scale; AdamW with warm-up and cosine decay; random
+    horizontal flips. Nothing is seen twice, so the model cannot memorise a pool."""
+    torch.manual_seed(seed)
+    model = model.to(device).float().train()
+    model.requires_grad_(True)
+    model.logit_scale.requires_grad_(False)
+    tower = TextTower(model)
+    loss_fn = open_clip.ClipLoss()
+    opt, sched = clip_optimizer(model, lr, steps)
+    rng = np.random.default_rng(seed)
+    log = []
+    bar = tqdm(range(steps), desc="continue pretraining", unit="step")
+    for step in bar:
+        x, captions = sample_batch(rng)
+        flip = rng.random(len(x)) < 0.5
+        x[flip] = x[flip, :, ::-1]
+        img_f = F.normalize(model.encode_image(normalize_images(np.ascontiguousarray(x), model).to(device)), dim=-1)
+        txt_f = F.normalize(tower.encode_tokens(tokenizer(captions).to(device)), dim=-1)
+        loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == steps - 1:
+            log.append({"step": step, "loss": loss.item(), "logit_scale": float(model.logit_scale.exp()), "lr": sched.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    return model.eval(), log

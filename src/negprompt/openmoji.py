@@ -3,7 +3,7 @@
 Concepts and their roles are data (`resources/openmoji_concepts.tsv`): ID = animals, food, vehicles
 and objects (ImageNet's kinds); OOD sets in the roles of the conventional benchmark: `near` (held-out
 concepts of ID's own kinds, the hard-split analogue), `plant` (iNaturalist), `place` (SUN/Places) and
-`texture` (DTD: procedural stripes, checks and dots, never captioned). `pretrain` concepts are
+`texture` (DTD: procedural stripes, checks and dots, captioned only in the optional web phase of pretraining). `pretrain` concepts are
 captioned in the stand-in CLIP's pretraining only, as web CLIP has seen far more than any benchmark.
 
 Every image varies in scale, position, rotation, background, colour, noise and unnamed clutter, and
@@ -28,7 +28,7 @@ from negprompt import NegPromptError
 
 CONCEPTS_TABLE = Path(__file__).parent / "resources" / "openmoji_concepts.tsv"
 OOD_SETS = ("near", "plant", "place", "texture")
-PATTERNS = ("stripes", "checks", "dots")
+PATTERNS = {"stripes": "striped pattern", "checks": "checkered pattern", "dots": "polka dot pattern"}  # DTD's role; caption names
 ROLES = ("id", "near", "plant", "place", "pretrain")
 ATTRIBUTION = "Emoji: OpenMoji (https://openmoji.org), the open-source emoji project, CC BY-SA 4.0."
 CANVAS = 64  # images are composed at 64 px and box-downsampled to the benchmark size
@@ -48,7 +48,7 @@ STYLE_P = np.array([p for p, _ in STYLES.values()])
 
 @dataclass(frozen=True)
 class Concept:
-    """One nameable emoji (or an uncaptioned texture pattern)."""
+    """One nameable emoji (codepoint) or a procedural texture pattern (codepoint 0, name a PATTERNS key)."""
 
     codepoint: int
     name: str
@@ -63,6 +63,11 @@ class Concept:
     def is_texture(self) -> bool:
         return self.kind == "texture"
 
+    @property
+    def caption_name(self) -> str:
+        """How a caption names it ("stripes" -> "striped pattern")."""
+        return PATTERNS[self.name] if self.is_texture else self.name
+
 
 @dataclass(frozen=True)
 class World:
@@ -72,8 +77,13 @@ class World:
 
     @property
     def all_concepts(self) -> tuple[Concept, ...]:
-        """Every captioned concept (textures have no caption): the pretraining set."""
+        """Every emoji concept (ID, OOD, pretraining-only): the first pretraining phase's set and the clutter pool."""
         return self.id_classes + tuple(c for s in OOD_SETS for c in self.ood[s] if not c.is_texture) + self.pretrain_only
+
+    @property
+    def captioned(self) -> tuple[Concept, ...]:
+        """Every emoji concept and texture pattern: the web-like pretraining phase's set."""
+        return self.all_concepts + tuple(c for c in self.ood["texture"])
 
 
 def clean_name(codepoint: int) -> str:
@@ -249,7 +259,31 @@ def render(concept: Concept, rng: np.random.Generator, size: int = 32, style: st
 
 def style_captions(concepts: tuple[Concept, ...]) -> list[list[list[str]]]:
     """Every caption of every concept, per style: [concept][style index] -> that style's templates filled in."""
-    return [[[t.format(c.name) for t in STYLES[s][1]] for s in STYLE_NAMES] for c in concepts]
+    return [[[t.format(c.caption_name) for t in STYLES[s][1]] for s in STYLE_NAMES] for c in concepts]
+
+
+GENERIC_CAPTIONS = ("a photo.", "an image.", "a picture of something.", "look at this!", "my photo.")
+
+
+def web_sample(concept: Concept, rng: np.random.Generator, clutter_from: tuple[Concept, ...], noise: float, size: int = 32,
+               font: str | None = None) -> tuple[np.ndarray, str]:
+    """One freshly rendered image of `concept` and a web-like caption. With probability `noise` the
+    image holds a second emoji and the caption names that one instead (captions name what the
+    author cared about); with probability noise / 2 the caption names nothing the image shows;
+    otherwise it names the concept in the image's style. Textures are never the secondary object."""
+    style = STYLE_NAMES[rng.choice(len(STYLE_NAMES), p=STYLE_P)]
+    u = rng.random()
+    if u < noise and not concept.is_texture:
+        other = clutter_from[int(rng.integers(len(clutter_from)))]
+        image = render(concept, rng, size, style, clutter=1.0, others=(other,), font=font)
+        named = concept if other == concept else other
+    else:
+        image = render(concept, rng, size, style, others=clutter_from, font=font)
+        named = None if u < 1.5 * noise else concept
+    if named is None:
+        return image, GENERIC_CAPTIONS[int(rng.integers(len(GENERIC_CAPTIONS)))]
+    templates = STYLES[style][1]
+    return image, templates[int(rng.integers(len(templates)))].format(named.caption_name)
 
 
 def render_pool(world: World, per_concept: int, seed: int, size: int = 32, font: str | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:

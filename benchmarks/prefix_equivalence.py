@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from negprompt import metrics
 from negprompt.data import read_classes
 from negprompt.io import load_tensors, read_table
 from negprompt.prompts import PromptEncoder, encode_texts
@@ -48,7 +49,8 @@ def main() -> None:
     params = load_params()
     bb = load_backbone("cpu")
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()
-    img = torch.from_numpy(read_table(FEATURES / "test.parquet")[1])
+    test, img, _ = read_table(FEATURES / "test.parquet")
+    img, is_id = torch.from_numpy(img), (test.set == "id").to_numpy()
     scale = bb.model.logit_scale.exp().item()
     zero_shot = encode_texts(bb.model, bb.tokenizer, [params.score.zero_shot_template.format(n) for n in names])
     result = {"model": bb.name, "classes": len(names), "test_images": len(img), "scoring": {}}
@@ -81,10 +83,13 @@ def main() -> None:
     s = {k: scores(encode_all(full, neg["pos_ctx"], ctx, coop), zero_shot, img, neg_init, scale, params.score.temperature)
          for k, ctx in trained.items()}
     ctx_diff = float((trained["shared_prefix"] - trained["full"]).abs().max())
+    auroc = {k: 100 * metrics.auroc(v["negprompt"].numpy()[is_id], v["negprompt"].numpy()[~is_id]) for k, v in s.items()}
     result["training"] = {"seed": seed, "epochs": p.epochs, "neg_ctx_max_abs_diff": ctx_diff, "scores": _max_diff(s["shared_prefix"], s["full"]),
+                          "negprompt_auroc_all_ood": auroc,
                           "seconds": seconds, "speedup": seconds["full"] / seconds["shared_prefix"]}
     print(f"seed {seed} training ({p.epochs} epochs): contexts max|diff| {ctx_diff:.2e}, scores max|diff| "
-          f"{max(result['training']['scores'].values()):.2e}; {seconds['shared_prefix']:.1f} s vs {seconds['full']:.1f} s without the shared prefix")
+          f"{max(result['training']['scores'].values()):.2e}, NegPrompt AUROC (all OOD sets) {auroc['shared_prefix']:.3f} vs "
+          f"{auroc['full']:.3f}; {seconds['shared_prefix']:.1f} s vs {seconds['full']:.1f} s without the shared prefix")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

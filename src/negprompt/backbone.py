@@ -185,6 +185,19 @@ def ramped_logit_scale(step: int, steps: int, start: float = 1 / 0.07, end: floa
     return math.exp(math.log(start) + frac * (math.log(end) - math.log(start)))
 
 
+def _contrastive_step(model, tower: TextTower, loss_fn, opt, sched, images_uint8: np.ndarray, tokens: torch.Tensor,
+                      device: torch.device) -> torch.Tensor:
+    """One ClipLoss step on a batch of (image, caption) pairs; returns the loss."""
+    img_f = F.normalize(model.encode_image(normalize_images(np.ascontiguousarray(images_uint8), model).to(device)), dim=-1)
+    txt_f = F.normalize(tower.encode_tokens(tokens.to(device)), dim=-1)  # = encode_text, EOT-truncated
+    loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss
+
+
 def pretrain_on_pool(model_name: str, pool: np.ndarray, captions: list[list[list[str]]], pool_styles: np.ndarray, steps: int,
                      batch_size: int, lr: float, seed: int, device: torch.device, log_every: int = 100) -> tuple[torch.nn.Module, list[dict]]:
     """Contrastive pretraining from scratch with open_clip's model, tokenizer and `ClipLoss` on a
@@ -220,13 +233,7 @@ def pretrain_on_pool(model_name: str, pool: np.ndarray, captions: list[list[list
         ti = [index[(c, pool_styles[c, k])][rng.integers(len(index[(c, pool_styles[c, k])]))] for c, k in zip(ci, ki)]
         scale = ramped_logit_scale(step, steps)
         model.logit_scale.fill_(math.log(scale))
-        img_f = F.normalize(model.encode_image(normalize_images(np.ascontiguousarray(x), model).to(device)), dim=-1)
-        txt_f = F.normalize(tower.encode_tokens(tokens[ti].to(device)), dim=-1)
-        loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss = _contrastive_step(model, tower, loss_fn, opt, sched, x, tokens[ti], device)
         if step % log_every == 0 or step == steps - 1:
             log.append({"step": step, "loss": loss.item(), "logit_scale": scale, "lr": sched.get_last_lr()[0]})
             bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{scale:.0f}")
@@ -253,13 +260,7 @@ def continue_pretraining(model: torch.nn.Module, tokenizer, sample_batch, steps:
         x, captions = sample_batch(rng)
         flip = rng.random(len(x)) < 0.5
         x[flip] = x[flip, :, ::-1]
-        img_f = F.normalize(model.encode_image(normalize_images(np.ascontiguousarray(x), model).to(device)), dim=-1)
-        txt_f = F.normalize(tower.encode_tokens(tokenizer(captions).to(device)), dim=-1)
-        loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss = _contrastive_step(model, tower, loss_fn, opt, sched, x, tokenizer(captions), device)
         if step % log_every == 0 or step == steps - 1:
             log.append({"step": step, "loss": loss.item(), "logit_scale": float(model.logit_scale.exp()), "lr": sched.get_last_lr()[0]})
             bar.set_postfix(loss=f"{loss.item():.3f}")

@@ -64,8 +64,8 @@ def main() -> None:
         neg_init = full(neg["neg_ctx_init"]).transpose(0, 1).detach()
         ss = scores(ts, zero_shot, img, neg_init, scale, params.score.temperature)
         sf = scores(tf, zero_shot, img, neg_init, scale, params.score.temperature)
-        result["scoring"][f"seed{seed}"] = {"features": _max_diff(ts, tf), "scores": _max_diff(ss, sf)}
-        print(f"seed {seed} scoring: features max|diff| {max(_max_diff(ts, tf).values()):.2e}, scores max|diff| {max(_max_diff(ss, sf).values()):.2e}")
+        diff = result["scoring"][f"seed{seed}"] = {"features": _max_diff(ts, tf), "scores": _max_diff(ss, sf)}
+        print(f"seed {seed} scoring: features max|diff| {max(diff['features'].values()):.2e}, scores max|diff| {max(diff['scores'].values()):.2e}")
 
     seed, p = args.train_seed, params.neg
     feats, labels, train_names, _ = fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction)

@@ -12,9 +12,9 @@ Writes float16 safetensors weights plus a manifest (sha256, both phases' recipes
 zero-shot diagnostics on held-out renders). Not a DVC stage: like real CLIP weights, the result is
 committed and `dvc repro` only loads it.
 """
+import functools
 from pathlib import Path
 
-import numpy as np
 import open_clip
 import torch
 import typer
@@ -57,15 +57,10 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
         recipe["pool"] = {"init": str(init), "sha256": backbone.sha256(init)}
     tokenizer = open_clip.get_tokenizer(model)
     if web_steps:
-        captioned = world.captioned
-
-        def sample_batch(rng: np.random.Generator):
-            pairs = [openmoji.web_sample(captioned[i], rng, world.all_concepts, web_noise, image_size, font)
-                     for i in rng.choice(len(captioned), batch_size, replace=False)]
-            return np.stack([im for im, _ in pairs]), [c for _, c in pairs]
-
+        sample_batch = functools.partial(openmoji.web_batch, world.captioned, batch_size=batch_size, clutter_from=world.all_concepts,
+                                         noise=web_noise, size=image_size, font=font)
         net, log = backbone.continue_pretraining(net, tokenizer, sample_batch, web_steps, web_lr, seed + 3, dev)
-        recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "concepts": len(captioned), "log": log}
+        recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "concepts": len(world.captioned), "log": log}
     net = net.cpu().float()
     ids, labels, ood = openmoji.validation_renders(world, seed + 2, image_size, font=font)
     diag = regime.diagnose_model(net, tokenizer, [c.name for c in world.id_classes], ids, labels, ood)

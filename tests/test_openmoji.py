@@ -2,8 +2,8 @@
 import json
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from negprompt import NegPromptError, backbone, openmoji as om, regime
 from negprompt.data import read_world, write_world
@@ -84,8 +84,9 @@ def test_pretraining_recipe_on_a_tiny_configuration(tmp_path):
     assert any(c.is_texture for c in captioned) and set(small.all_concepts) < set(captioned)
 
     def sample_batch(rng):
-        pairs = [om.web_sample(captioned[i], rng, small.all_concepts, 0.5) for i in rng.choice(len(captioned), 8, replace=False)]
-        return np.stack([im for im, _ in pairs]), [c for _, c in pairs]
+        images, captions = om.web_batch(captioned, rng, 8, small.all_concepts, 0.5)
+        assert images.shape == (8, 32, 32, 3) and len(captions) == 8
+        return images, captions
 
     before = model.visual.conv1.weight.detach().clone()
     model, log = backbone.continue_pretraining(model, open_clip.get_tokenizer(backbone.STANDIN_MODEL), sample_batch, steps=2, lr=1e-3, seed=0,

@@ -3,8 +3,9 @@
 Concepts and their roles are data (`resources/openmoji_concepts.tsv`): ID = animals, food, vehicles
 and objects (ImageNet's kinds); OOD sets in the roles of the conventional benchmark: `near` (held-out
 concepts of ID's own kinds, the hard-split analogue), `plant` (iNaturalist), `place` (SUN/Places) and
-`texture` (DTD: procedural stripes, checks and dots, captioned only in the optional web phase of pretraining). `pretrain` concepts are
-captioned in the stand-in CLIP's pretraining only, as web CLIP has seen far more than any benchmark.
+`texture` (DTD: procedural stripes, checks and dots, captioned only in the optional web phase of
+pretraining). `pretrain` concepts are captioned in the stand-in CLIP's pretraining only, as web
+CLIP has seen far more than any benchmark.
 
 Every image varies in scale, position, rotation, background, colour, noise and unnamed clutter, and
 is drawn in one of several *styles* of varied strength (colour, greyscale, sketch, blurry, dark,
@@ -83,7 +84,7 @@ class World:
     @property
     def captioned(self) -> tuple[Concept, ...]:
         """Every emoji concept and texture pattern: the web-like pretraining phase's set."""
-        return self.all_concepts + tuple(c for c in self.ood["texture"])
+        return self.all_concepts + self.ood["texture"]
 
 
 def clean_name(codepoint: int) -> str:
@@ -284,6 +285,13 @@ def web_sample(concept: Concept, rng: np.random.Generator, clutter_from: tuple[C
         return image, GENERIC_CAPTIONS[int(rng.integers(len(GENERIC_CAPTIONS)))]
     templates = STYLES[style][1]
     return image, templates[int(rng.integers(len(templates)))].format(named.caption_name)
+
+
+def web_batch(concepts: tuple[Concept, ...], rng: np.random.Generator, batch_size: int, clutter_from: tuple[Concept, ...], noise: float,
+              size: int = 32, font: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """`batch_size` distinct concepts, one `web_sample` each: (uint8 images [B, size, size, 3], B captions)."""
+    pairs = [web_sample(concepts[i], rng, clutter_from, noise, size, font) for i in rng.choice(len(concepts), batch_size, replace=False)]
+    return np.stack([im for im, _ in pairs]), [c for _, c in pairs]
 
 
 def render_pool(world: World, per_concept: int, seed: int, size: int = 32, font: str | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:

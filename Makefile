@@ -32,7 +32,8 @@ ONLY ?= ablations
 grid: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/grid.py --jobs $(JOBS) --only $(ONLY)
 
-# The OpenMoji stand-in CLIP's recipe (about an hour on 2 CPU cores; minutes on a GPU). Its result,
-# weights/openmoji-tiny.safetensors + .json, is committed: `make repro` only loads it.
+# The OpenMoji stand-in CLIP's recipe, phase 2: web-like captions on fresh renders, continued from the
+# committed phase-1 checkpoint (about 20 minutes on 2 CPU cores). Its result, weights/openmoji-tiny.safetensors
+# + .json, is committed: `make repro` only loads it. Phase 1 from scratch: README, "The stand-in CLIP".
 pretrain: install
-	$(BIN)/python -m pipeline.pretrain
+	$(BIN)/python -m pipeline.pretrain --init weights/openmoji-tiny-phase1.safetensors --web-steps 2000

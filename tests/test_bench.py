@@ -35,3 +35,14 @@ def test_bench_encode_runs_and_truncation_keeps_fewer_tokens():
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["text"]["tokens_truncated"] < info["text"]["tokens_full"]
     assert all(v > 0 for v in info["text"].values()) and all(v > 0 for v in info["images"].values())
+
+
+def test_regime_by_style_reports_every_style_and_set(tmp_path):
+    out = tmp_path / "regime.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks/regime_by_style.py"), "--per-class", "1", "--per-set", "4", "--json", str(out)],
+                   capture_output=True, text=True, check=True, cwd=REPO)
+    info = json.loads(out.read_text())
+    assert list(info["styles"]) == ["photo", "greyscale", "sketch", "blurry", "dark", "pixelated"]
+    for d in info["styles"].values():
+        assert set(d["ood"]) == {"near", "plant", "place", "texture"} and 0 <= d["zero_shot_top1"] <= 1
+        assert d["sets"]["id"]["n"] == 200 and d["sets"]["texture"]["n"] == 4

@@ -55,6 +55,13 @@ def test_render_is_a_pure_function_of_the_seed_for_every_style():
     assert tex.shape == (32, 32, 3)
 
 
+@pytest.mark.parametrize("pattern", list(om.PATTERNS))
+def test_texture_patterns_are_outlined_like_the_emoji(pattern):
+    """Two colours separated by OpenMoji's near-black line, so textures share the emoji's drawing style."""
+    colours = np.unique(np.asarray(om._texture(pattern, np.random.default_rng(0), om.CANVAS)).reshape(-1, 3), axis=0)
+    assert len(colours) == 3 and (colours == 20).all(axis=1).any()
+
+
 def test_write_world_layout(tmp_path):
     write_world(tmp_path, "openmoji", seed=0, train_per_class=1, test_per_class=1, ood_per_set=4, size=16)
     bench = read_world(tmp_path, "openmoji")

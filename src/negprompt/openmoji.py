@@ -3,8 +3,8 @@
 Concepts and their roles are data (`resources/openmoji_concepts.tsv`): ID = animals, food, vehicles
 and objects (ImageNet's kinds); OOD sets in the roles of the conventional benchmark: `near` (held-out
 concepts of ID's own kinds, the hard-split analogue), `plant` (iNaturalist), `place` (SUN/Places) and
-`texture` (DTD: procedural stripes, checks and dots, captioned only in the optional web phase of
-pretraining). `pretrain` concepts are captioned in the stand-in CLIP's pretraining only, as web
+`texture` (DTD: procedural stripes, checks and dots outlined like the emoji, captioned only in the
+web phase of pretraining). `pretrain` concepts are captioned in the stand-in CLIP's pretraining only, as web
 CLIP has seen far more than any benchmark.
 
 Every image varies in scale, position, rotation, background, colour, noise and unnamed clutter, and
@@ -36,9 +36,9 @@ CANVAS = 64  # images are composed at 64 px and box-downsampled to the benchmark
 
 # style -> (probability, caption templates). "photo" is what the benchmark's prompts say.
 STYLES: dict[str, tuple[float, tuple[str, ...]]] = {
-    "photo": (0.40, ("a photo of a {}.", "a picture of a {}.", "an image of a {}.", "a {}.")),
-    "greyscale": (0.12, ("a black and white photo of a {}.", "a greyscale photo of a {}.")),
-    "sketch": (0.12, ("a sketch of a {}.", "a line drawing of a {}.")),
+    "photo": (0.50, ("a photo of a {}.", "a picture of a {}.", "an image of a {}.", "a {}.")),
+    "greyscale": (0.08, ("a black and white photo of a {}.", "a greyscale photo of a {}.")),
+    "sketch": (0.06, ("a sketch of a {}.", "a line drawing of a {}.")),
     "blurry": (0.12, ("a blurry photo of a {}.",)),
     "dark": (0.12, ("a dark photo of a {}.",)),
     "pixelated": (0.12, ("a pixelated photo of a {}.",)),
@@ -205,7 +205,7 @@ def _paste(canvas: Image.Image, g: Image.Image, rng: np.random.Generator, scale:
 def _texture(pattern: str, rng: np.random.Generator, side: int) -> Image.Image:
     yy, xx = np.mgrid[0:side, 0:side].astype(float)
     c1, c2 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    p, ang = rng.uniform(4, 14), rng.uniform(0, np.pi)
+    p, ang = rng.uniform(8, 20), rng.uniform(0, np.pi)
     u, v = np.cos(ang) * xx + np.sin(ang) * yy, -np.sin(ang) * xx + np.cos(ang) * yy
     if pattern == "stripes":
         m = np.sin(2 * np.pi * u / p) > 0
@@ -213,7 +213,18 @@ def _texture(pattern: str, rng: np.random.Generator, side: int) -> Image.Image:
         m = (np.floor(u / p) + np.floor(v / p)) % 2 == 0
     else:
         m = (((u % p) - p / 2) ** 2 + ((v % p) - p / 2) ** 2) < (p * rng.uniform(0.2, 0.4)) ** 2
-    return Image.fromarray(np.where(m[..., None], c1, c2).astype(np.uint8))
+    edge = (m != np.roll(m, 1, 0)) | (m != np.roll(m, 1, 1))  # black outlines, as OpenMoji draws
+    edge |= np.roll(edge, 1, 0) | np.roll(edge, 1, 1)  # 2 px, OpenMoji's line weight at this size
+    return Image.fromarray(np.where(edge[..., None], 20, np.where(m[..., None], c1, c2)).astype(np.uint8))
+
+
+def _blob(rng: np.random.Generator, side: int) -> Image.Image:
+    """A soft rotated ellipse covering a third to most of the canvas (mode L mask)."""
+    mask = Image.new("L", (side, side), 0)
+    w, h = side * rng.uniform(0.5, 1.0, 2)
+    cx, cy = side * rng.uniform(0.3, 0.7, 2)
+    ImageDraw.Draw(mask).ellipse((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), fill=255)
+    return mask.rotate(rng.uniform(0, 180), resample=Image.BILINEAR).filter(ImageFilter.GaussianBlur(1))
 
 
 def apply_style(im: Image.Image, style: str, rng: np.random.Generator) -> Image.Image:
@@ -221,11 +232,11 @@ def apply_style(im: Image.Image, style: str, rng: np.random.Generator) -> Image.
     if style == "greyscale":
         return ImageOps.grayscale(im).convert("RGB")
     if style == "blurry":
-        return im.filter(ImageFilter.GaussianBlur(rng.uniform(1.0, 2.5)))
+        return im.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.6)))
     if style == "dark":
-        return ImageEnhance.Contrast(ImageEnhance.Brightness(im).enhance(rng.uniform(0.3, 0.6))).enhance(rng.uniform(0.6, 0.9))
+        return ImageEnhance.Contrast(ImageEnhance.Brightness(im).enhance(rng.uniform(0.45, 0.75))).enhance(rng.uniform(0.7, 0.95))
     if style == "pixelated":
-        f = int(rng.integers(3, 6))
+        f = int(rng.integers(2, 4))
         return im.resize((im.size[0] // f, im.size[1] // f), Image.BOX).resize(im.size, Image.NEAREST)
     return im
 
@@ -236,8 +247,10 @@ def render(concept: Concept, rng: np.random.Generator, size: int = 32, style: st
     probability `clutter` an unnamed second emoji from `others` sits behind or in front."""
     font = font or str(default_font())
     style = style or STYLE_NAMES[rng.choice(len(STYLE_NAMES), p=STYLE_P)]
-    if concept.is_texture:
+    if concept.is_texture:  # a patterned surface, full frame or a blob on the emoji's backgrounds
         canvas = _texture(concept.name, rng, CANVAS)
+        if rng.random() < 0.6:
+            canvas = Image.composite(canvas, _background(rng, CANVAS), _blob(rng, CANVAS))
     else:
         canvas = _background(rng, CANVAS)
         draw = sketch if style == "sketch" else glyph

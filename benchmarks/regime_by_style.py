@@ -1,0 +1,55 @@
+"""The stand-in CLIP's zero-shot regime, one drawing style at a time (held-out renders, never the test files).
+
+Separates the two things the mixed-style diagnostic (`reports/backbone.json`) adds up: how well the
+backbone separates ID from OOD on clean images, and what the styles' shared offset does to max
+cosine (MaxLogit's ranking) and to MCM. Prints one row per style and writes a JSON.
+
+    python benchmarks/regime_by_style.py [--weights weights/openmoji-tiny.safetensors] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import open_clip
+
+from negprompt import backbone, openmoji, regime
+from negprompt.backbone import encode_images
+from negprompt.prompts import encode_texts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", default=f"weights/{backbone.STANDIN_MODEL}.safetensors")
+    ap.add_argument("--per-class", type=int, default=4, help="ID renders per class and style")
+    ap.add_argument("--per-set", type=int, default=200, help="renders per OOD set and style")
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    net = backbone.load_backbone(backbone.STANDIN_MODEL, args.weights).model.eval()
+    tokenizer = open_clip.get_tokenizer(backbone.STANDIN_MODEL)
+    world, font = openmoji.build_world(0), str(openmoji.default_font())
+    rng, others = np.random.default_rng([args.seed, 778]), world.all_concepts
+    text = encode_texts(net, tokenizer, [f"a photo of a {c.name}." for c in world.id_classes]).cpu()
+    labels = np.repeat(np.arange(len(world.id_classes)), args.per_class)
+    out = {"weights": args.weights, "sha256": backbone.sha256(args.weights), "styles": {}}
+    print(f"{'style':10} top-1  own/other   ID max        ID mean       corr   MCM / MaxLogit AUROC: " + "  ".join(openmoji.OOD_SETS) + "  average")
+    for style in openmoji.STYLE_NAMES:
+        ids = np.stack([openmoji.render(c, rng, 32, style, others=others, font=font) for c in world.id_classes for _ in range(args.per_class)])
+        ood = {s: np.stack([openmoji.render(world.ood[s][i % len(world.ood[s])], rng, 32, style, others=others, font=font)
+                            for i in range(args.per_set)]) for s in openmoji.OOD_SETS}
+        cos = {k: (encode_images(net, v) @ text.T).numpy() for k, v in {"id": ids, **ood}.items()}
+        d = out["styles"][style] = regime.diagnose(cos.pop("id"), labels, cos, float(net.logit_scale.exp()))
+        i = d["sets"]["id"]
+        print(f"{style:10} {100 * d['zero_shot_top1']:5.1f}  {d['cos_own'][0]:.3f}/{d['cos_other'][0]:.3f}  "
+              f"{i['max_cos'][0]:.3f}±{i['max_cos'][1]:.3f}  {i['mean_cos'][0]:.3f}±{i['mean_cos'][1]:.3f}  {i['corr_max_mean']:+.2f}  "
+              + "  ".join(f"{v['mcm']['auroc']:.0f}/{v['maxlogit']['auroc']:.0f}" for v in d["ood"].values())
+              + f"  {d['average']['mcm']['auroc']:.1f}/{d['average']['maxlogit']['auroc']:.1f}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -127,7 +127,7 @@ MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper c
 {paper_section(params.data.benchmark, agg, p.open_vocab)}
 
 ## Where the negative prompts went ({p.neg.loss_variant} loss)
-Mean cosine similarity of test images to the prompts, over seeds:
+Mean cosine similarity of test images to the prompts, per set, over seeds. Each negative adds about exp(cosine) to the score's denominator, so a set whose images are *closer* to the trained negatives than ID images are is pushed down by NegPrompt's score (easier to detect) and a set *farther* from them is lifted (harder to detect):
 
 {sim.to_markdown(floatfmt='.4f')}
 

@@ -9,3 +9,15 @@ def test_ranking_note_names_the_methods_that_beat_negprompt_and_the_backbone_cau
     assert "is beaten by MaxLogit (64.50)" in note and "beats MCM, CoOp" in note and "not in real CLIP's regime" in note
     assert "not in real CLIP's regime" not in ranking_note(avg, {})
     assert ranking_note({"negprompt": {"auroc": 90.0}, "mcm": {"auroc": 80.0}}, inverted).startswith("**NegPrompt has the best")
+
+
+def test_similarity_summary_has_one_row_per_set_in_table_order():
+    import pandas as pd
+
+    from negprompt.report import similarity_summary
+
+    t = pd.DataFrame({"set": ["id", "id", "plant", "texture"], "pos_sim_max": [0.5, 0.7, 0.4, 0.3], "neg_sim_max": 0.0,
+                      "neg_init_sim_mean": 0.4, "neg_sim_mean": [-0.2, 0.0, -0.3, 0.1]})
+    s = similarity_summary([t, t])
+    assert list(s.index) == ["ID", "plant", "texture"]
+    assert s.loc["ID", "positive (max)"] == 0.6 and s.loc["texture", "negative after training (mean)"] == 0.1

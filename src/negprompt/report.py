@@ -87,12 +87,13 @@ def aggregate(tables: list[pd.DataFrame]) -> dict:
 
 
 def similarity_summary(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    """Mean cosine similarity of images to positive and negative prompts, ID vs OOD (mean over seeds):
-    where the negatives ended up, before (their initialisation) and after training."""
+    """Mean cosine similarity of each set's images to positive and negative prompts (mean over seeds):
+    where the negatives ended up, before (their initialisation) and after training. Per set, because a
+    set closer to the negatives than ID is pushed down by NegPrompt's score and a farther one lifted."""
     rows = []
     for t in tables:
-        for group, part in [("ID", t[t.set == "id"]), ("OOD", t[t.set != "id"])]:
-            rows.append({"images": group, "positive (max)": part.pos_sim_max.mean(), "negative (max)": part.neg_sim_max.mean(),
+        for group, part in t.groupby("set", sort=False):
+            rows.append({"images": "ID" if group == "id" else group, "positive (max)": part.pos_sim_max.mean(), "negative (max)": part.neg_sim_max.mean(),
                          "negative before training (mean)": part.neg_init_sim_mean.mean(), "negative after training (mean)": part.neg_sim_mean.mean()})
     return pd.DataFrame(rows).groupby("images", sort=False).mean()
 

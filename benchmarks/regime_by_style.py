@@ -11,12 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import open_clip
 
 from negprompt import backbone, openmoji, regime
-from negprompt.backbone import encode_images
-from negprompt.prompts import encode_texts
 
 
 def main() -> None:
@@ -30,17 +27,12 @@ def main() -> None:
     net = backbone.load_backbone(backbone.STANDIN_MODEL, args.weights).model.eval()
     tokenizer = open_clip.get_tokenizer(backbone.STANDIN_MODEL)
     world, font = openmoji.build_world(0), str(openmoji.default_font())
-    rng, others = np.random.default_rng([args.seed, 778]), world.all_concepts
-    text = encode_texts(net, tokenizer, [f"a photo of a {c.name}." for c in world.id_classes]).cpu()
-    labels = np.repeat(np.arange(len(world.id_classes)), args.per_class)
+    names = [c.name for c in world.id_classes]
     out = {"weights": args.weights, "sha256": backbone.sha256(args.weights), "styles": {}}
     print(f"{'style':10} top-1  own/other   ID max        ID mean       corr   MCM / MaxLogit AUROC: " + "  ".join(openmoji.OOD_SETS) + "  average")
     for style in openmoji.STYLE_NAMES:
-        ids = np.stack([openmoji.render(c, rng, 32, style, others=others, font=font) for c in world.id_classes for _ in range(args.per_class)])
-        ood = {s: np.stack([openmoji.render(world.ood[s][i % len(world.ood[s])], rng, 32, style, others=others, font=font)
-                            for i in range(args.per_set)]) for s in openmoji.OOD_SETS}
-        cos = {k: (encode_images(net, v) @ text.T).numpy() for k, v in {"id": ids, **ood}.items()}
-        d = out["styles"][style] = regime.diagnose(cos.pop("id"), labels, cos, float(net.logit_scale.exp()))
+        ids, labels, ood = openmoji.validation_renders(world, args.seed, 32, args.per_class, args.per_set, font, style)
+        d = out["styles"][style] = regime.diagnose_model(net, tokenizer, names, ids, labels, ood)
         i = d["sets"]["id"]
         print(f"{style:10} {100 * d['zero_shot_top1']:5.1f}  {d['cos_own'][0]:.3f}/{d['cos_other'][0]:.3f}  "
               f"{i['max_cos'][0]:.3f}±{i['max_cos'][1]:.3f}  {i['mean_cos'][0]:.3f}±{i['mean_cos'][1]:.3f}  {i['corr_max_mean']:+.2f}  "

@@ -219,7 +219,7 @@ def _texture(pattern: str, rng: np.random.Generator, side: int) -> Image.Image:
 
 
 def _blob(rng: np.random.Generator, side: int) -> Image.Image:
-    """A soft rotated ellipse covering a third to most of the canvas (mode L mask)."""
+    """A soft rotated ellipse covering a fifth to four fifths of the canvas (mode L mask)."""
     mask = Image.new("L", (side, side), 0)
     w, h = side * rng.uniform(0.5, 1.0, 2)
     cx, cy = side * rng.uniform(0.3, 0.7, 2)
@@ -321,16 +321,16 @@ def render_pool(world: World, per_concept: int, seed: int, size: int = 32, font:
 
 
 def validation_renders(world: World, seed: int, size: int = 32, id_per_class: int = 10, ood_per_set: int = 300,
-                       font: str | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+                       font: str | None = None, style: str | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Fresh renders from a seed of their own (neither the pretraining pool nor the benchmark's
-    files): ID images [N, ...] with labels, and each OOD set's images. The backbone is calibrated
-    on these only, never on the benchmark's test sets."""
+    files): ID images [N, ...] with labels, and each OOD set's images, in one `style` or drawn from
+    STYLES. The backbone is calibrated on these only, never on the benchmark's test sets."""
     rng = np.random.default_rng([seed, 777])
     others = world.all_concepts
-    ids = np.stack([render(c, rng, size, others=others, font=font) for c in world.id_classes for _ in range(id_per_class)])
+    ids = np.stack([render(c, rng, size, style, others=others, font=font) for c in world.id_classes for _ in range(id_per_class)])
     labels = np.repeat(np.arange(len(world.id_classes)), id_per_class)
     ood = {}
     for name in OOD_SETS:
         cs = world.ood[name]
-        ood[name] = np.stack([render(cs[i % len(cs)], rng, size, others=others, font=font) for i in range(ood_per_set)])
+        ood[name] = np.stack([render(cs[i % len(cs)], rng, size, style, others=others, font=font) for i in range(ood_per_set)])
     return ids, labels, ood

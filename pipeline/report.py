@@ -68,6 +68,20 @@ def ranking_note(avg: dict, diag: dict) -> str:
     return text
 
 
+def negatives_note(agg: dict, sim) -> str:
+    """Per OOD set, what the negative prompts did: NegPrompt's AUROC minus CoOp's (the same positive
+    prompts, no negatives) beside how close the set's images are to the trained negatives, against ID."""
+    if "coop" not in agg["average"] or "ID" not in sim.index:
+        return ""
+    col, id_cos = "negative after training (mean)", sim.loc["ID", "negative after training (mean)"]
+    cells = [f"{s} {agg['ood'][s]['negprompt']['auroc'] - agg['ood'][s]['coop']['auroc']:+.1f} (cosine {sim.loc[s, col]:.3f})"
+             for s in agg["ood"] if s in sim.index]
+    return (f"What the negative prompts add over CoOp's positives, per set (AUROC points; mean cosine of the set's images to the "
+            f"trained negatives, ID's is {id_cos:.3f}): " + ", ".join(cells) + ". By that mean offset alone, a set closer to the "
+            "negatives than ID is pushed down and one farther away lifted; where a set's gain has the other sign, the rest of the "
+            "score (e.g. the spread of its negative similarities) outweighs it (section 'Where the negative prompts went').")
+
+
 def main():
     params = load_params()
     seeds = params.subset.seeds
@@ -111,7 +125,7 @@ def main():
 ## OOD detection (%, mean ± std over {len(seeds)} seeds)
 {report.metrics_table(agg)}
 
-{ranking_note(agg["average"], diag)}
+{ranking_note(agg["average"], diag)} {negatives_note(agg, sim)}
 
 MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper copies those rows from CLIPN (a fine-tuned head), so they are not like for like. {local_note}
 
@@ -127,7 +141,7 @@ MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper c
 {paper_section(params.data.benchmark, agg, p.open_vocab)}
 
 ## Where the negative prompts went ({p.neg.loss_variant} loss)
-Mean cosine similarity of test images to the prompts, per set, over seeds. Each negative adds about exp(cosine) to the score's denominator, so a set whose images are *closer* to the trained negatives than ID images are is pushed down by NegPrompt's score (easier to detect) and a set *farther* from them is lifted (harder to detect):
+Mean cosine similarity of test images to the prompts, per set, over seeds. Each negative adds about exp(cosine) to the score's denominator, so, by this mean offset, a set whose images are *closer* to the trained negatives than ID images are is pushed down by NegPrompt's score (easier to detect) and a set *farther* from them is lifted (harder to detect):
 
 {sim.to_markdown(floatfmt='.4f')}
 

@@ -21,3 +21,16 @@ def test_similarity_summary_has_one_row_per_set_in_table_order():
     s = similarity_summary([t, t])
     assert list(s.index) == ["ID", "plant", "texture"]
     assert s.loc["ID", "positive (max)"] == 0.6 and s.loc["texture", "negative after training (mean)"] == 0.1
+
+
+def test_negatives_note_gives_each_sets_gain_over_coop_and_its_cosine_to_the_negatives():
+    import pandas as pd
+
+    from pipeline.report import negatives_note
+
+    agg = {"average": {"coop": {}, "negprompt": {}},
+           "ood": {"plant": {"coop": {"auroc": 70.0}, "negprompt": {"auroc": 54.0}}, "texture": {"coop": {"auroc": 55.0}, "negprompt": {"auroc": 83.0}}}}
+    sim = pd.DataFrame({"negative after training (mean)": [-0.142, -0.161, -0.069]}, index=["ID", "plant", "texture"])
+    note = negatives_note(agg, sim)
+    assert "ID's is -0.142" in note and "plant -16.0 (cosine -0.161)" in note and "texture +28.0 (cosine -0.069)" in note
+    assert negatives_note({"average": {"negprompt": {}}, "ood": {}}, sim) == ""

@@ -36,4 +36,4 @@ grid: install
 # committed phase-1 checkpoint (about 20 minutes on 2 CPU cores). Its result, weights/openmoji-tiny.safetensors
 # + .json, is committed: `make repro` only loads it. Phase 1 from scratch: README, "The stand-in CLIP".
 pretrain: install
-	$(BIN)/python -m pipeline.pretrain --init weights/openmoji-tiny-phase1.safetensors --web-steps 2000
+	$(BIN)/python -m pipeline.pretrain --init weights/openmoji-tiny-phase1.safetensors --web-steps 5000

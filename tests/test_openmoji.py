@@ -84,7 +84,7 @@ def test_pretraining_recipe_on_a_tiny_configuration(tmp_path):
 
     diag = regime.diagnose_model(model, open_clip.get_tokenizer(backbone.STANDIN_MODEL), [c.name for c in small.id_classes], ids, labels, ood)
     assert set(diag["ood"]) == set(om.OOD_SETS) and 0 <= diag["zero_shot_top1"] <= 1
-    assert set(diag["sets"]["id"]) == {"n", "max_cos", "mean_cos", "corr_max_mean"}
+    assert set(diag["sets"]["id"]) == {"n", "max_cos", "mean_cos", "corr_max_mean", "max_z"}
 
     # phase 2 (web): fresh renders each step at the final scale, textures captioned too
     captioned = small.captioned

@@ -18,10 +18,14 @@ def _mean_std(x: np.ndarray) -> list[float]:
 
 
 def set_statistics(cos: np.ndarray) -> dict:
-    """Per image: max cosine over the ID prompts, mean cosine over them, and their correlation."""
+    """Per image: max cosine over the ID prompts, mean cosine over them, and their correlation;
+    `max_z`: how far the max stands above the image's mean, in the std of its cosines over the
+    prompts. That margin is what a softmax score sees; the max of k unrelated prompts already
+    stands ~2.7 std above the mean for k = 200, so an ID image must stand well beyond it."""
     mx, mean = cos.max(1), cos.mean(1)
     return {"n": int(len(cos)), "max_cos": _mean_std(mx), "mean_cos": _mean_std(mean),
-            "corr_max_mean": float(np.corrcoef(mx, mean)[0, 1]) if len(cos) > 1 else float("nan")}
+            "corr_max_mean": float(np.corrcoef(mx, mean)[0, 1]) if len(cos) > 1 else float("nan"),
+            "max_z": _mean_std((mx - mean) / (cos.std(1) + 1e-12))}
 
 
 def zero_shot_scores(cos: np.ndarray, logit_scale: float) -> dict[str, np.ndarray]:

@@ -211,13 +211,16 @@ def contact_sheet(images: list[np.ndarray], labels: list[str], path: Path, cols:
 
 def regime_table(diag: dict) -> str:
     """The backbone's zero-shot statistics per set (markdown): max and mean cosine over the ID
-    prompts, their correlation, and zero-shot MCM / MaxLogit / Energy AUROC / FPR95."""
-    lines = ["| set | n | max cosine | mean cosine | corr(max, mean) | MCM | MaxLogit | Energy |", "|---|---|---|---|---|---|---|---|"]
+    prompts, their correlation, the max's margin over the mean in std, and zero-shot MCM /
+    MaxLogit / Energy AUROC / FPR95."""
+    lines = ["| set | n | max cosine | mean cosine | corr(max, mean) | max − mean (std) | MCM | MaxLogit | Energy |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, st in diag["sets"].items():
-        cells = [f"{st['max_cos'][0]:.3f} ± {st['max_cos'][1]:.3f}", f"{st['mean_cos'][0]:.3f} ± {st['mean_cos'][1]:.3f}", f"{st['corr_max_mean']:+.2f}"]
+        cells = [f"{st['max_cos'][0]:.3f} ± {st['max_cos'][1]:.3f}", f"{st['mean_cos'][0]:.3f} ± {st['mean_cos'][1]:.3f}", f"{st['corr_max_mean']:+.2f}",
+                 f"{st['max_z'][0]:.2f} ± {st['max_z'][1]:.2f}" if "max_z" in st else ""]
         ood = diag["ood"].get(name)
         cells += [f"{ood[m]['auroc']:.1f} / {ood[m]['fpr95']:.1f}" for m in ("mcm", "maxlogit", "energy")] if ood else ["", "", ""]
         lines.append(f"| {name} | {st['n']} | " + " | ".join(cells) + " |")
     a = diag["average"]
-    lines.append("| **average** | | | | | " + " | ".join(f"**{a[m]['auroc']:.1f} / {a[m]['fpr95']:.1f}**" for m in ("mcm", "maxlogit", "energy")) + " |")
+    lines.append("| **average** | | | | | | " + " | ".join(f"**{a[m]['auroc']:.1f} / {a[m]['fpr95']:.1f}**" for m in ("mcm", "maxlogit", "energy")) + " |")
     return "\n".join(lines)

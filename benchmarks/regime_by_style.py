@@ -29,13 +29,13 @@ def main() -> None:
     world, font = openmoji.build_world(0), str(openmoji.default_font())
     names = [c.name for c in world.id_classes]
     out = {"weights": args.weights, "sha256": backbone.sha256(args.weights), "styles": {}}
-    print(f"{'style':10} top-1  own/other   ID max        ID mean       corr   MCM / MaxLogit AUROC: " + "  ".join(openmoji.OOD_SETS) + "  average")
+    print(f"{'style':10} top-1  own/other   ID max        ID mean       corr  ID z  MCM / MaxLogit AUROC: " + "  ".join(openmoji.OOD_SETS) + "  average")
     for style in openmoji.STYLE_NAMES:
         ids, labels, ood = openmoji.validation_renders(world, args.seed, 32, args.per_class, args.per_set, font, style)
         d = out["styles"][style] = regime.diagnose_model(net, tokenizer, names, ids, labels, ood)
         i = d["sets"]["id"]
         print(f"{style:10} {100 * d['zero_shot_top1']:5.1f}  {d['cos_own'][0]:.3f}/{d['cos_other'][0]:.3f}  "
-              f"{i['max_cos'][0]:.3f}±{i['max_cos'][1]:.3f}  {i['mean_cos'][0]:.3f}±{i['mean_cos'][1]:.3f}  {i['corr_max_mean']:+.2f}  "
+              f"{i['max_cos'][0]:.3f}±{i['max_cos'][1]:.3f}  {i['mean_cos'][0]:.3f}±{i['mean_cos'][1]:.3f}  {i['corr_max_mean']:+.2f}  {i['max_z'][0]:.2f}  "
               + "  ".join(f"{v['mcm']['auroc']:.0f}/{v['maxlogit']['auroc']:.0f}" for v in d["ood"].values())
               + f"  {d['average']['mcm']['auroc']:.1f}/{d['average']['maxlogit']['auroc']:.1f}", flush=True)
     if args.json:

@@ -1,0 +1,78 @@
+"""Where does NegPrompt's score gain or lose against CoOp's? Its trained negatives split in two parts.
+
+NegPrompt's score is exp(S+_max) / (P + N) with P = Σ exp(S+) over the positives and N = Σ exp(S-)
+over the k·p negatives (τ = 1), CoOp's is exp(S+_max) / P on the same positives. Replacing each
+image's N by one constant, the mean N of the seed's few-shot ID *training* images, keeps only the
+negatives' average weight: a constant added to the denominator moves MCM's ranking toward the raw
+max cosine (c → ∞ ranks by S+_max alone, like MaxLogit), undoing the per-image offset MCM's
+softmax cancels. What is left of NegPrompt's difference is the per-image variation of N, the part
+the paper's argument is about. AUROC per OOD set and seed, mean over seeds:
+
+    python benchmarks/negatives_decomposition.py [--json out.json]
+
+Run after `make repro` (reads its features and scores/*.text.safetensors, writes nothing there).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from negprompt import metrics
+from negprompt.io import load_tensors, read_table
+from pipeline.common import FEATURES, SCORES, fewshot_features, load_params
+
+
+def decomposed_scores(img: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, n_const: float) -> dict[str, torch.Tensor]:
+    """log-scores (higher = ID) of img [N, d] against pos [k, d], neg [k, p, d], τ = 1."""
+    pos_sim = img @ pos.T
+    lse_pos = torch.logsumexp(pos_sim, 1)
+    lse_neg = torch.logsumexp(torch.einsum("nd,kpd->nkp", img, neg).flatten(1), 1)
+    top = pos_sim.max(1).values
+    return {"log N": lse_neg, "log P": lse_pos,
+            "coop (positives only)": top - lse_pos,
+            "positives + constant N": top - torch.logaddexp(lse_pos, torch.full_like(lse_pos, float(np.log(n_const)))),
+            "negprompt (per-image N)": top - torch.logaddexp(lse_pos, lse_neg),
+            "max cosine": top}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    params = load_params()
+    test, img, _ = read_table(FEATURES / "test.parquet")
+    img, sets = torch.from_numpy(img), test.set.to_numpy()
+    per_seed = {}
+    for seed in params.subset.seeds:
+        text = load_tensors(SCORES / f"seed{seed}.text.safetensors")[0]
+        train = torch.from_numpy(np.asarray(fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction)[0], dtype=np.float32))
+        n_const = float(torch.exp(torch.einsum("nd,kpd->nkp", train, text["neg"]).flatten(1)).sum(1).mean())
+        s = {k: v.numpy() for k, v in decomposed_scores(img, text["pos"], text["neg"], n_const).items()}
+        n_pos = float(torch.exp(train @ text["pos"].T).sum(1).mean())
+        logs = {k: s.pop(k) for k in ("log N", "log P")}
+        per_seed[seed] = {"N_over_P_train": n_const / n_pos,
+                          "log_N": {name: [float(logs["log N"][sets == name].mean()), float(logs["log N"][sets == name].std())] for name in np.unique(sets)},
+                          "log_P": {name: [float(logs["log P"][sets == name].mean()), float(logs["log P"][sets == name].std())] for name in np.unique(sets)},
+                          "auroc": {m: {name: 100 * metrics.auroc(v[sets == "id"], v[sets == name]) for name in np.unique(sets) if name != "id"}
+                                    for m, v in s.items()}}
+    methods = per_seed[params.subset.seeds[0]]["auroc"]
+    mean = {m: {name: float(np.mean([r["auroc"][m][name] for r in per_seed.values()])) for name in methods[m]} for m in methods}
+    print(f"N / P on ID training images (the negatives' share of the denominator): "
+          f"{np.mean([r['N_over_P_train'] for r in per_seed.values()]):.2f}")
+    for key in ("log_N", "log_P"):
+        print(f"{key} per set, mean ± std (seed {params.subset.seeds[0]}): " + "  ".join(
+            f"{k} {m:.3f} ± {sd:.3f}" for k, (m, sd) in per_seed[params.subset.seeds[0]][key].items()))
+    names = list(next(iter(mean.values())))
+    print(f"{'AUROC, mean over seeds':28s}" + "".join(f"{n:>9s}" for n in names) + "  average")
+    for m, row in mean.items():
+        print(f"{m:28s}" + "".join(f"{row[n]:9.2f}" for n in names) + f"{np.mean(list(row.values())):9.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"per_seed": per_seed, "mean": mean}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -79,7 +79,8 @@ def negatives_note(agg: dict, sim) -> str:
     return (f"What the negative prompts add over CoOp's positives, per set (AUROC points; mean cosine of the set's images to the "
             f"trained negatives, ID's is {id_cos:.3f}): " + ", ".join(cells) + ". By that mean offset alone, a set closer to the "
             "negatives than ID is pushed down and one farther away lifted; where a set's gain has the other sign, the rest of the "
-            "score (e.g. the spread of its negative similarities) outweighs it (section 'Where the negative prompts went').")
+            "score (the per-image spread of its negative similarities) outweighs it (section 'Where the negative prompts went'; "
+            "`benchmarks/negatives_decomposition.py` separates the negatives' constant weight from their per-image part).")
 
 
 def main():

@@ -20,19 +20,16 @@ import json
 import numpy as np
 import torch
 
-from negprompt import metrics
+from negprompt import metrics, scores
 from negprompt.io import load_tensors, read_table
 from pipeline.common import FEATURES, SCORES, fewshot_features, load_params
 
 
-def decomposed_scores(img: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, n_const: float) -> dict[str, torch.Tensor]:
-    """log-scores (higher = ID) of img [N, d] against pos [k, d], neg [k, p, d], τ = 1."""
-    pos_sim = img @ pos.T
-    lse_pos = torch.logsumexp(pos_sim, 1)
-    lse_neg = torch.logsumexp(torch.einsum("nd,kpd->nkp", img, neg).flatten(1), 1)
+def decomposed_scores(pos_sim: torch.Tensor, neg_sim: torch.Tensor, n_const: float) -> dict[str, torch.Tensor]:
+    """log-scores (higher = ID) from positive similarities [N, k] and negative ones [N, k, p], τ = 1."""
+    lse_pos, lse_neg = torch.logsumexp(pos_sim, 1), torch.logsumexp(neg_sim.flatten(1), 1)
     top = pos_sim.max(1).values
-    return {"log N": lse_neg, "log P": lse_pos,
-            "coop (positives only)": top - lse_pos,
+    return {"coop (positives only)": top - lse_pos,
             "positives + constant N": top - torch.logaddexp(lse_pos, torch.full_like(lse_pos, float(np.log(n_const)))),
             "negprompt (per-image N)": top - torch.logaddexp(lse_pos, lse_neg),
             "max cosine": top}
@@ -45,27 +42,29 @@ def main() -> None:
     params = load_params()
     test, img, _ = read_table(FEATURES / "test.parquet")
     img, sets = torch.from_numpy(img), test.set.to_numpy()
+    names = [n for n in np.unique(sets) if n != "id"]
+
+    def per_set(x: np.ndarray) -> dict[str, list[float]]:
+        return {n: [float(x[sets == n].mean()), float(x[sets == n].std())] for n in ["id", *names]}
+
     per_seed = {}
     for seed in params.subset.seeds:
         text = load_tensors(SCORES / f"seed{seed}.text.safetensors")[0]
         train = torch.from_numpy(np.asarray(fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction)[0], dtype=np.float32))
-        n_const = float(torch.exp(torch.einsum("nd,kpd->nkp", train, text["neg"]).flatten(1)).sum(1).mean())
-        s = {k: v.numpy() for k, v in decomposed_scores(img, text["pos"], text["neg"], n_const).items()}
-        n_pos = float(torch.exp(train @ text["pos"].T).sum(1).mean())
-        logs = {k: s.pop(k) for k in ("log N", "log P")}
-        per_seed[seed] = {"N_over_P_train": n_const / n_pos,
-                          "log_N": {name: [float(logs["log N"][sets == name].mean()), float(logs["log N"][sets == name].std())] for name in np.unique(sets)},
-                          "log_P": {name: [float(logs["log P"][sets == name].mean()), float(logs["log P"][sets == name].std())] for name in np.unique(sets)},
-                          "auroc": {m: {name: 100 * metrics.auroc(v[sets == "id"], v[sets == name]) for name in np.unique(sets) if name != "id"}
-                                    for m, v in s.items()}}
-    methods = per_seed[params.subset.seeds[0]]["auroc"]
-    mean = {m: {name: float(np.mean([r["auroc"][m][name] for r in per_seed.values()])) for name in methods[m]} for m in methods}
+        _, train_pos, train_neg = scores.negprompt(train, text["pos"], text["neg"])
+        n_const = float(torch.exp(train_neg).flatten(1).sum(1).mean())
+        _, pos_sim, neg_sim = scores.negprompt(img, text["pos"], text["neg"])
+        s = {k: v.numpy() for k, v in decomposed_scores(pos_sim, neg_sim, n_const).items()}
+        per_seed[seed] = {"N_over_P_train": n_const / float(torch.exp(train_pos).sum(1).mean()),
+                          "log_N": per_set(torch.logsumexp(neg_sim.flatten(1), 1).numpy()),
+                          "log_P": per_set(torch.logsumexp(pos_sim, 1).numpy()),
+                          "auroc": {m: {n: 100 * metrics.auroc(v[sets == "id"], v[sets == n]) for n in names} for m, v in s.items()}}
+    mean = {m: {n: float(np.mean([r["auroc"][m][n] for r in per_seed.values()])) for n in names} for m in per_seed[params.subset.seeds[0]]["auroc"]}
     print(f"N / P on ID training images (the negatives' share of the denominator): "
           f"{np.mean([r['N_over_P_train'] for r in per_seed.values()]):.2f}")
     for key in ("log_N", "log_P"):
         print(f"{key} per set, mean ± std (seed {params.subset.seeds[0]}): " + "  ".join(
             f"{k} {m:.3f} ± {sd:.3f}" for k, (m, sd) in per_seed[params.subset.seeds[0]][key].items()))
-    names = list(next(iter(mean.values())))
     print(f"{'AUROC, mean over seeds':28s}" + "".join(f"{n:>9s}" for n in names) + "  average")
     for m, row in mean.items():
         print(f"{m:28s}" + "".join(f"{row[n]:9.2f}" for n in names) + f"{np.mean(list(row.values())):9.2f}")

@@ -73,7 +73,8 @@ def negatives_note(agg: dict, sim) -> str:
     prompts, no negatives) beside how close the set's images are to the trained negatives, against ID."""
     if "coop" not in agg["average"] or "ID" not in sim.index:
         return ""
-    col, id_cos = "negative after training (mean)", sim.loc["ID", "negative after training (mean)"]
+    col = "negative after training (mean)"
+    id_cos = sim.loc["ID", col]
     cells = [f"{s} {agg['ood'][s]['negprompt']['auroc'] - agg['ood'][s]['coop']['auroc']:+.1f} (cosine {sim.loc[s, col]:.3f})"
              for s in agg["ood"] if s in sim.index]
     return (f"What the negative prompts add over CoOp's positives, per set (AUROC points; mean cosine of the set's images to the "

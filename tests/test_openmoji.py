@@ -91,7 +91,7 @@ def test_pretraining_recipe_on_a_tiny_configuration(tmp_path):
     assert any(c.is_texture for c in captioned) and set(small.all_concepts) < set(captioned)
 
     def sample_batch(rng):
-        images, captions = om.web_batch(captioned, rng, 8, small.all_concepts, 0.5)
+        images, captions = om.web_batch(captioned, rng, 8, small.all_concepts, 0.5, scenes=small.scenes, scene=0.5)
         assert images.shape == (8, 32, 32, 3) and len(captions) == 8
         return images, captions
 
@@ -114,6 +114,24 @@ def test_web_captions_name_the_concept_a_secondary_object_or_nothing():
     stripes = w.ood["texture"][0]
     assert om.web_sample(stripes, rng, w.all_concepts, 0.0)[1].endswith("striped pattern.")
     assert om.web_sample(cat, rng, w.all_concepts, 0.0)[0].shape == (32, 32, 3)
+
+
+def test_scene_captions_name_the_object_the_scene_or_both():
+    w = om.build_world(0)
+    rng = np.random.default_rng(0)
+    cat, scenes = w.id_classes[0], w.scenes
+    assert {c.kind for c in scenes} == {"place", "texture"}
+    samples = [om.web_sample(cat, rng, w.all_concepts, 0.2, scenes=scenes, scene=1.0) for _ in range(400)]
+    caps = [c for _, c in samples]
+    names_scene = [any(s.caption_name in c for s in scenes) for c in caps]
+    both = sum(f"{cat.name} in front of a " in c for c in caps) / len(caps)
+    scene_only = sum(n and cat.name not in c for n, c in zip(names_scene, caps)) / len(caps)
+    object_only = sum(not n and cat.name in c for n, c in zip(names_scene, caps)) / len(caps)
+    assert 0.42 < both < 0.58 and 0.17 < scene_only < 0.33 and 0.17 < object_only < 0.33  # expected 1/2, 1/4, 1/4
+    assert all(im.shape == (32, 32, 3) for im, _ in samples)
+    # no scene share: the stream of samples is the one without scenes
+    a, b = np.random.default_rng(1), np.random.default_rng(1)
+    assert om.web_sample(cat, a, w.all_concepts, 0.2)[1] == om.web_sample(cat, b, w.all_concepts, 0.2, scenes=scenes, scene=0.0)[1]
 
 
 def test_shipped_weights_match_their_manifest():

@@ -86,6 +86,11 @@ class World:
         """Every emoji concept and texture pattern: the web-like pretraining phase's set."""
         return self.all_concepts + self.ood["texture"]
 
+    @property
+    def scenes(self) -> tuple[Concept, ...]:
+        """What web photos show objects in front of: places and patterns (the web phase's scenes)."""
+        return self.ood["place"] + self.ood["texture"]
+
 
 def clean_name(codepoint: int) -> str:
     """unicodedata's name, lower-cased: the default when the table gives none."""
@@ -242,9 +247,10 @@ def apply_style(im: Image.Image, style: str, rng: np.random.Generator) -> Image.
 
 
 def render(concept: Concept, rng: np.random.Generator, size: int = 32, style: str | None = None, clutter: float = 0.5,
-           others: tuple[Concept, ...] = (), font: str | None = None) -> np.ndarray:
+           others: tuple[Concept, ...] = (), font: str | None = None, scene: Concept | None = None) -> np.ndarray:
     """One image of `concept` as uint8 [size, size, 3]: style drawn from STYLES unless given; with
-    probability `clutter` an unnamed second emoji from `others` sits behind or in front."""
+    probability `clutter` an unnamed second emoji from `others` sits behind or in front. With a
+    `scene` (a place emoji or a texture) filling the frame, the concept is small, in front of it."""
     font = font or str(default_font())
     style = style or STYLE_NAMES[rng.choice(len(STYLE_NAMES), p=STYLE_P)]
     if concept.is_texture:  # a patterned surface, full frame or a blob on the emoji's backgrounds
@@ -256,6 +262,13 @@ def render(concept: Concept, rng: np.random.Generator, size: int = 32, style: st
         draw = sketch if style == "sketch" else glyph
         if style == "sketch":  # line art sits on a light page
             canvas = Image.fromarray(np.full((CANVAS, CANVAS, 3), rng.integers(200, 256), np.uint8))
+        if scene is not None:
+            if scene.is_texture:
+                canvas = _texture(scene.name, rng, CANVAS)
+            else:
+                _paste(canvas, draw(scene.codepoint, font), rng, rng.uniform(0.9, 1.3), rng.uniform(-10, 10), style != "sketch")
+            _paste(canvas, draw(concept.codepoint, font), rng, rng.uniform(0.25, 0.55), rng.uniform(-25, 25), style != "sketch")
+            return _finish(canvas, style, rng, size)
         distractor = others[int(rng.integers(len(others)))] if others and rng.random() < clutter else None
         if distractor == concept:
             distractor = None
@@ -265,6 +278,11 @@ def render(concept: Concept, rng: np.random.Generator, size: int = 32, style: st
         _paste(canvas, draw(concept.codepoint, font), rng, rng.uniform(0.35, 1.0), rng.uniform(-25, 25), style != "sketch")
         if distractor is not None and front:
             _paste(canvas, draw(distractor.codepoint, font), rng, rng.uniform(0.2, 0.4), rng.uniform(-30, 30), style != "sketch")
+    return _finish(canvas, style, rng, size)
+
+
+def _finish(canvas: Image.Image, style: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    """The style's whole-image nuisance, downsampling to `size` and pixel noise."""
     canvas = apply_style(canvas, style, rng)
     arr = np.asarray(canvas.resize((size, size), Image.BOX), dtype=np.float32)
     arr = arr + rng.normal(0, rng.uniform(0, 10), arr.shape)
@@ -280,13 +298,22 @@ GENERIC_CAPTIONS = ("a photo.", "an image.", "a picture of something.", "look at
 
 
 def web_sample(concept: Concept, rng: np.random.Generator, clutter_from: tuple[Concept, ...], noise: float, size: int = 32,
-               font: str | None = None) -> tuple[np.ndarray, str]:
+               font: str | None = None, scenes: tuple[Concept, ...] = (), scene: float = 0.0) -> tuple[np.ndarray, str]:
     """One freshly rendered image of `concept` and a web-like caption. With probability `noise` the
     image holds a second emoji and the caption names that one instead (captions name what the
     author cared about); with probability noise / 2 the caption names nothing the image shows;
-    otherwise it names the concept in the image's style. Textures are never the secondary object."""
+    otherwise it names the concept in the image's style. Textures are never the secondary object.
+    With probability `scene` an object stands small in front of a scene from `scenes` (a place or
+    a pattern) and the caption names both (half), the scene alone or the object alone (a quarter
+    each): how much of an image is the named object then varies, as in web photos."""
     style = STYLE_NAMES[rng.choice(len(STYLE_NAMES), p=STYLE_P)]
     u = rng.random()
+    if scene and not concept.is_texture and rng.random() < scene:
+        where = scenes[int(rng.integers(len(scenes)))]
+        image = render(concept, rng, size, style, font=font, scene=where)
+        template, v = STYLES[style][1][int(rng.integers(len(STYLES[style][1])))], rng.random()
+        both = f"{concept.caption_name} in front of a {where.caption_name}"
+        return image, template.format(both if v < 0.5 else where.caption_name if v < 0.75 else concept.caption_name)
     if u < noise and not concept.is_texture:
         other = clutter_from[int(rng.integers(len(clutter_from)))]
         image = render(concept, rng, size, style, clutter=1.0, others=(other,), font=font)
@@ -301,9 +328,10 @@ def web_sample(concept: Concept, rng: np.random.Generator, clutter_from: tuple[C
 
 
 def web_batch(concepts: tuple[Concept, ...], rng: np.random.Generator, batch_size: int, clutter_from: tuple[Concept, ...], noise: float,
-              size: int = 32, font: str | None = None) -> tuple[np.ndarray, list[str]]:
+              size: int = 32, font: str | None = None, scenes: tuple[Concept, ...] = (), scene: float = 0.0) -> tuple[np.ndarray, list[str]]:
     """`batch_size` distinct concepts, one `web_sample` each: (uint8 images [B, size, size, 3], B captions)."""
-    pairs = [web_sample(concepts[i], rng, clutter_from, noise, size, font) for i in rng.choice(len(concepts), batch_size, replace=False)]
+    pairs = [web_sample(concepts[i], rng, clutter_from, noise, size, font, scenes, scene)
+             for i in rng.choice(len(concepts), batch_size, replace=False)]
     return np.stack([im for im, _ in pairs]), [c for _, c in pairs]
 
 

@@ -32,8 +32,13 @@ ONLY ?= ablations
 grid: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/grid.py --jobs $(JOBS) --only $(ONLY)
 
-# The OpenMoji stand-in CLIP's recipe, phase 2: web-like captions on fresh renders, continued from the
-# committed phase-1 checkpoint (about 20 minutes on 2 CPU cores). Its result, weights/openmoji-tiny.safetensors
-# + .json, is committed: `make repro` only loads it. Phase 1 from scratch: README, "The stand-in CLIP".
+# The OpenMoji stand-in CLIP's recipe after phase 1, three runs from the committed phase-1 checkpoint
+# (about 95 minutes on 2 CPU cores): web-like captions, then twice with scenes (objects small in front of
+# places and patterns). Its result, weights/openmoji-tiny.safetensors + .json, is committed: `make repro`
+# only loads it. Phase 1 from scratch: README, "The stand-in CLIP".
+PRETRAIN := $(BIN)/python -m pipeline.pretrain
 pretrain: install
-	$(BIN)/python -m pipeline.pretrain --init weights/openmoji-tiny-phase1.safetensors --web-steps 5000
+	mkdir -p build/pretrain
+	$(PRETRAIN) --init weights/openmoji-tiny-phase1.safetensors --web-steps 5000 --out build/pretrain/web.safetensors
+	$(PRETRAIN) --init build/pretrain/web.safetensors --web-steps 3000 --web-scene 0.3 --seed 1 --out build/pretrain/scene1.safetensors
+	$(PRETRAIN) --init build/pretrain/scene1.safetensors --web-steps 3000 --web-scene 0.3 --seed 2

@@ -11,9 +11,32 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
 import open_clip
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from negprompt import backbone, openmoji, regime
+from negprompt.prompts import encode_texts
+
+
+def mixed(scores: dict, shares) -> dict:
+    """AUROC / FPR95 (%) per OOD set and averaged, with every style's renders weighted by its share.
+    scores: {style: {set: {method: per-image scores}}}."""
+    out = {}
+    for m in ("mcm", "maxlogit", "energy"):
+        per_set = []
+        for o in openmoji.OOD_SETS:
+            y, x, w = [], [], []
+            for style, share in zip(openmoji.STYLE_NAMES, shares):
+                for name, label in (("id", 1), (o, 0)):
+                    v = scores[style][name][m]
+                    y.append(np.full(len(v), label)), x.append(v), w.append(np.full(len(v), share / len(v)))
+            y, x, w = map(np.concatenate, (y, x, w))
+            fpr, tpr, _ = roc_curve(y, x, sample_weight=w, drop_intermediate=False)
+            per_set.append((100 * roc_auc_score(y, x, sample_weight=w), 100 * fpr[np.searchsorted(tpr, 0.95)]))
+        out[m] = {"auroc": float(np.mean([a for a, _ in per_set])), "fpr95": float(np.mean([f for _, f in per_set])),
+                  "per_set": dict(zip(openmoji.OOD_SETS, per_set))}
+    return out
 
 
 def main() -> None:
@@ -30,14 +53,22 @@ def main() -> None:
     names = [c.name for c in world.id_classes]
     out = {"weights": args.weights, "sha256": backbone.sha256(args.weights), "styles": {}}
     print(f"{'style':10} top-1  own/other   ID max        ID mean       corr  ID z  MCM / MaxLogit AUROC: " + "  ".join(openmoji.OOD_SETS) + "  average")
+    text = encode_texts(net, tokenizer, [f"a photo of a {c}." for c in names]).cpu()
+    scale, scores = float(net.logit_scale.exp()), {}
     for style in openmoji.STYLE_NAMES:
         ids, labels, ood = openmoji.validation_renders(world, args.seed, 32, args.per_class, args.per_set, font, style)
-        d = out["styles"][style] = regime.diagnose_model(net, tokenizer, names, ids, labels, ood)
+        cos = {name: (backbone.encode_images(net, imgs) @ text.T).numpy() for name, imgs in {"id": ids, **ood}.items()}
+        scores[style] = {name: regime.zero_shot_scores(c, scale) for name, c in cos.items()}
+        d = out["styles"][style] = regime.diagnose(cos.pop("id"), labels, cos, scale)
         i = d["sets"]["id"]
         print(f"{style:10} {100 * d['zero_shot_top1']:5.1f}  {d['cos_own'][0]:.3f}/{d['cos_other'][0]:.3f}  "
               f"{i['max_cos'][0]:.3f}±{i['max_cos'][1]:.3f}  {i['mean_cos'][0]:.3f}±{i['mean_cos'][1]:.3f}  {i['corr_max_mean']:+.2f}  {i['max_z'][0]:.2f}  "
               + "  ".join(f"{v['mcm']['auroc']:.0f}/{v['maxlogit']['auroc']:.0f}" for v in d["ood"].values())
               + f"  {d['average']['mcm']['auroc']:.1f}/{d['average']['maxlogit']['auroc']:.1f}", flush=True)
+    mix = out["mixed"] = mixed(scores, openmoji.STYLE_P)
+    mix["zero_shot_top1"] = float(sum(share * out["styles"][st]["zero_shot_top1"] for st, share in zip(openmoji.STYLE_NAMES, openmoji.STYLE_P)))
+    print(f"{'mixed':10} {100 * mix['zero_shot_top1']:5.1f}  (benchmark's style shares)  AUROC / FPR95: "
+          + "  ".join(f"{m} {mix[m]['auroc']:.1f}/{mix[m]['fpr95']:.1f}" for m in ("mcm", "maxlogit", "energy")))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -16,7 +16,6 @@ import open_clip
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from negprompt import backbone, openmoji, regime
-from negprompt.prompts import encode_texts
 
 
 def mixed(scores: dict, shares) -> dict:
@@ -53,11 +52,10 @@ def main() -> None:
     names = [c.name for c in world.id_classes]
     out = {"weights": args.weights, "sha256": backbone.sha256(args.weights), "styles": {}}
     print(f"{'style':10} top-1  own/other   ID max        ID mean       corr  ID z  MCM / MaxLogit AUROC: " + "  ".join(openmoji.OOD_SETS) + "  average")
-    text = encode_texts(net, tokenizer, [f"a photo of a {c}." for c in names]).cpu()
     scale, scores = float(net.logit_scale.exp()), {}
     for style in openmoji.STYLE_NAMES:
         ids, labels, ood = openmoji.validation_renders(world, args.seed, 32, args.per_class, args.per_set, font, style)
-        cos = {name: (backbone.encode_images(net, imgs) @ text.T).numpy() for name, imgs in {"id": ids, **ood}.items()}
+        cos = regime.cosines(net, tokenizer, names, {"id": ids, **ood})
         scores[style] = {name: regime.zero_shot_scores(c, scale) for name, c in cos.items()}
         d = out["styles"][style] = regime.diagnose(cos.pop("id"), labels, cos, scale)
         i = d["sets"]["id"]

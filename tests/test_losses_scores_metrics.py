@@ -122,6 +122,17 @@ def test_metrics_against_brute_force(seed):
     assert metrics.id_threshold(id_s) == thr
 
 
+def test_integer_weights_count_like_repeated_images():
+    """A mixture's weights: an image of weight k counts as k copies of it (regime_by_style's style shares)."""
+    rng = np.random.default_rng(0)
+    id_s, ood_s = np.round(rng.normal(1, 1, 60), 1), np.round(rng.normal(0, 1, 40), 1)
+    id_w, ood_w = rng.integers(1, 4, 60), rng.integers(1, 4, 40)
+    id_rep, ood_rep = np.repeat(id_s, id_w), np.repeat(ood_s, ood_w)
+    assert metrics.auroc(id_s, ood_s, id_w, ood_w) == pytest.approx(metrics.auroc(id_rep, ood_rep))
+    assert metrics.fpr_at_95_tpr(id_s, ood_s, id_w, ood_w) == pytest.approx(metrics.fpr_at_95_tpr(id_rep, ood_rep))
+    assert metrics.auroc(id_s, ood_s, id_w, ood_w) != pytest.approx(metrics.auroc(id_s, ood_s))
+
+
 def test_max_z_is_the_max_of_unrelated_prompts_unless_one_prompt_stands_out():
     """200 unrelated prompts: the max sits ~2.7 std above the mean (the floor an ID image must beat);
     one prompt planted 6 std above the rest raises it, and a per-image offset does not move it."""

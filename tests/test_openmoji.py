@@ -134,6 +134,13 @@ def test_scene_captions_name_the_object_the_scene_or_both():
     assert om.web_sample(cat, a, w.all_concepts, 0.2)[1] == om.web_sample(cat, b, w.all_concepts, 0.2, scenes=scenes, scene=0.0)[1]
 
 
+def test_plants_can_be_scenes_objects_cannot():
+    w = om.build_world(0)
+    assert {c.kind for c in w.scenes_from(("place", "texture", "plant"))} == {"place", "texture", "plant"}
+    with pytest.raises(NegPromptError, match="near cannot be a scene"):
+        w.scenes_from(("plant", "near"))
+
+
 def test_shipped_weights_match_their_manifest():
     ckpt = REPO / "weights" / f"{backbone.STANDIN_MODEL}.safetensors"
     manifest = json.loads(ckpt.with_suffix(".json").read_text())

@@ -11,13 +11,21 @@ def _labels_scores(id_scores, ood_scores):
     return y, np.concatenate([id_scores, ood_scores])
 
 
-def auroc(id_scores, ood_scores) -> float:
-    return float(roc_auc_score(*_labels_scores(id_scores, ood_scores)))
+def _weights(id_weights, ood_weights):
+    """Per-image weights for a mixture of image kinds (None = every image counts once)."""
+    if id_weights is None and ood_weights is None:
+        return None
+    return np.concatenate([np.asarray(id_weights, dtype=np.float64), np.asarray(ood_weights, dtype=np.float64)])
 
 
-def fpr_at_95_tpr(id_scores, ood_scores) -> float:
-    """Fraction of OOD scores at or above the highest threshold that keeps >= 95% of ID scores."""
-    fpr, tpr, _ = roc_curve(*_labels_scores(id_scores, ood_scores), drop_intermediate=False)
+def auroc(id_scores, ood_scores, id_weights=None, ood_weights=None) -> float:
+    return float(roc_auc_score(*_labels_scores(id_scores, ood_scores), sample_weight=_weights(id_weights, ood_weights)))
+
+
+def fpr_at_95_tpr(id_scores, ood_scores, id_weights=None, ood_weights=None) -> float:
+    """Fraction (weight) of OOD scores at or above the highest threshold that keeps >= 95% of ID scores."""
+    fpr, tpr, _ = roc_curve(*_labels_scores(id_scores, ood_scores), sample_weight=_weights(id_weights, ood_weights),
+                            drop_intermediate=False)
     return float(fpr[np.searchsorted(tpr, 0.95, side="left")])
 
 

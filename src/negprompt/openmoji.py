@@ -29,6 +29,7 @@ from negprompt import NegPromptError
 
 CONCEPTS_TABLE = Path(__file__).parent / "resources" / "openmoji_concepts.tsv"
 OOD_SETS = ("near", "plant", "place", "texture")
+SCENE_SETS = ("place", "texture", "plant")  # what objects can stand in front of (near holds objects)
 PATTERNS = {"stripes": "striped pattern", "checks": "checkered pattern", "dots": "polka dot pattern"}  # DTD's role; caption names
 ROLES = ("id", "near", "plant", "place", "pretrain")
 ATTRIBUTION = "Emoji: OpenMoji (https://openmoji.org), the open-source emoji project, CC BY-SA 4.0."
@@ -89,7 +90,13 @@ class World:
     @property
     def scenes(self) -> tuple[Concept, ...]:
         """What web photos show objects in front of: places and patterns (the web phase's scenes)."""
-        return self.ood["place"] + self.ood["texture"]
+        return self.scenes_from(("place", "texture"))
+
+    def scenes_from(self, sets: tuple[str, ...]) -> tuple[Concept, ...]:
+        """The concepts of the given non-object sets (place, texture, plant) as scenes."""
+        if unknown := [s for s in sets if s not in SCENE_SETS]:
+            raise NegPromptError(f"--scene-sets: {', '.join(unknown)} cannot be a scene (expected some of {', '.join(SCENE_SETS)})")
+        return tuple(c for s in sets for c in self.ood[s])
 
 
 def clean_name(codepoint: int) -> str:

@@ -41,4 +41,5 @@ pretrain: install
 	mkdir -p build/pretrain
 	$(PRETRAIN) --init weights/openmoji-tiny-phase1.safetensors --web-steps 5000 --out build/pretrain/web.safetensors
 	$(PRETRAIN) --init build/pretrain/web.safetensors --web-steps 3000 --web-scene 0.3 --seed 1 --out build/pretrain/scene1.safetensors
-	$(PRETRAIN) --init build/pretrain/scene1.safetensors --web-steps 3000 --web-scene 0.3 --seed 2
+	$(PRETRAIN) --init build/pretrain/scene1.safetensors --web-steps 3000 --web-scene 0.3 --seed 2 --out build/pretrain/scene2.safetensors
+	$(PRETRAIN) --init build/pretrain/scene2.safetensors --web-steps 3000 --web-scene 0.3 --scene-sets place,texture,plant --seed 3

@@ -53,10 +53,9 @@ def queue_args(params: dict, extra: list[str], device: str | None) -> list[str]:
     return [a for s in sets for a in ("-S", s)]
 
 
-def exp_file(exp: str, path: str) -> str | None:
-    """A file as the named experiment (on the current HEAD) committed it; None if it did not finish."""
-    head = sh("git", "rev-parse", "HEAD").strip()
-    out = subprocess.run(["git", "show", f"refs/exps/{head[:2]}/{head[2:]}/{exp}:{path}"], capture_output=True, text=True)
+def exp_file(exp: str, path: str, base: str) -> str | None:
+    """A file as the named experiment (queued from commit `base`) committed it; None if it did not finish."""
+    out = subprocess.run(["git", "show", f"refs/exps/{base[:2]}/{base[2:]}/{exp}:{path}"], capture_output=True, text=True)
     return out.stdout if out.returncode == 0 else None
 
 
@@ -118,10 +117,10 @@ def fmt(a: dict, key: str) -> str:
     return f"{a[key]:.2f} ± {a[key + '_std']:.2f}"
 
 
-def report(rows: dict, states: dict[str, str], out: Path) -> dict:
+def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
     results = {}
     for name in rows:
-        text = exp_file(f"grid-{name}", "reports/metrics.json")
+        text = exp_file(f"grid-{name}", "reports/metrics.json", base)
         if text:
             results[name] = next(iter(json.loads(text).values()))
     header = "| experiment | " + " | ".join(f"{m} AUROC ↑ | {m} FPR95 ↓" for m in METHODS.values()) + " | NegPrompt ID top-1 |"
@@ -180,7 +179,9 @@ def main():
     ap.add_argument("--out", default="reports/grid.md")
     ap.add_argument("--grid", type=Path, default=GRID, help="the rows file (default benchmarks/grid.yaml)")
     ap.add_argument("--report-only", action="store_true", help="only tabulate experiments that already ran")
+    ap.add_argument("--base", default="HEAD", help="--report-only: the commit the experiments were queued from")
     args = ap.parse_args()
+    base = sh("git", "rev-parse", args.base if args.report_only else "HEAD").strip()  # commits made while it runs don't hide it
     rows = select(yaml.safe_load(args.grid.read_text())["experiments"], [o for o in args.only.split(",") if o])
     if args.report_only:
         states = {}
@@ -193,7 +194,7 @@ def main():
         failed = [n for n, s in states.items() if s == "Failed"]
         if failed:
             print(f"failed: {', '.join(failed)} (see `dvc queue logs <name>`)", file=sys.stderr)
-    report(rows, states, Path(args.out))
+    report(rows, states, Path(args.out), base)
 
 
 if __name__ == "__main__":

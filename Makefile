@@ -5,10 +5,12 @@ BIN := $(VENV)/bin
 
 .PHONY: repro test install bench ablations grid pretrain clean
 
+# --no-cache-dir: on x86_64 torch is a CUDA build of several GB; a wheel cache would hold a second copy of
+# it on disk (a CI run once ran out of space during this install)
 $(BIN)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --no-cache-dir -r requirements.lock
+	$(BIN)/pip install --quiet --no-cache-dir --no-deps -e .
 	touch $@
 
 install: $(BIN)/.installed
@@ -42,4 +44,5 @@ pretrain: install
 	$(PRETRAIN) --init weights/openmoji-tiny-phase1.safetensors --web-steps 5000 --out build/pretrain/web.safetensors
 	$(PRETRAIN) --init build/pretrain/web.safetensors --web-steps 3000 --web-scene 0.3 --seed 1 --out build/pretrain/scene1.safetensors
 	$(PRETRAIN) --init build/pretrain/scene1.safetensors --web-steps 3000 --web-scene 0.3 --seed 2 --out build/pretrain/scene2.safetensors
-	$(PRETRAIN) --init build/pretrain/scene2.safetensors --web-steps 3000 --web-scene 0.3 --scene-sets place,texture,plant --seed 3
+	$(PRETRAIN) --init build/pretrain/scene2.safetensors --web-steps 3000 --web-scene 0.3 --scene-sets place,texture,plant --seed 3 --out build/pretrain/scene3.safetensors
+	$(PRETRAIN) --init build/pretrain/scene3.safetensors --web-steps 3000 --web-scene 0.3 --scene-sets place,texture,plant --seed 4

@@ -75,7 +75,7 @@ def queue_states(names: list[str], earlier: set[str]) -> dict[str, str]:
     return {name: state for task, name, state in queue_rows() if task not in earlier and name in names}
 
 
-def run_queue(rows: dict, jobs: int, extra: list[str]) -> dict[str, str]:
+def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, str]:
     try:
         import torch
 
@@ -106,10 +106,11 @@ def run_queue(rows: dict, jobs: int, extra: list[str]) -> dict[str, str]:
                 bar.set_postfix(failed=sum(s == "Failed" for s in done.values()))
     bar.close()
     for _ in range(30):  # a finished task's Git ref is collected just after its status turns Success
-        if all(exp_file(n, "dvc.lock") is not None for n, st in done.items() if st == "Success"):
+        if all(exp_file(n, "dvc.lock", base) is not None for n, st in done.items() if st == "Success"):
             break
         time.sleep(2)
-    sh("dvc", "queue", "stop", check=False)
+    # no `dvc queue stop`: the workers exit by themselves once the queue is empty, and a stop sent after they
+    # have gone stays in the broker and shuts down the next run's worker after its first experiment
     return done
 
 
@@ -189,7 +190,7 @@ def main():
         if sh("git", "status", "--porcelain", "--untracked-files=no").strip():
             sys.exit("commit or stash your changes first: experiments start from HEAD")
         start = time.time()
-        states = run_queue(rows, args.jobs, args.set)
+        states = run_queue(rows, args.jobs, args.set, base)
         print(f"{len(rows)} experiments with --jobs {args.jobs}: {time.time() - start:.0f} s wall", flush=True)
         failed = [n for n, s in states.items() if s == "Failed"]
         if failed:

@@ -5,9 +5,10 @@ pretraining-only ones) and pretrains `openmoji-tiny` from scratch with open_clip
 logit scale ramped to CLIP's 100. Phase 2 (web): continues on freshly rendered images every step,
 textures included, with web-like captions (some name a secondary object or nothing the image
 shows), the mechanism behind real CLIP's per-image offset (README, "The stand-in CLIP").
-`--init` starts phase 2 from a saved checkpoint (`make pretrain` chains three runs from the
+`--init` starts phase 2 from a saved checkpoint (`make pretrain` chains five runs from the
 committed `weights/openmoji-tiny-phase1.safetensors`: web captions, then twice with scenes, where
-objects stand small in front of places and patterns); without it both phases run (about 80
+objects stand small in front of places and patterns, then twice with plants among the scenes);
+without it both phases run (about 80
 minutes on 2 CPU cores); `--web-steps 0` stops after phase 1.
 
 Writes float16 safetensors weights plus a manifest (sha256, both phases' recipes and loss logs,

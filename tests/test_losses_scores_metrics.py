@@ -145,3 +145,16 @@ def test_max_z_is_the_max_of_unrelated_prompts_unless_one_prompt_stands_out():
     offset = planted + rng.normal(0, 0.1, (2000, 1))
     assert regime.set_statistics(planted)["max_z"][0] > floor + 2
     assert regime.set_statistics(offset)["max_z"][0] == pytest.approx(regime.set_statistics(planted)["max_z"][0])
+
+
+def test_corr_max_mean_is_pearson_and_sees_the_per_image_offset():
+    """A shared per-image offset moves max and mean together (correlation near +1); without it the two are
+    nearly independent. The value is Pearson's, computed without BLAS."""
+    rng = np.random.default_rng(1)
+    noise = 0.02 * rng.standard_normal((2000, 200))
+    offset = noise + rng.normal(0, 0.1, (2000, 1))
+    for cos in (noise, offset):
+        st = regime.set_statistics(cos)
+        assert st["corr_max_mean"] == pytest.approx(np.corrcoef(cos.max(1), cos.mean(1))[0, 1], abs=1e-12)
+    assert regime.set_statistics(offset)["corr_max_mean"] > 0.95
+    assert abs(regime.set_statistics(noise)["corr_max_mean"]) < 0.3

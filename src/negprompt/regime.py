@@ -17,6 +17,13 @@ def _mean_std(x: np.ndarray) -> list[float]:
     return [float(np.mean(x)), float(np.std(x))]
 
 
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation from elementwise products and numpy's pairwise sums, not np.corrcoef's BLAS
+    dot: the same digits on every CPU, so the committed reports/backbone.json reproduces byte for byte."""
+    a, b = a.astype(np.float64) - a.mean(dtype=np.float64), b.astype(np.float64) - b.mean(dtype=np.float64)
+    return float(np.mean(a * b) / np.sqrt(np.mean(a * a) * np.mean(b * b)))
+
+
 def set_statistics(cos: np.ndarray) -> dict:
     """Per image: max cosine over the ID prompts, mean cosine over them, and their correlation;
     `max_z`: how far the max stands above the image's mean, in the std of its cosines over the
@@ -24,7 +31,7 @@ def set_statistics(cos: np.ndarray) -> dict:
     stands ~2.7 std above the mean for k = 200, so an ID image must stand well beyond it."""
     mx, mean = cos.max(1), cos.mean(1)
     return {"n": int(len(cos)), "max_cos": _mean_std(mx), "mean_cos": _mean_std(mean),
-            "corr_max_mean": float(np.corrcoef(mx, mean)[0, 1]) if len(cos) > 1 else float("nan"),
+            "corr_max_mean": _corr(mx, mean) if len(cos) > 1 else float("nan"),
             "max_z": _mean_std((mx - mean) / (cos.std(1) + 1e-12))}
 
 

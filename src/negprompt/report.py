@@ -177,10 +177,12 @@ def plot_similarity(tables: list[pd.DataFrame], path: Path) -> None:
 def plot_tsne(pos: np.ndarray, neg: np.ndarray, images: np.ndarray, image_sets: np.ndarray, path: Path, seed: int = 0) -> None:
     """Fig. 4: t-SNE of positive prompts [k, d], negative prompts [k, p, d] and image features."""
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     neg = neg.reshape(-1, neg.shape[-1])
     x = np.concatenate([pos, neg, images])
-    emb = TSNE(n_components=2, perplexity=min(30, len(x) - 1), init="pca", random_state=seed).fit_transform(x)
+    with threadpool_limits(1):  # Barnes-Hut sums in thread order: one thread, the same picture on any core count
+        emb = TSNE(n_components=2, perplexity=min(30, len(x) - 1), init="pca", random_state=seed).fit_transform(x)
     fig, ax = plt.subplots(figsize=(6, 5))
     k, kp = len(pos), len(neg)
     for name in np.unique(image_sets):

@@ -184,7 +184,7 @@ def main():
     args = ap.parse_args()
     if args.base != "HEAD" and not args.report_only:
         ap.error("--base only goes with --report-only: new experiments are queued from HEAD")
-    base = sh("git", "rev-parse", args.base if args.report_only else "HEAD").strip()  # commits made while it runs don't hide it
+    base = sh("git", "rev-parse", args.base).strip()  # commits made while it runs don't hide it
     rows = select(yaml.safe_load(args.grid.read_text())["experiments"], [o for o in args.only.split(",") if o])
     if args.report_only:
         states = {}

@@ -2,10 +2,9 @@
 OpenMoji stand-in, or, for the colour x shape mini-world, a tiny CLIP pretrained here), check them,
 and write a manifest with their sha256. For generated worlds it also writes the backbone's zero-shot
 diagnostics (reports/backbone.json) on fresh held-out renders, never on the benchmark's test sets."""
-import open_clip
 from safetensors.torch import save_file
 
-from negprompt import NegPromptError, backbone, miniworld, openmoji, regime
+from negprompt import NegPromptError, backbone, miniworld, regime
 from negprompt.io import atomic_path, read_json, write_json
 from pipeline.common import BACKBONE, REPORTS, load_params, run
 
@@ -18,16 +17,6 @@ def check_shipped(checkpoint) -> None:
         actual = backbone.sha256(checkpoint)
         if expected and actual != expected:
             raise NegPromptError(f"{checkpoint}: sha256 {actual[:12]}… does not match {expected[:12]}… in {manifest} (corrupt or replaced weights)")
-
-
-def world_diagnostics(model, model_name: str, benchmark: str, seed: int, size: int, font: str, template: str) -> dict:
-    if benchmark == "openmoji":
-        world = openmoji.build_world(seed)
-        ids, labels, ood = openmoji.validation_renders(world, seed + 1000, size, font=font or None)
-    else:
-        world = miniworld.build_world(seed)
-        ids, labels, ood = miniworld.validation_renders(world, seed + 1000, size)
-    return regime.diagnose_model(model, open_clip.get_tokenizer(model_name), [c.name for c in world.id_classes], ids, labels, ood, template)
 
 
 def main():
@@ -54,7 +43,8 @@ def main():
         loaded = backbone.load_backbone(p.model, local, "cpu", sha)  # fail here, not three stages later
         quality = {}
         if d.benchmark in ("openmoji", "miniworld"):
-            quality = world_diagnostics(loaded.model, p.model, d.benchmark, d.seed, d.image_size, d.font, params.score.zero_shot_template)
+            quality = regime.world_diagnostics(loaded.model, p.model, d.benchmark, d.seed, d.image_size, d.font, params.score.zero_shot_template,
+                                        params.neglabel)
             print(f"{p.model} zero-shot on held-out renders: {regime.summary_line(quality)}")
         write_json({"model": p.model, "pretrained": p.pretrained, "checkpoint": str(checkpoint), "weights_sha256": sha}, out / "manifest.json")
     write_json(quality, REPORTS / "backbone.json")

@@ -19,6 +19,7 @@ BACKBONE = Path("models/backbone")
 FEATURES = Path("features")
 POS = Path("models/pos")
 NEG = Path("models/neg")
+NEGLABEL = Path("models/neglabel")
 SCORES = Path("scores")
 REPORTS = Path("reports")
 

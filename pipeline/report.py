@@ -7,7 +7,7 @@ from PIL import Image
 from negprompt import openmoji, report
 from negprompt.data import WORLDS
 from negprompt.io import atomic_path, load_tensors, read_json, read_table, write_json
-from pipeline.common import BENCHMARK, FEATURES, REPORTS, SCORES, backbone_manifest, load_params, run
+from pipeline.common import BENCHMARK, FEATURES, NEGLABEL, REPORTS, SCORES, backbone_manifest, load_params, run
 
 FIGURES = REPORTS / "figures"
 
@@ -84,6 +84,23 @@ def negatives_note(agg: dict, sim) -> str:
             "`benchmarks/negatives_decomposition.py` separates the negatives' constant weight from their per-image part).")
 
 
+def neglabel_part(params, agg: dict, table) -> str:
+    """NegLabel's settings, mined labels and winners; on OpenMoji, which mined labels the stand-in was pretrained on."""
+    import pandas as pd
+
+    p = params.neglabel
+    labels = pd.read_csv(NEGLABEL / "labels.tsv", sep="\t", keep_default_na=False)
+    meta = load_tensors(NEGLABEL / "features.safetensors")[1]
+    known = None
+    if params.data.benchmark == "openmoji":
+        known = {name for _, name, role in openmoji.read_vocabulary() if role != "vocabulary"}
+    return (f"Zero-shot, nothing trained (Jiang et al., ICLR 2024): from {meta.get('corpus_size', '?')} candidate words of "
+            f"{meta.get('corpus', '?')} (ID names removed), NegMining keeps the M = min({p.num_labels}, {p.max_fraction:.0%} of the corpus) "
+            f"farthest from the ID labels by the {p.percentile:g}th percentile of their cosines; prompts \"{p.template}\", "
+            f"τ = {p.temperature}, {p.groups} groups. Seed-independent (the ± over seeds is 0).\n\n"
+            + report.neglabel_section(labels, table, agg, known))
+
+
 def main():
     params = load_params()
     seeds = params.subset.seeds
@@ -138,6 +155,9 @@ MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper c
 
 ## The backbone's zero-shot regime
 {backbone_section(diag)}
+
+## NegLabel: what the negative labels are
+{neglabel_part(params, agg, tables[0])}
 
 ## Paper numbers
 {paper_section(params.data.benchmark, agg, p.open_vocab)}

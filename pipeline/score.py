@@ -3,12 +3,24 @@ import pandas as pd
 import torch
 import typer
 
-from negprompt import NegPromptError
+from negprompt import NegPromptError, neglabel
 from negprompt.data import read_classes
 from negprompt.io import load_tensors, read_table, save_tensors, write_table
 from negprompt.prompts import PromptEncoder, encode_texts
 from negprompt.scores import local_scores, score_images
-from pipeline.common import BENCHMARK, FEATURES, NEG, POS, SCORES, backbone_manifest, load_backbone, load_params, local_features, run
+from pipeline.common import BENCHMARK, FEATURES, NEG, NEGLABEL, POS, SCORES, backbone_manifest, load_backbone, load_params, local_features, run
+
+
+def neglabel_scores(img: torch.Tensor, p) -> dict[str, torch.Tensor]:
+    """NegLabel's score (seed-independent: nothing is trained) and, per image, its most similar negative label
+    and whether that label beats every ID label (the report shows which labels win OOD images)."""
+    path = NEGLABEL / "features.safetensors"
+    mined, meta = load_tensors(path)
+    if meta.get("backbone", {}).get("weights_sha256") != backbone_manifest()["weights_sha256"]:
+        raise NegPromptError(f"{path}: mined with another backbone; re-run the neglabel stage")
+    s, id_sim, neg_sim = neglabel.score_features(img, neglabel.Mined(mined["id"], mined["neg"], [], [], [], 0), p.temperature, p.groups, p.seed)
+    best = neg_sim.max(1)
+    return {"neglabel": s, "neglabel_top": best.indices, "neglabel_wins": best.values > id_sim.max(1).values}
 
 
 def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")):
@@ -40,6 +52,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
         img = torch.from_numpy(img)
         out = score_images(img, text["zero_shot"], text["coop"], text["pos"], text["neg"], text["neg_init"],
                            bb.model.logit_scale.exp().item(), p.temperature)
+        out |= neglabel_scores(img, params.neglabel)
         if local:
             out |= local_scores(img, local_features("test"), text["zero_shot"], text["locoop"], p.temperature)
     table = pd.concat([test.reset_index(drop=True), pd.DataFrame({k: v.numpy() for k, v in out.items()})], axis=1)

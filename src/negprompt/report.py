@@ -14,10 +14,11 @@ import pandas as pd  # noqa: E402
 from negprompt import metrics  # noqa: E402
 from negprompt.scores import METHODS, PREDICTIONS  # noqa: E402
 
-LABELS = {"mcm": "MCM", "msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "glmcm": "GL-MCM", "coop": "CoOp",
+LABELS = {"mcm": "MCM", "msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "neglabel": "NegLabel", "glmcm": "GL-MCM", "coop": "CoOp",
           "locoop": "LoCoOp", "negprompt": "NegPrompt"}
 
 
+ZERO_SHOT = ("neglabel", "mcm", "maxlogit", "energy")  # the backbone stage's zero-shot methods, in real CLIP's order
 ROC_METHODS = ("negprompt", "mcm", "coop", "maxlogit")  # side by side in the DVC ROC plots
 
 
@@ -25,14 +26,15 @@ def methods_in(table: pd.DataFrame) -> list[str]:
     """The methods a score table has (GL-MCM and LoCoOp only when local features were cached)."""
     return [m for m in METHODS if m in table.columns]
 
-# Paper Tables 2-4 (AUROC / FPR95 in %, ID top-1) for the ImageNet benchmarks.
+# Paper Tables 2-4 (AUROC / FPR95 in %, ID top-1) for the ImageNet benchmarks; NegLabel's rows from its own paper (Table 1).
 PAPER = {
     "imagenet_conventional": {
-        "average": {"mcm": (90.76, 42.74), "coop": (91.78, 51.68), "locoop": (93.52, 28.66), "negprompt": (94.81, 23.01)},
-        "Textures": {"mcm": (86.11, 57.77), "negprompt": (91.60, 35.21)},
-        "iNaturalist": {"mcm": (94.61, 30.91), "negprompt": (98.73, 6.32)},
-        "Places": {"mcm": (89.77, 44.69), "negprompt": (93.34, 27.60)},
-        "SUN": {"mcm": (92.57, 34.59), "negprompt": (95.55, 22.89)},
+        "average": {"mcm": (90.76, 42.74), "neglabel": (94.21, 25.40), "coop": (91.78, 51.68), "locoop": (93.52, 28.66),
+                    "negprompt": (94.81, 23.01)},
+        "Textures": {"mcm": (86.11, 57.77), "neglabel": (90.22, 43.56), "negprompt": (91.60, 35.21)},
+        "iNaturalist": {"mcm": (94.61, 30.91), "neglabel": (99.49, 1.91), "negprompt": (98.73, 6.32)},
+        "Places": {"mcm": (89.77, 44.69), "neglabel": (91.64, 35.59), "negprompt": (93.34, 27.60)},
+        "SUN": {"mcm": (92.57, 34.59), "neglabel": (95.49, 20.53), "negprompt": (95.55, 22.89)},
         "average_open_vocab": {"coop": (89.94, 45.28), "locoop": (90.15, 37.09), "negprompt": (93.76, 25.86)},
         "id_top1": {"coop": 72.1, "locoop": 71.7, "mcm": 67.0, "negprompt": 72.1, "negprompt_open_vocab": 71.9},
     },
@@ -214,15 +216,41 @@ def contact_sheet(images: list[np.ndarray], labels: list[str], path: Path, cols:
 def regime_table(diag: dict) -> str:
     """The backbone's zero-shot statistics per set (markdown): max and mean cosine over the ID
     prompts, their correlation, the max's margin over the mean in std, and zero-shot MCM /
-    MaxLogit / Energy AUROC / FPR95."""
-    lines = ["| set | n | max cosine | mean cosine | corr(max, mean) | max − mean (std) | MCM | MaxLogit | Energy |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    MaxLogit / Energy (and NegLabel, when measured) AUROC / FPR95."""
+    zs = [m for m in ZERO_SHOT if m in diag["average"]]
+    lines = ["| set | n | max cosine | mean cosine | corr(max, mean) | max − mean (std) | " + " | ".join(LABELS[m] for m in zs) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(zs)]
     for name, st in diag["sets"].items():
         cells = [f"{st['max_cos'][0]:.3f} ± {st['max_cos'][1]:.3f}", f"{st['mean_cos'][0]:.3f} ± {st['mean_cos'][1]:.3f}", f"{st['corr_max_mean']:+.2f}",
                  f"{st['max_z'][0]:.2f} ± {st['max_z'][1]:.2f}"]
         ood = diag["ood"].get(name)
-        cells += [f"{ood[m]['auroc']:.1f} / {ood[m]['fpr95']:.1f}" for m in ("mcm", "maxlogit", "energy")] if ood else ["", "", ""]
+        cells += [f"{ood[m]['auroc']:.1f} / {ood[m]['fpr95']:.1f}" for m in zs] if ood else [""] * len(zs)
         lines.append(f"| {name} | {st['n']} | " + " | ".join(cells) + " |")
     a = diag["average"]
-    lines.append("| **average** | | | | | | " + " | ".join(f"**{a[m]['auroc']:.1f} / {a[m]['fpr95']:.1f}**" for m in ("mcm", "maxlogit", "energy")) + " |")
+    lines.append("| **average** | | | | | | " + " | ".join(f"**{a[m]['auroc']:.1f} / {a[m]['fpr95']:.1f}**" for m in zs) + " |")
+    return "\n".join(lines)
+
+
+def neglabel_section(labels: pd.DataFrame, table: pd.DataFrame, agg: dict, known: set[str] | None = None, sample: int = 30) -> str:
+    """What NegLabel relies on (markdown): how many labels were mined (and how many are names the backbone
+    was pretrained on, where that is known), a sample of them, and per OOD set the mined labels that most
+    often win an image's highest similarity over every ID label. `table`: one seed's score table."""
+    if "neglabel" not in agg["average"] or "neglabel_top" not in table.columns:
+        return ""
+    words = labels.word.tolist()
+    head = f"{len(words)} negative labels mined"
+    if known is not None:
+        head += f", {sum(w in known for w in words)} of them names the backbone was pretrained on"
+    step = max(1, len(words) // sample)
+    lines = [head + f". A sample ({'every label' if step == 1 else f'one in {step}'}, farthest from the ID labels first): "
+             + ", ".join(words[::step][:sample]) + ".", "",
+             "| set | images won by a negative label | most frequent winners (images) | NegLabel AUROC / FPR95 | MCM AUROC / FPR95 |",
+             "|---|---|---|---|---|"]
+    for name, group in table.groupby("set", sort=False):
+        won = group[group.neglabel_wins.astype(bool)]
+        counts = won.neglabel_top.value_counts().head(5)
+        top = ", ".join(f"{words[i]} ({n})" for i, n in counts.items())
+        ood = agg["ood"].get(name, {})
+        cells = [f"{ood[m]['auroc']:.2f} / {ood[m]['fpr95']:.2f}" if m in ood else "" for m in ("neglabel", "mcm")]
+        lines.append(f"| {name} | {len(won) / len(group):.1%} | {top} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -72,6 +72,30 @@ def test_corpus_errors(tmp_path):
     assert neglabel.read_word_list(words) == ["snow globe", "teapot"]
 
 
+def write_wordnet(root):
+    """A WordNet database in the layout of NLTK's download (corpora/wordnet/), with two nouns and an adjective."""
+    wn = root / "corpora" / "wordnet"
+    wn.mkdir(parents=True)
+    (wn / "lexnames").write_text("00\tadj.all\t3\n01\tadj.pert\t3\n02\tadv.all\t4\n03\tnoun.Tops\t1\n")
+    header = "  1 This database is provided to the LICENSEE by\n  2 WordNet 3.0 Copyright 2006 by Princeton University.\n"
+    for pos in ("noun", "verb", "adj", "adv"):
+        (wn / f"data.{pos}").write_text(header)
+        (wn / f"{pos}.exc").write_text("")
+    (wn / "index.noun").write_text("  1 header\nharbour n 1 0 1 0 00000001\nsnow_globe n 1 0 1 0 00000002\n")
+    (wn / "index.adj").write_text("  1 header\nmisty a 1 0 1 0 00000003\n")
+    (wn / "index.verb").write_text("  1 header\n")
+    (wn / "index.adv").write_text("  1 header\n")
+    (wn / "index.sense").write_text("")
+
+
+def test_wordnet_corpus_reads_nouns_and_adjectives(tmp_path):
+    write_wordnet(tmp_path)
+    wn = neglabel.wordnet_corpus(str(tmp_path))
+    assert wn.parts == {"noun": ["harbour", "snow_globe"], "adj": ["misty"]} and "WordNet 3.0" in wn.source
+    corpus = neglabel.make_corpus(wn.parts, ["harbour"], wn.source, 1)
+    assert corpus.parts == {"noun": ["snow globe"], "adj": ["misty"]}
+
+
 def test_missing_wordnet_says_how_to_get_it(tmp_path):
     with pytest.raises(NegPromptError, match=r"nltk\.downloader -d .* wordnet"):
         neglabel.wordnet_corpus(str(tmp_path))

@@ -114,6 +114,14 @@ def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, s
     return done
 
 
+TEST_MARK = " ¹"
+
+
+def test_selected(r: dict) -> bool:
+    """Whether an experiment kept a checkpoint chosen on test data (metrics.json's `protocol`)."""
+    return any(r.get("protocol", {}).get(s, {}).get("select") == "test" for s in ("pos", "neg"))
+
+
 def fmt(a: dict, key: str) -> str:
     return f"{a[key]:.2f} ± {a[key + '_std']:.2f}"
 
@@ -132,9 +140,11 @@ def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
             lines.append(f"| {name} | " + " | ".join(["failed" if states.get(f"grid-{name}") == "Failed" else "not run"] * (2 * len(METHODS) + 1)) + " |")
             continue
         cells = [c for m in METHODS for c in (fmt(r["average"][m], "auroc"), fmt(r["average"][m], "fpr95"))]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {fmt(r['id_top1']['negprompt'], 'top1')} |")
+        lines.append(f"| {name}{TEST_MARK if test_selected(r) else ''} | " + " | ".join(cells) + f" | {fmt(r['id_top1']['negprompt'], 'top1')} |")
     md = ["# Experiment grid", "", "Rows from `benchmarks/grid.yaml` (or `--grid`), each a DVC experiment `grid-<row>` from HEAD's params "
           "(`python benchmarks/grid.py`). Average AUROC / FPR95 over the OOD sets, %, mean ± std over the seeds.", "", *lines, ""]
+    if any(test_selected(r) for r in results.values()):
+        md += [f"{TEST_MARK} checkpoint selected on test data, as the official code does (`pos.select` / `neg.select: test`).", ""]
     for name, r in results.items():
         if any(m in r["average"] for m in LOCAL):
             md += [f"Patch-feature baselines ({name}): " + ", ".join(f"{label} {fmt(r['average'][m], 'auroc')} / {fmt(r['average'][m], 'fpr95')}"

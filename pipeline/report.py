@@ -4,10 +4,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from negprompt import openmoji, report
-from negprompt.data import WORLDS
+from negprompt import openmoji, protocol, report
+from negprompt.data import WORLDS, read_classes
 from negprompt.io import atomic_path, load_tensors, read_json, read_table, write_json
-from pipeline.common import BENCHMARK, FEATURES, NEGLABEL, REPORTS, SCORES, backbone_manifest, load_params, run
+from pipeline.common import BENCHMARK, FEATURES, NEGLABEL, REPORTS, SCORES, backbone_manifest, load_backbone, load_params, run
 
 FIGURES = REPORTS / "figures"
 
@@ -101,6 +101,67 @@ def neglabel_part(params, agg: dict, table) -> str:
             + report.neglabel_section(labels, table, agg, known))
 
 
+def protocol_runs(params, sets: list[str]) -> dict:
+    """Per training stage, the DVCLive curves of every seed (reports/train/{pos,neg}_seed{N}/), the
+    kept epoch (its metrics.json) and the selection settings it ran with (its params.yaml)."""
+    import pandas as pd
+    import yaml
+
+    stages = {}
+    for stage in ("pos", "neg"):
+        curves, kept, logged = [], [], {}
+        for seed in params.subset.seeds:
+            run_dir = REPORTS / "train" / f"{stage}_seed{seed}"
+            columns = {}
+            for tsv in sorted((run_dir / "plots" / "metrics").rglob("*.tsv")):
+                df = pd.read_csv(tsv, sep="\t")
+                columns[tsv.relative_to(run_dir / "plots" / "metrics").with_suffix("").as_posix()] = df.set_index("step").iloc[:, 0]
+            logged = yaml.safe_load((run_dir / "params.yaml").read_text())
+            curves.append(pd.DataFrame(columns).sort_index().reset_index(drop=True))
+            kept.append(int(read_json(run_dir / "metrics.json")["kept"]["epoch"]) - 1)
+        stages[stage] = protocol.StageRuns(logged["select"], logged["schedule"], curves, kept, logged.get("select_set", ""))
+    return stages
+
+
+def protocol_part(params, sets: list[str], agg: dict) -> str:
+    """The Protocol section (negprompt.protocol); records its summary in `agg` for metrics.json."""
+    stages = protocol_runs(params, sets)
+    agg["protocol"] = protocol.summary(stages, sets)
+    paper = report.PAPER.get(params.data.benchmark, {}).get("average", {}).get("negprompt")
+    return protocol.section(stages, sets, paper)
+
+
+def text_space_part(params, tables, text: dict) -> str:
+    """Where the trained negatives went in text space (nearest concept names, distance from the names'
+    manifold) against the positives and the negatives' initialisation, and the paper's Fig. 3 claim."""
+    import pandas as pd
+    import torch
+
+    from negprompt.prompts import encode_texts
+
+    if params.data.benchmark == "openmoji":  # every concept the stand-in's world names, pretraining-only ones included
+        names, source = [n for _, n, _ in openmoji.read_vocabulary()], "the OpenMoji vocabulary"
+    else:  # the ID class names and NegLabel's mined words (from WordNet on ImageNet)
+        mined = pd.read_csv(NEGLABEL / "labels.tsv", sep="\t", keep_default_na=False).word.tolist()
+        names, source = read_classes(BENCHMARK / "classes.tsv").name.tolist() + mined, "the ID class names and NegLabel's mined words"
+    bb = load_backbone(params.features.device)
+    with torch.no_grad():
+        name_feats = encode_texts(bb.model, bb.tokenizer, [params.score.zero_shot_template.format(n) for n in names]).cpu()
+    prompts = {"positive (CoOp context)": text["pos"]}
+    for j in range(text["neg"].shape[1]):
+        prompts[f"negative {j + 1}, initialisation"] = text["neg_init"][:, j]
+        prompts[f"negative {j + 1}, trained"] = text["neg"][:, j]
+    rows = report.text_space_rows(prompts, name_feats, names)
+    means, not_closer = report.fig3_check(tables)
+    verdict = ("**holds on every set**" if not not_closer else
+               f"**does not hold** for {', '.join(not_closer)}" + (" (it holds for the others)" if len(not_closer) < len(means) - 1 else ""))
+    return (f"Seed {params.subset.seeds[0]}'s prompts among the {len(names)} names of {source} (\"{params.score.zero_shot_template}\" "
+            "features); a cosine near the positives' is on the manifold of real captions, a much lower one is off it:\n\n"
+            + rows.to_markdown(floatfmt=".3f") + "\n\nThe paper's Fig. 3 claim, OOD images more similar to the negative prompts "
+            "than ID images are (mean over images of the highest cosine to any negative, over seeds): "
+            + ", ".join(f"{s} {v:.3f}" for s, v in means.items()) + f". It {verdict}.")
+
+
 def main():
     params = load_params()
     seeds = params.subset.seeds
@@ -108,6 +169,7 @@ def main():
     bench = read_json(BENCHMARK / "manifest.json")
     name = params.data.benchmark + (f"_{params.data.hard_split}" if params.data.benchmark == "imagenet_hard" else "")
     agg = report.aggregate(tables)
+    protocol_md = protocol_part(params, list(agg["ood"]), agg)  # + agg["protocol"]: select, schedule, kept epochs
     write_json({name: agg}, REPORTS / "metrics.json")
 
     FIGURES.mkdir(parents=True, exist_ok=True)
@@ -137,12 +199,12 @@ def main():
 - Benchmark: **{name}**, {bench['counts']['classes']} ID classes, {bench['counts']['test_id']} ID test images; OOD sets: {', '.join(f"{s} ({bench['counts'].get('test_' + s, '?')})" for s in bench['ood_sets'])}.
 - Backbone: `{bb['model']}` ({bb['pretrained'] or 'pretrained in this pipeline'}), weights sha256 `{bb['weights_sha256'][:16]}…`.
 - Seeds {seeds}, {p.subset.shots} shots per class{', **open vocabulary**: trained on the first ' + format(p.subset.open_vocab_fraction, '.0%') + ' of the classes, evaluated on all' if p.open_vocab else ''}.
-- Positive prompts (CoOp): ctx init "{p.pos.ctx_init or f'random, n = {p.pos.n_ctx}'}", {p.pos.epochs} epochs, {p.pos.optimizer} lr {p.pos.lr}.
-- Negative prompts: p = {p.neg.num_prompts}, loss **{p.neg.loss_variant}**, β = {p.neg.beta}, γ = {p.neg.gamma}, init {p.neg.init}, {p.neg.epochs} epochs{', **one-stage** (positive and negative trained together)' if p.neg.one_stage else ''}.
-- Scores: τ = {p.score.temperature} on cosine similarities. The last epoch is kept: unlike the official code, nothing is selected on test data.
+- Positive prompts (CoOp): ctx init "{p.pos.ctx_init or f'random, n = {p.pos.n_ctx}'}", {p.pos.epochs} epochs, {p.pos.optimizer} lr {p.pos.lr}, schedule {p.pos.schedule}, select {p.pos.select}.
+- Negative prompts: p = {p.neg.num_prompts}, loss **{p.neg.loss_variant}**, β = {p.neg.beta}, γ = {p.neg.gamma}, init {p.neg.init}, {p.neg.epochs} epochs{', **one-stage** (positive and negative trained together)' if p.neg.one_stage else ''}, schedule {p.neg.schedule}, select {p.neg.select}.
+- Scores: τ = {p.score.temperature} on cosine similarities. {protocol.kept_sentence(p.pos.select, p.neg.select, agg['protocol']['neg'].get('select_set', ''))}
 
 ## OOD detection (%, mean ± std over {len(seeds)} seeds)
-{report.metrics_table(agg)}
+{protocol.test_label(p.pos.select, p.neg.select)}{report.metrics_table(agg)}
 
 {ranking_note(agg["average"], diag)} {negatives_note(agg, sim)}
 
@@ -160,12 +222,17 @@ MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper c
 {neglabel_part(params, agg, tables[0])}
 
 ## Paper numbers
-{paper_section(params.data.benchmark, agg, p.open_vocab)}
+{protocol.test_label(p.pos.select, p.neg.select)}{paper_section(params.data.benchmark, agg, p.open_vocab)}
+
+## Protocol: which epoch is kept
+{protocol_md}
 
 ## Where the negative prompts went ({p.neg.loss_variant} loss)
 Mean cosine similarity of test images to the prompts, per set, over seeds. Each negative adds about exp(cosine) to the score's denominator, so, by this mean offset, a set whose images are *closer* to the trained negatives than ID images are is pushed down by NegPrompt's score (easier to detect) and a set *farther* from them is lifted (harder to detect):
 
 {sim.to_markdown(floatfmt='.4f')}
+
+In text space: {text_space_part(params, tables, text)}
 
 The `official` loss (MultiLabelSoftMargin with the true class's negatives as targets, NPD pushing negatives *away* from their positive) and the `paper` loss (Eq. 4 is unchanged when all of an image's negative logits shift together: it asks negatives to be *equally* similar to an ID image, and Eq. 5 pulls them *toward* their positive) move the negatives differently; `reports/ablations.md` compares both, measured.
 

@@ -104,3 +104,14 @@ def test_dvc_repro_imagenet_conventional_open_vocab(imagenet_root, tmp_path):
         assert classes.class_id.tolist() == spec["id"]
         ood = (pd.read_parquet(work / "scores/seed1.parquet").set == "ood").sum()
         assert ood == len(spec["ood_known_unknown"]) + len(spec["ood_unknown_unknown"])  # one val image per OOD class
+
+    # the official protocol's settings (tiny epochs) on conventional ImageNet: stage 2 is selected on Textures
+    official = ["pos.schedule=official", "neg.schedule=official", "pos.select=test", "neg.select=test", "pos.epochs=2", "neg.epochs=2"]
+    dvc(work, "exp", "run", "-S", "data.benchmark=imagenet_conventional", "-S", "open_vocab=true", *[a for s in official for a in ("-S", s)])
+    from negprompt.io import load_tensors
+
+    meta = load_tensors(work / "models/neg/seed1.safetensors")[1]
+    auroc = pd.read_csv(work / "reports/train/neg_seed1/plots/metrics/test/Textures/auroc.tsv", sep="\t").auroc.to_numpy()
+    assert meta["select_set"] == "Textures" and meta["epoch"] - 1 == int(np.argmax(auroc)) and auroc[meta["epoch"] - 1] >= auroc[-1]
+    report = (work / "reports/report.md").read_text()
+    assert "checkpoint selected on test data, as the official code does" in report and "94.81 / 23.01" in report

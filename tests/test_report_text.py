@@ -1,4 +1,6 @@
 """The report says in words when a baseline beats NegPrompt, and why when the backbone explains it."""
+import pytest
+
 from pipeline.report import ranking_note
 
 
@@ -34,3 +36,23 @@ def test_negatives_note_gives_each_sets_gain_over_coop_and_its_cosine_to_the_neg
     note = negatives_note(agg, sim)
     assert "ID's is -0.142" in note and "plant -16.0 (cosine -0.161)" in note and "texture +28.0 (cosine -0.069)" in note
     assert negatives_note({"average": {"negprompt": {}}, "ood": {}}, sim) == ""
+
+
+def test_text_space_rows_and_fig3_check():
+    import pandas as pd
+    import torch
+    import torch.nn.functional as F
+
+    from negprompt import report
+
+    names = ["cat", "dog", "moon"]
+    name_feats = F.normalize(torch.eye(4)[:3], dim=1)
+    on = name_feats[[0, 1]]  # two classes' prompts exactly on "cat" and "dog"
+    off = F.normalize(torch.tensor([[-1.0, 0, 0, 1], [-1.0, 0, 0, 1]]), dim=1)  # off every name, nearest "dog"/"moon" at 0
+    rows = report.text_space_rows({"on": on, "off": off}, name_feats, names)
+    assert rows.loc["on", "highest cosine to a name (mean over classes)"] == pytest.approx(1.0)
+    assert rows.loc["off", "highest cosine to a name (mean over classes)"] == pytest.approx(0.0, abs=1e-6)
+    assert rows.loc["on", "nearest names (classes)"] in ("cat (1), dog (1)", "dog (1), cat (1)")
+    t = pd.DataFrame({"set": ["id", "id", "a", "b"], "neg_sim_max": [0.1, 0.3, 0.5, 0.1]})
+    means, not_closer = report.fig3_check([t])
+    assert means["id"] == pytest.approx(0.2) and not_closer == ["b"]

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 
 from negprompt import metrics  # noqa: E402
 from negprompt.scores import METHODS, PREDICTIONS  # noqa: E402
@@ -254,3 +255,25 @@ def neglabel_section(labels: pd.DataFrame, table: pd.DataFrame, agg: dict, known
         cells = [f"{ood[m]['auroc']:.2f} / {ood[m]['fpr95']:.2f}" if m in ood else "" for m in ("neglabel", "mcm")]
         lines.append(f"| {name} | {len(won) / len(group):.1%} | {top} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def text_space_rows(prompts: dict[str, torch.Tensor], name_feats: torch.Tensor, names: list[str], top: int = 4) -> pd.DataFrame:
+    """Where prompt features sit among the concept names' "a photo of a {}." features. prompts:
+    {label: [k, d]} (one feature per ID class, e.g. one negative context over the k class names);
+    per label, the mean over classes of the highest cosine to any name (near 1: on the text
+    manifold, where real captions lie) and the names most often nearest."""
+    rows = []
+    for label, feats in prompts.items():
+        cos = feats.float() @ name_feats.float().T  # [k, V]
+        best = cos.max(1)
+        counts = pd.Series(best.indices.numpy()).value_counts().head(top)
+        rows.append({"prompts": label, "highest cosine to a name (mean over classes)": float(best.values.mean()),
+                     "nearest names (classes)": ", ".join(f"{names[i]} ({n})" for i, n in counts.items())})
+    return pd.DataFrame(rows).set_index("prompts")
+
+
+def fig3_check(tables: list[pd.DataFrame]) -> tuple[pd.Series, list[str]]:
+    """The paper's Fig. 3 claim, per set: the mean over images of the highest similarity to any negative
+    prompt (mean over seeds), and the OOD sets whose images are *not* closer to the negatives than ID's."""
+    means = pd.concat([t.groupby("set", sort=False).neg_sim_max.mean() for t in tables], axis=1).mean(1)
+    return means, [s for s in means.index if s != "id" and means[s] <= means["id"]]

@@ -5,9 +5,16 @@ term when local features are given).
 Stage 2 (Eqs. 3-7): positive context frozen, p negative contexts shared across classes.
 `amp` runs the text encoder in reduced precision (fp16 with loss scaling on CUDA, bf16 on CPU)
 while the contexts and their optimiser state stay float32.
+
+Both loops call `on_epoch(epoch, state, record)` after every epoch with a CPU copy of the
+contexts (`state`) and the epoch's training figures (`record`: train/loss, train/lr, and
+train/acc in stage 1); what it returns (e.g. held-out or test figures) joins the record. The loops
+return the per-epoch records and the kept contexts: the last epoch's, or with a `criterion`
+(`negprompt.selection`) the arg-max (arg-min) epoch of that column of the records.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -16,11 +23,43 @@ from tqdm import tqdm
 
 from negprompt import losses
 from negprompt.prompts import PromptEncoder
+from negprompt.selection import Criterion, select_epoch
+
+OFFICIAL_T_MAX = 50  # osr_nega_prompt.py L269-270: CosineAnnealingLR(optimizer, 50)
+
+EpochHook = Callable[[int, dict[str, torch.Tensor], dict], "dict | None"]
 
 
-def _optimizer(params, name: str, lr: float, momentum: float, total_steps: int):
+@dataclass
+class Trained:
+    state: dict[str, torch.Tensor]  # the kept contexts (CPU): stage 1 {"ctx"}, stage 2 {"pos_ctx", "neg_ctx"}
+    curve: list[dict]  # one record per epoch: epoch (0-based), train/*, + what on_epoch returned
+    kept: int  # index into `curve` of the kept epoch
+
+
+def _optimizer(params, name: str, lr: float, momentum: float, total_steps: int, schedule: str = "cosine"):
+    """SGD or AdamW with a cosine learning rate stepped after every batch: over all steps
+    (`cosine`), or with the official period of 50 steps (`official`; `_epoch_end` steps it once
+    more per epoch, core/train_clip.py L336), so that the rate cycles instead of decaying."""
     opt = torch.optim.SGD(params, lr=lr, momentum=momentum) if name == "sgd" else torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps))
+    t_max = max(1, total_steps) if schedule == "cosine" else OFFICIAL_T_MAX
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
+
+
+def _epoch_end(sched, schedule: str) -> None:
+    if schedule == "official":  # the official loop's extra per-epoch step (--stepsize 30 > 0)
+        sched.step()
+
+
+def _finish(snapshots: list[dict], curve: list[dict], criterion: Criterion | None, last: dict) -> Trained:
+    if criterion is None:
+        return Trained(last, curve, len(curve) - 1)
+    kept = select_epoch(curve, *criterion)
+    return Trained(snapshots[kept], curve, kept)
+
+
+def _snapshot(**tensors: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in tensors.items()}
 
 
 class Precision:
@@ -46,21 +85,25 @@ def _batches(n: int, batch_size: int, gen: torch.Generator):
 
 def train_positive(encoder: PromptEncoder, ctx_init: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor,
                    logit_scale: float, epochs: int, batch_size: int, optimizer: str, lr: float, momentum: float,
-                   seed: int, on_epoch: Callable[[int, dict], None] | None = None, amp: bool = False, chunk: int = 0,
-                   local: torch.Tensor | None = None, locoop_lambda: float = 0.25, locoop_top_k: int = 200) -> torch.Tensor:
+                   seed: int, on_epoch: EpochHook | None = None, amp: bool = False, chunk: int = 0,
+                   local: torch.Tensor | None = None, locoop_lambda: float = 0.25, locoop_top_k: int = 200,
+                   schedule: str = "cosine", criterion: Criterion | None = None) -> Trained:
     """CoOp: learn one shared context [n, w]. feats [N, d] L2-normalised, labels [N] in 0..k-1.
-    With `local` [N, P, d] patch features this is LoCoOp: + λ · `losses.locoop_entropy`."""
+    With `local` [N, P, d] patch features this is LoCoOp: + λ · `losses.locoop_entropy`.
+    Returns the kept {"ctx"} and the per-epoch records (module docstring)."""
     gen = torch.Generator().manual_seed(seed)
     device = encoder.prefix.device
     ctx = torch.nn.Parameter(ctx_init.clone().to(device))
     steps_per_epoch = -(-len(feats) // batch_size)
-    opt, sched = _optimizer([ctx], optimizer, lr, momentum, epochs * steps_per_epoch)
+    opt, sched = _optimizer([ctx], optimizer, lr, momentum, epochs * steps_per_epoch, schedule)
     precision = Precision(device, amp)
     feats, labels = feats.to(device), labels.to(device)
     desc = "train LoCoOp prompts" if local is not None else "train positive prompts"
+    curve, snapshots = [], []
     for epoch in tqdm(range(epochs), desc=desc, unit="epoch"):
         total, correct = 0.0, 0
         for idx in _batches(len(feats), batch_size, gen):
+            rate = opt.param_groups[0]["lr"]
             with precision.autocast:
                 text = encoder(ctx, chunk=chunk)
                 logits = logit_scale * feats[idx] @ text.T  # [B, k]  Eq. 1
@@ -71,9 +114,13 @@ def train_positive(encoder: PromptEncoder, ctx_init: torch.Tensor, feats: torch.
             precision.step(loss, opt, sched)
             total += loss.item() * len(idx)
             correct += (logits.argmax(1) == labels[idx]).sum().item()
-        if on_epoch:
-            on_epoch(epoch, {"loss": total / len(feats), "acc": correct / len(feats)})
-    return ctx.detach().cpu()
+        _epoch_end(sched, schedule)
+        state = _snapshot(ctx=ctx)
+        record = {"epoch": epoch, "train/loss": total / len(feats), "train/acc": correct / len(feats), "train/lr": rate}
+        curve.append(record | ((on_epoch(epoch, state, record) or {}) if on_epoch else {}))
+        if criterion is not None:
+            snapshots.append(state)
+    return _finish(snapshots, curve, criterion, {"ctx": ctx.detach().cpu()})
 
 
 def stage2_loss(variant: str, feats: torch.Tensor, labels: torch.Tensor, pos_feats: torch.Tensor, neg_feats: torch.Tensor,
@@ -90,27 +137,30 @@ def stage2_loss(variant: str, feats: torch.Tensor, labels: torch.Tensor, pos_fea
 def train_negative(encoder: PromptEncoder, pos_ctx: torch.Tensor, neg_ctx_init: torch.Tensor, feats: torch.Tensor,
                    labels: torch.Tensor, logit_scale: float, variant: str, beta: float, gamma: float, epochs: int,
                    batch_size: int, optimizer: str, lr: float, momentum: float, seed: int, one_stage: bool = False,
-                   on_epoch: Callable[[int, dict], None] | None = None, amp: bool = False,
-                   chunk: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                   on_epoch: EpochHook | None = None, amp: bool = False, chunk: int = 0,
+                   schedule: str = "cosine", criterion: Criterion | None = None) -> Trained:
     """Learn p negative contexts [p, n, w] shared across classes. The positive context is frozen and
     its text features computed once; with `one_stage` (Table 5 ablation) both are learned together
-    and the positive cross-entropy is added. Returns (pos_ctx, neg_ctx)."""
+    and the positive cross-entropy is added. Returns the kept {"pos_ctx", "neg_ctx"} and the
+    per-epoch records (module docstring)."""
     gen = torch.Generator().manual_seed(seed)
     device = encoder.prefix.device
     neg_ctx = torch.nn.Parameter(neg_ctx_init.clone().to(device))
     pos = torch.nn.Parameter(pos_ctx.clone().to(device), requires_grad=one_stage)
     params = [neg_ctx, pos] if one_stage else [neg_ctx]
     steps_per_epoch = -(-len(feats) // batch_size)
-    opt, sched = _optimizer(params, optimizer, lr, momentum, epochs * steps_per_epoch)
+    opt, sched = _optimizer(params, optimizer, lr, momentum, epochs * steps_per_epoch, schedule)
     precision = Precision(device, amp)
     feats, labels = feats.to(device), labels.to(device)
     frozen_pos = None
     if not one_stage:
         with torch.no_grad():
             frozen_pos = encoder(pos, chunk=chunk)  # [k, d], computed once: the positive prompts do not change
+    curve, snapshots = [], []
     for epoch in tqdm(range(epochs), desc="train negative prompts", unit="epoch"):
         total = 0.0
         for idx in _batches(len(feats), batch_size, gen):
+            rate = opt.param_groups[0]["lr"]
             with precision.autocast:
                 pos_feats = frozen_pos if frozen_pos is not None else encoder(pos, chunk=chunk)
                 neg_feats = encoder(neg_ctx, chunk=chunk).transpose(0, 1)  # [p, k, d] -> [k, p, d]
@@ -119,6 +169,10 @@ def train_negative(encoder: PromptEncoder, pos_ctx: torch.Tensor, neg_ctx_init: 
                     loss = loss + F.cross_entropy(logit_scale * feats[idx] @ pos_feats.T, labels[idx])
             precision.step(loss, opt, sched)
             total += loss.item() * len(idx)
-        if on_epoch:
-            on_epoch(epoch, {"loss": total / len(feats)})
-    return pos.detach().cpu(), neg_ctx.detach().cpu()
+        _epoch_end(sched, schedule)
+        state = _snapshot(pos_ctx=pos, neg_ctx=neg_ctx)
+        record = {"epoch": epoch, "train/loss": total / len(feats), "train/lr": rate}
+        curve.append(record | ((on_epoch(epoch, state, record) or {}) if on_epoch else {}))
+        if criterion is not None:
+            snapshots.append(state)
+    return _finish(snapshots, curve, criterion, {"pos_ctx": pos.detach().cpu(), "neg_ctx": neg_ctx.detach().cpu()})

@@ -1,0 +1,128 @@
+"""What both training stages share for their per-epoch evaluation: the held-out ID (calib) and
+test features, the checks of `select` before any work, and the DVCLive curves.
+
+Each run's curves go to reports/train/{pos,neg}_seed{N}/ (DVCLive: metrics.json holds the last
+epoch's figures plus `kept`, the kept epoch's; plots/metrics/**.tsv one file per curve, `step` =
+epoch - 1). Units: accuracies are fractions (as train/acc always was), AUROC and FPR95 in %.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from negprompt import NegPromptError
+from negprompt.data import open_vocab_classes, read_classes
+from negprompt.io import read_table
+from negprompt.selection import TEST_LABEL, Criterion
+from negprompt.train import Trained
+from pipeline.common import BENCHMARK, FEATURES, REPORTS, SUBSETS, backbone_manifest
+
+CURVES = REPORTS / "train"
+
+
+@dataclass
+class Images:
+    feats: torch.Tensor  # [N, d] L2-normalised
+    labels: torch.Tensor  # [N], -1 for OOD
+    sets: np.ndarray | None = None  # [N] "id" or an OOD set name (test only)
+    ood: tuple[str, ...] = ()  # the OOD set names, in order
+
+    def to(self, device) -> "Images":
+        return Images(self.feats.to(device), self.labels.to(device), self.sets, self.ood)
+
+
+def _features(name: str) -> tuple:
+    table, feats, meta = read_table(FEATURES / name)
+    if meta.get("backbone", {}).get("weights_sha256") != backbone_manifest()["weights_sha256"]:
+        raise NegPromptError(f"{FEATURES / name}: features were encoded with another backbone; re-run the features stage")
+    return table, feats
+
+
+def heldout_images(seed: int, calib_per_class: int, open_vocab: bool, fraction: float) -> Images | None:
+    """Seed `seed`'s held-out ID images (the subset's `calib` split, view 0; open vocabulary: of
+    the trained classes only), or None when subset.calib_per_class is 0."""
+    if not calib_per_class:
+        return None
+    subset, _, _ = read_table(SUBSETS / f"seed{seed}.parquet")
+    table, feats = _features("train.parquet")
+    keep = (table.path.isin(subset.path[subset.split == "calib"]) & (table.view == 0)).to_numpy()
+    if open_vocab:
+        keep = keep & table.label.isin(open_vocab_classes(len(read_classes(BENCHMARK / "classes.tsv")), fraction)).to_numpy()
+    return Images(torch.from_numpy(np.ascontiguousarray(feats[keep])), torch.from_numpy(table.label.to_numpy()[keep]).long())
+
+
+def test_images() -> Images:
+    table, feats = _features("test.parquet")
+    ood = tuple(s for s in dict.fromkeys(table.set) if s != "id")
+    return Images(torch.from_numpy(feats), torch.from_numpy(table.label.to_numpy()).long(), table.set.to_numpy(), ood)
+
+
+def check_select(stage: str, select: str, calib_per_class: int) -> None:
+    """`select: id_val` needs held-out ID images; checked before anything is trained or written."""
+    if select == "id_val" and not calib_per_class:
+        raise NegPromptError(f"{stage}.select = 'id_val' needs held-out ID images, but subset.calib_per_class = 0 "
+                             "(set it > 0, or choose select: last)")
+
+
+class Timer:
+    """Seconds spent in `with timer:` blocks (the per-epoch evaluation's cost, printed by the stage)."""
+
+    def __init__(self):
+        self.seconds, self.calls = 0.0, 0
+
+    def __enter__(self):
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.seconds += time.perf_counter() - self._start
+        self.calls += 1
+
+
+def open_curves(name: str):
+    """DVCLive for one run, writing under reports/train/<name>/ only (dvc.yaml declares its files)."""
+    from dvclive import Live
+
+    return Live(dir=str(CURVES / name), save_dvc_exp=False, dvcyaml=None, report=None)
+
+
+def log_epoch(live, record: dict) -> None:
+    for key, value in record.items():
+        if key != "epoch":
+            live.log_metric(key, value)
+    live.next_step()
+
+
+def keep_summary(live, trained: Trained) -> None:
+    """metrics.json's `kept`: the kept epoch (1-based) and its figures, beside DVCLive's last ones."""
+    record = trained.curve[trained.kept]
+    kept: dict = {"epoch": trained.kept + 1}
+    for key, value in record.items():
+        if key != "epoch":
+            node = kept
+            *parents, leaf = key.split("/")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    live.summary["kept"] = kept
+
+
+def selection_metadata(select: str, schedule: str, trained: Trained, crit: Criterion | None) -> dict:
+    """What the stage's safetensors metadata records about the kept epoch (the report reads it)."""
+    meta = {"select": select, "schedule": schedule, "epoch": trained.kept + 1, "epochs": len(trained.curve),
+            "criterion": f"{crit.mode} {crit.key}" if crit else "last epoch"}
+    if select == "test":
+        meta["select_note"] = TEST_LABEL
+    return meta
+
+
+def cost_line(timer: Timer, total: float) -> str:
+    return (f"per-epoch evaluation: {timer.seconds:.1f} s over {timer.calls} epochs "
+            f"({100 * timer.seconds / max(total, 1e-9):.0f}% of the stage's {total:.1f} s)")
+
+
+def curve_path(stage: str, seed: int) -> Path:
+    return CURVES / f"{stage}_seed{seed}"

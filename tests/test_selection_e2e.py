@@ -1,0 +1,117 @@
+"""Checkpoint selection through the real stages: the official protocol's settings in a tiny
+`dvc exp run`, its curves, report and metrics, and the bad inputs of `select`."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from negprompt.config import validate
+from negprompt.io import load_tensors
+from negprompt.selection import TEST_LABEL
+from tests.test_pipeline_e2e import REPO, TINY, dvc, make_repo, tiny_params
+from tests.test_stage_errors import one_line_error, stage, world, write_params  # noqa: F401 (world: a fixture)
+
+OFFICIAL = {"pos.schedule": "official", "neg.schedule": "official", "pos.select": "test", "neg.select": "test"}
+
+
+def test_grid_row_is_the_official_protocol_and_validates():
+    rows = yaml.safe_load((REPO / "benchmarks/grid.yaml").read_text())["experiments"]
+    row = rows["official-protocol"]["params"]
+    assert row == {"pos.epochs": 100, "neg.epochs": 100, **OFFICIAL}
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, value in row.items():
+        section, name = key.split(".")
+        params[section][name] = value
+    p = validate(params)
+    assert (p.pos.select, p.neg.schedule, p.neg.epochs) == ("test", "official", 100)
+    defaults = validate(yaml.safe_load((REPO / "params.yaml").read_text()))
+    assert (defaults.pos.select, defaults.neg.select, defaults.pos.schedule, defaults.neg.schedule) == ("last", "last", "cosine", "cosine")
+
+
+def test_grid_marks_test_selected_rows():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("grid", REPO / "benchmarks/grid.py")
+    grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid)
+    assert grid.test_selected({"protocol": {"pos": {"select": "last"}, "neg": {"select": "test"}}})
+    assert not grid.test_selected({"protocol": {"pos": {"select": "id_val"}, "neg": {"select": "last"}}}) and not grid.test_selected({})
+
+
+def curve(work, run: str, key: str) -> np.ndarray:
+    return pd.read_csv(work / f"reports/train/{run}/plots/metrics/{key}.tsv", sep="\t").iloc[:, 1].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def official(tmp_path_factory):
+    """`dvc exp run` with the official protocol's four settings (epochs kept tiny: 3 + 4), one seed."""
+    params = tiny_params({**TINY, "subset": {"seeds": [1], "shots": 2, "calib_per_class": 1}})
+    work = make_repo(tmp_path_factory.mktemp("official"), params)
+    sets = [a for k, v in {**OFFICIAL, "pos.epochs": 3, "neg.epochs": 4}.items() for a in ("-S", f"{k}={v}")]
+    dvc(work, "exp", "run", *sets)
+    return work
+
+
+@pytest.mark.slow
+def test_official_protocol_selects_the_arg_max_of_the_logged_curve(official):
+    work = official
+    for run, key, model in (("pos_seed1", "test/id_acc", "models/pos/seed1.safetensors"),
+                            ("neg_seed1", "test/texture/auroc", "models/neg/seed1.safetensors")):
+        values = curve(work, run, key)
+        meta = load_tensors(work / model)[1]
+        assert meta["epoch"] - 1 == int(np.argmax(values)), (run, values)
+        assert meta["select"] == "test" and meta["schedule"] == "official" and meta["select_note"] == TEST_LABEL
+        summary = json.loads((work / f"reports/train/{run}/metrics.json").read_text())
+        assert summary["kept"]["epoch"] == meta["epoch"] and summary["step"] == len(values) - 1
+    assert load_tensors(work / "models/neg/seed1.safetensors")[1]["select_set"] == "texture"
+    texture = curve(work, "neg_seed1", "test/texture/auroc")
+    kept = load_tensors(work / "models/neg/seed1.safetensors")[1]["epoch"] - 1
+    assert texture[kept] >= texture[-1]  # by construction: the selection set's AUROC is never below the last epoch's
+    metrics = json.loads((work / "reports/metrics.json").read_text())["openmoji"]
+    # the scored checkpoint is the selected one: the score stage's AUROC equals the curve's at the kept epoch
+    for s in ("near", "plant", "place", "texture"):
+        assert metrics["ood"][s]["negprompt"]["auroc"] == pytest.approx(curve(work, "neg_seed1", f"test/{s}/auroc")[kept], abs=1e-3)
+    assert metrics["protocol"]["neg"]["select"] == "test" and metrics["protocol"]["pos"]["schedule"] == "official"
+    assert metrics["protocol"]["neg"]["kept_minus_last"]["auroc"] == pytest.approx(
+        metrics["average"]["negprompt"]["auroc"] - np.mean([curve(work, "neg_seed1", f"test/{s}/auroc")[-1] for s in metrics["ood"]]), abs=1e-3)
+    report = (work / "reports/report.md").read_text()
+    assert "## Protocol: which epoch is kept" in report and report.count(TEST_LABEL) >= 4
+    assert "schedule official, select test" in report and "`test` (kept): best test AUROC on texture" in report
+    assert "Δ test − last" in report and "epochs kept (per seed)" in report
+
+
+@pytest.mark.slow
+def test_exp_show_lists_the_per_epoch_metrics_and_plots_draw_offline(official, tmp_path):
+    shown = dvc(official, "exp", "show", "--json").stdout
+    assert "reports/train/neg_seed1/metrics.json" in shown and "reports/train/pos_seed1/metrics.json" in shown
+    exps = json.loads(shown)
+    runs = [r for e in exps for x in e.get("experiments") or [] for r in x["revs"]]  # the experiment, as committed
+    assert len(runs) == 1
+    files = runs[0]["data"]["metrics"]
+    neg = files["reports/train/neg_seed1/metrics.json"]["data"]
+    assert {"train", "calib", "test", "kept"} <= set(neg) and "auroc" in neg["test"]["texture"]
+    out = tmp_path / "plots"
+    dvc(official, "plots", "show", "-o", str(out))
+    page = (out / "index.html").read_text()
+    assert "cdn.jsdelivr" not in page and 'src="http' not in page
+    for path in ("neg_seed1/plots/metrics/test/texture/auroc.tsv", "pos_seed1/plots/metrics/calib/id_acc.tsv",
+                 "neg_seed1/plots/metrics/calib/loss.tsv", "pos_seed1/plots/metrics/train/lr.tsv"):
+        assert path in page, path
+
+
+def test_bad_select_inputs_are_one_line_errors_and_write_nothing(world):
+    write_params(world, pos={"select": "best"})
+    one_line_error(stage(world, "subset"), "pos.select = 'best'", "'last', 'id_val' or 'test'")
+    write_params(world, neg={"schedule": "step"})
+    one_line_error(stage(world, "subset"), "neg.schedule = 'step'", "'cosine' or 'official'")
+    for name in ("pos", "neg"):
+        write_params(world, subset={"seeds": [1], "shots": 2, "calib_per_class": 0}, **{name: {"select": "id_val"}})
+        one_line_error(stage(world, f"train_{name}", "--seed", "1"), f"{name}.select = 'id_val'", "subset.calib_per_class = 0")
+    assert stage(world, "features").returncode == 0  # the world's test set has ID images only: no OOD set to select on
+    write_params(world, neg={"select": "test"})
+    one_line_error(stage(world, "train_neg", "--seed", "1"), "neg.select_set 'texture'", "not an OOD set", "sets: none")
+    write_params(world, neg={"select": "test", "select_set": "near"})
+    one_line_error(stage(world, "train_neg", "--seed", "1"), "neg.select_set 'near'")
+    assert not (world / "models/pos").exists() and not (world / "models/neg").exists() and not (world / "reports").exists()

@@ -1,13 +1,17 @@
-"""The README's commands, run as written from a plain shell in a fresh clone.
+"""The README's and docs' commands, run as written from a plain shell in a fresh clone; their links.
 
-Every line of the README's ```bash blocks runs, in order, in one bash session whose PATH has a
-`python` that is *not* the project's (the system one, without torch), as a user's shell would.
-Blocks that start with a `# needs ...` comment (ImageNet, a GPU, an hour of pretraining) and lines
-ending in `# (not run by the README test)` are left out. The clone gets a tiny params.yaml and an
-environment that reuses this test run's installed packages, so `make install` has nothing to do.
+Every line of the ```bash blocks of README.md and then of docs/*.md (in name order) runs, in order, in
+one bash session whose PATH has a `python` that is *not* the project's (the system one, without
+torch), as a user's shell would: the README's `source .venv/bin/activate` holds for the docs after
+it. A ```python block runs as one script under that session's `python` (the environment's, once
+activated). Blocks that start with a `# needs ...` comment (ImageNet, a GPU, an hour of work) and
+lines ending in `# (not run by the README test)` are left out. The clone gets its own params.yaml
+with tiny overrides and an environment that reuses this test run's installed packages, so
+`make install` has nothing to do.
 """
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,16 +21,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_pipeline_e2e import TINY, tiny_params
+from tests.test_pipeline_e2e import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP_LINE = "# (not run by the README test)"
+DOCS = sorted((REPO / "docs").glob("*.md"))
+MAX_README_LINES = 250
+RESULTS_TABLE_BY_LINE = 80
 
 
 def readme_commands(text: str) -> list[str]:
+    """The commands of a Markdown file's ```bash (one per line) and ```python (one per block) blocks, in order."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+    for lang, block in re.findall(r"^```(bash|python)\n(.*?)^```", text, re.S | re.M):
         if block.lstrip().startswith("# needs"):
+            continue
+        if lang == "python":
+            commands.append(f"python - <<'NEGPROMPT_EOF'\n{block}NEGPROMPT_EOF")
             continue
         for line in block.splitlines():
             if SKIP_LINE in line or not line.strip() or line.lstrip().startswith("#"):
@@ -35,10 +46,64 @@ def readme_commands(text: str) -> list[str]:
     return commands
 
 
+def all_commands() -> list[str]:
+    return [c for f in [REPO / "README.md", *DOCS] for c in readme_commands(f.read_text())]
+
+
 def test_readme_blocks_are_found():
     cmds = readme_commands((REPO / "README.md").read_text())
     assert "make repro" in " ".join(cmds) and any(c.startswith("source .venv/bin/activate") for c in cmds)
-    assert not any(".venv/bin/dvc" in c for c in cmds), "README commands use the activated environment, not .venv/bin paths"
+    assert any(c.startswith("python - <<") and "Detector(" in c for c in cmds), "the README's Python example runs"
+    assert DOCS and any(readme_commands(f.read_text()) for f in DOCS), "the docs' commands are found"
+    assert not any(".venv/bin/dvc" in c for c in all_commands()), "commands use the activated environment, not .venv/bin paths"
+
+
+def test_blocks_that_are_not_run_are_left_out():
+    text = ("```bash\n# needs a GPU\nexit 1\n```\n```bash\nmake x  # (not run by the README test)\n# a comment\necho ok\n```\n"
+            "```python\nprint(1)\n```\n```\nnot a command\n```\n")
+    assert readme_commands(text) == ["echo ok", "python - <<'NEGPROMPT_EOF'\nprint(1)\nNEGPROMPT_EOF"]
+
+
+def test_readme_is_a_front_door():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= MAX_README_LINES, f"README.md has {len(lines)} lines (at most {MAX_README_LINES}): move detail to docs/"
+    heading = lines.index("## Results at a glance")
+    table = next(i for i in range(heading, len(lines)) if lines[i].startswith("| method"))
+    assert table + 1 <= RESULTS_TABLE_BY_LINE, f"the results table starts at line {table + 1} (by {RESULTS_TABLE_BY_LINE})"
+    rows = set()
+    for line in lines[table + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.add(line.split("|")[1].strip(" *"))
+    assert {"MCM (zero-shot)", "CoOp", "NegPrompt"} <= rows, rows
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _links(path: Path) -> list[str]:
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)  # not inside code blocks
+    return re.findall(r"\]\(([^)\s]+)\)", text)
+
+
+@pytest.mark.parametrize("page", ["README.md", "benchmarks/README.md", *(f"docs/{f.name}" for f in DOCS)])
+def test_relative_links_point_at_files_that_exist(page):
+    path = REPO / page
+    broken = []
+    for link in _links(path):
+        if re.match(r"[a-z]+:", link):
+            continue  # http(s), mailto
+        target, _, anchor = link.partition("#")
+        dest = (path.parent / target).resolve() if target else path
+        if not dest.exists():
+            broken.append(f"{link}: no such file")
+        elif anchor and dest.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", re.sub(r"^```.*?^```", "", dest.read_text(), flags=re.S | re.M), re.M)
+            if anchor not in {_slug(h) for h in headings}:
+                broken.append(f"{link}: no heading with that anchor in {dest.relative_to(REPO)}")
+    assert not broken, f"{page}: " + "; ".join(broken)
 
 
 def _clone_env(clone: Path) -> None:
@@ -60,7 +125,9 @@ def _clone_env(clone: Path) -> None:
 def test_readme_commands_run_as_written_in_a_fresh_clone(tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
-    params = tiny_params(TINY)
+    params = yaml.safe_load((clone / "params.yaml").read_text())  # the clone's own params, made tiny
+    for section, values in TINY.items():
+        params[section].update(values)
     params["subset"]["seeds"] = [1]
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env_git = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -74,9 +141,9 @@ def test_readme_commands_run_as_written_in_a_fresh_clone(tmp_path):
     env = {k: v for k, v in env_git.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env["PATH"] = f"{user_bin}:/usr/local/bin:/usr/bin:/bin"
     env["NEGPROMPT_THREADS"] = "2"
-    script = "set -e\n" + "\n".join(f"echo '$ {c.strip()}'\n{c}" for c in readme_commands((REPO / "README.md").read_text()))
+    script = "set -e\n" + "\n".join(f"echo {shlex.quote('$ ' + c.strip())}\n{c}" for c in all_commands())
     out = subprocess.run(["bash", "-c", script], cwd=clone, env=env, capture_output=True, text=True, timeout=1500)
-    assert out.returncode == 0, f"a README command failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    assert out.returncode == 0, f"a README or docs command failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
 
 
 @pytest.mark.slow

@@ -24,15 +24,15 @@ test: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python benchmarks/bench_step.py
+	$(BIN)/python benchmarks/speed/bench_step.py
 
 ablations: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ablations.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/experiments/ablations.py
 
 JOBS ?= 1
 ONLY ?= ablations
 grid: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/grid.py --jobs $(JOBS) --only $(ONLY)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/experiments/grid.py --jobs $(JOBS) --only $(ONLY)
 
 # The OpenMoji stand-in CLIP's recipe after phase 1, three runs from the committed phase-1 checkpoint
 # (about 95 minutes on 2 CPU cores): web-like captions, then twice with scenes (objects small in front of

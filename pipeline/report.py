@@ -81,7 +81,7 @@ def negatives_note(agg: dict, sim) -> str:
             f"trained negatives, ID's is {id_cos:.3f}): " + ", ".join(cells) + ". By that mean offset alone, a set closer to the "
             "negatives than ID is pushed down and one farther away lifted; where a set's gain has the other sign, the rest of the "
             "score (the per-image spread of its negative similarities) outweighs it (section 'Where the negative prompts went'; "
-            "`benchmarks/negatives_decomposition.py` separates the negatives' constant weight from their per-image part).")
+            "`benchmarks/analyses/negatives_decomposition.py` separates the negatives' constant weight from their per-image part).")
 
 
 def neglabel_part(params, agg: dict, table) -> str:

@@ -7,7 +7,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_bench_step_runs_and_reports_every_field():
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks/bench_step.py"), "--model", "miniworld-tiny", "--classes", "3", "5",
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks/speed/bench_step.py"), "--model", "miniworld-tiny", "--classes", "3", "5",
                           "--prompts", "1", "--batch", "4", "--steps", "1", "--warmup", "0", "--json"],
                          capture_output=True, text=True, check=True)
     info = json.loads(out.stdout.strip().splitlines()[-1])
@@ -20,7 +20,7 @@ def test_bench_step_runs_and_reports_every_field():
 
 
 def test_bench_step_stage1_with_a_16_token_context():
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks/bench_step.py"), "--model", "miniworld-tiny", "--classes", "4",
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks/speed/bench_step.py"), "--model", "miniworld-tiny", "--classes", "4",
                           "--stage", "pos", "--n-ctx", "16", "--batch", "4", "--steps", "1", "--warmup", "0", "--json"],
                          capture_output=True, text=True, check=True)
     row = json.loads(out.stdout.strip().splitlines()[-1])["rows"][0]
@@ -29,7 +29,7 @@ def test_bench_step_stage1_with_a_16_token_context():
 
 
 def test_bench_encode_runs_and_truncation_keeps_fewer_tokens():
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks/bench_encode.py"), "--model", "miniworld-tiny", "--classes", "6",
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks/speed/bench_encode.py"), "--model", "miniworld-tiny", "--classes", "6",
                           "--images", "4", "--batch", "2", "--workers", "0", "--repeats", "1", "--device", "cpu", "--json"],
                          capture_output=True, text=True, check=True, cwd=REPO / "benchmarks")
     info = json.loads(out.stdout.strip().splitlines()[-1])
@@ -39,7 +39,7 @@ def test_bench_encode_runs_and_truncation_keeps_fewer_tokens():
 
 def test_regime_by_style_reports_every_style_and_set(tmp_path):
     out = tmp_path / "regime.json"
-    subprocess.run([sys.executable, str(REPO / "benchmarks/regime_by_style.py"), "--per-class", "1", "--per-set", "4", "--json", str(out)],
+    subprocess.run([sys.executable, str(REPO / "benchmarks/analyses/regime_by_style.py"), "--per-class", "1", "--per-set", "4", "--json", str(out)],
                    capture_output=True, text=True, check=True, cwd=REPO)
     info = json.loads(out.read_text())
     assert list(info["styles"]) == ["photo", "greyscale", "sketch", "blurry", "dark", "pixelated"]

@@ -17,7 +17,7 @@ OFFICIAL = {"pos.schedule": "official", "neg.schedule": "official", "pos.select"
 
 
 def test_grid_row_is_the_official_protocol_and_validates():
-    rows = yaml.safe_load((REPO / "benchmarks/grid.yaml").read_text())["experiments"]
+    rows = yaml.safe_load((REPO / "benchmarks/experiments/grid.yaml").read_text())["experiments"]
     row = rows["official-protocol"]["params"]
     assert row == {"pos.epochs": 100, "neg.epochs": 100, **OFFICIAL}
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -33,7 +33,7 @@ def test_grid_row_is_the_official_protocol_and_validates():
 def test_grid_marks_test_selected_rows():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("grid", REPO / "benchmarks/grid.py")
+    spec = importlib.util.spec_from_file_location("grid", REPO / "benchmarks/experiments/grid.py")
     grid = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(grid)
     assert grid.test_selected({"protocol": {"pos": {"select": "last"}, "neg": {"select": "test"}}})

@@ -9,7 +9,7 @@ ours:      cached image features + EOT-truncated prompts, only the k·p negative
 
     --stage pos times stage 1 (CoOp: cross-entropy through the k positive prompts) the same way.
 
-    python benchmarks/bench_step.py --model ViT-B-16 --classes 100 --prompts 2 --batch 64 [--device cpu|cuda] [--json]
+    python benchmarks/speed/bench_step.py --model ViT-B-16 --classes 100 --prompts 2 --batch 64 [--device cpu|cuda] [--json]
 
 --ladder K adds, for k = K, each optimisation switched on one at a time (before/after, same run).
 Peak memory: CUDA max allocated above the start on GPU; on CPU the sampled RSS above the start

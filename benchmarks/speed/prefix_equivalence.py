@@ -6,7 +6,7 @@
 2. training: stage 2 retrained for one seed from the same initialisation with each path (params.yaml's
    `neg` section), then scored; max |difference| of the learned contexts and of the scores.
 
-    python benchmarks/prefix_equivalence.py [--train-seed 1] [--json out.json]
+    python benchmarks/speed/prefix_equivalence.py [--train-seed 1] [--json out.json]
 
 Run after `make repro` (it reads the pipeline's outputs, writes nothing there).
 """

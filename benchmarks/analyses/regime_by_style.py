@@ -4,7 +4,7 @@ Separates the two things the mixed-style diagnostic (`reports/backbone.json`) ad
 backbone separates ID from OOD on clean images, and what the styles' shared offset does to max
 cosine (MaxLogit's ranking) and to MCM. Prints one row per style and writes a JSON.
 
-    python benchmarks/regime_by_style.py [--weights weights/openmoji-tiny.safetensors] [--json out.json]
+    python benchmarks/analyses/regime_by_style.py [--weights weights/openmoji-tiny.safetensors] [--json out.json]
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """The paper's experiment grid on DVC's experiment queue, tabulated.
 
-    python benchmarks/grid.py --jobs 2 --only ablations          # queue, run 2 at a time, report
-    python benchmarks/grid.py --only imagenet --set data.root=/data/imagenet --jobs 4
-    python benchmarks/grid.py --report-only --only ablations     # re-tabulate finished experiments
+    python benchmarks/experiments/grid.py --jobs 2 --only ablations          # queue, run 2 at a time, report
+    python benchmarks/experiments/grid.py --only imagenet --set data.root=/data/imagenet --jobs 4
+    python benchmarks/experiments/grid.py --report-only --only ablations     # re-tabulate finished experiments
 
-Rows come from `benchmarks/grid.yaml`. Each is `dvc exp run --queue -n grid-<row> -S ...` from
+Rows come from `benchmarks/experiments/grid.yaml`. Each is `dvc exp run --queue -n grid-<row> -S ...` from
 HEAD's params (overrides never accumulate), run by `dvc queue start --jobs N` workers; with several
 CUDA devices the rows are assigned round-robin (`-S pos.device=cuda:i ...`), and each worker gets
 cores / N threads (NEGPROMPT_THREADS) so that parallel jobs do not oversubscribe the CPU. A failed
@@ -141,8 +141,8 @@ def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
             continue
         cells = [c for m in METHODS for c in (fmt(r["average"][m], "auroc"), fmt(r["average"][m], "fpr95"))]
         lines.append(f"| {name}{TEST_MARK if test_selected(r) else ''} | " + " | ".join(cells) + f" | {fmt(r['id_top1']['negprompt'], 'top1')} |")
-    md = ["# Experiment grid", "", "Rows from `benchmarks/grid.yaml` (or `--grid`), each a DVC experiment `grid-<row>` from HEAD's params "
-          "(`python benchmarks/grid.py`). Average AUROC / FPR95 over the OOD sets, %, mean ± std over the seeds.", "", *lines, ""]
+    md = ["# Experiment grid", "", "Rows from `benchmarks/experiments/grid.yaml` (or `--grid`), each a DVC experiment `grid-<row>` from HEAD's params "
+          "(`python benchmarks/experiments/grid.py`). Average AUROC / FPR95 over the OOD sets, %, mean ± std over the seeds.", "", *lines, ""]
     if any(test_selected(r) for r in results.values()):
         md += [f"{TEST_MARK} checkpoint selected on test data, as the official code does (`pos.select` / `neg.select: test`).", ""]
     for name, r in results.items():
@@ -188,7 +188,7 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated rows or groups of grid.yaml (default: ablations)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override added to every row")
     ap.add_argument("--out", default="reports/grid.md")
-    ap.add_argument("--grid", type=Path, default=GRID, help="the rows file (default benchmarks/grid.yaml)")
+    ap.add_argument("--grid", type=Path, default=GRID, help="the rows file (default benchmarks/experiments/grid.yaml)")
     ap.add_argument("--report-only", action="store_true", help="only tabulate experiments that already ran")
     ap.add_argument("--base", default="HEAD", help="--report-only: the commit the experiments were queued from")
     args = ap.parse_args()

@@ -5,7 +5,7 @@ text:   prompts/s of the prompt learner's text pass (no grad): the full 77-token
 images: feature caching from image files (JPEGs the script writes): images/s of the data loader
         alone and of `encode_images` end to end, with 0 and N loader workers
 
-    python benchmarks/bench_encode.py --model ViT-B-16 --classes 1000 --images 256 [--workers 2] [--device cpu|cuda] [--json]
+    python benchmarks/speed/bench_encode.py --model ViT-B-16 --classes 1000 --images 256 [--workers 2] [--device cpu|cuda] [--json]
 """
 from __future__ import annotations
 

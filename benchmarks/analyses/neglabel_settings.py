@@ -5,7 +5,7 @@ the captions the stand-in was pretrained with, "a photo of a {}."), the corpus (
 against only the names the stand-in was pretrained on) and M (the paper's 15% rule against every word).
 One row per setting, beside zero-shot MCM on the same renders; writes a JSON.
 
-    python benchmarks/neglabel_settings.py [--json benchmarks/results/neglabel_settings.json]
+    python benchmarks/analyses/neglabel_settings.py [--json benchmarks/results/neglabel_settings.json]
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ max cosine (c → ∞ ranks by S+_max alone, like MaxLogit), undoing the per-ima
 softmax cancels. What is left of NegPrompt's difference is the per-image variation of N, the part
 the paper's argument is about. AUROC per OOD set and seed, mean over seeds:
 
-    python benchmarks/negatives_decomposition.py [--json out.json]
+    python benchmarks/analyses/negatives_decomposition.py [--json out.json]
 
 Run after `make repro` (reads its features and scores/*.text.safetensors, writes nothing there).
 """

@@ -1,6 +1,6 @@
-"""The README's ablations: the `ablations` group of the experiment grid (benchmarks/grid.yaml).
+"""The README's ablations: the `ablations` group of the experiment grid (benchmarks/experiments/grid.yaml).
 
-    python benchmarks/ablations.py [--jobs N]     # writes reports/ablations.md, .json and .png
+    python benchmarks/experiments/ablations.py [--jobs N]     # writes reports/ablations.md, .json and .png
 
 Each row is a DVC experiment queued from HEAD's params (`grid.py`); this is only a view of it.
 """

@@ -1,5 +1,8 @@
 """The parameters of every stage, validated before any work (pydantic; unknown keys are errors).
 
+The defaults here are `params.yaml`'s (tests/test_config.py holds them equal), so that `Params()`
+is the default pipeline and library users get the same settings without a params file.
+
 One model per `params.yaml` section; `Params.model_validate(yaml)` checks the whole file, so a
 typo in any stage's section is caught by whichever stage runs first.
 """
@@ -29,14 +32,14 @@ class DataParams(Section):
 
 
 class BackboneParams(Section):
-    model: str = "miniworld-tiny"
-    pretrained: str = ""  # open_clip tag, a local checkpoint file, or "" = pretrain the mini-world model
+    model: str = "openmoji-tiny"
+    pretrained: str = "weights/openmoji-tiny.safetensors"  # open_clip tag, a local checkpoint file, or "" = pretrain the mini-world model
     cache_dir: str = ""
     device: str = "auto"
     steps: int = Field(600, ge=1)
     batch_size: int = Field(256, ge=2)
-    lr: float = Field(1e-3, gt=0)
-    pretrain_images: int = Field(40000, ge=1)
+    lr: float = Field(0.003, gt=0)
+    pretrain_images: int = Field(30000, ge=1)
     seed: int = 0
 
 
@@ -83,6 +86,7 @@ class OptimParams(Section):
 
 
 class PosParams(OptimParams):
+    epochs: int = Field(20, ge=1)  # paper: 100; on OpenMoji the train loss and accuracy plateau by 20
     ctx_init: str = "a photo of a"  # "" = random N(0, 0.02^2) with n_ctx tokens
     n_ctx: int = Field(16, ge=1)
 

@@ -12,7 +12,7 @@ import typer
 
 from negprompt.data import read_classes
 from negprompt.io import load_tensors, save_tensors
-from negprompt.prompts import PromptEncoder, TextTower, init_context
+from negprompt.prompts import PromptEncoder, TextTower, init_context, init_negative_context
 from negprompt.scores import negprompt
 from negprompt.selection import criterion, ood_figures, resolve_select_set
 from negprompt.train import stage2_loss, train_negative
@@ -35,18 +35,15 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     gen = torch.Generator().manual_seed(seed)
     if p.one_stage:  # Table 5 ablation: both contexts from their initialisation, trained together
         pos_ctx = init_context(TextTower(bb.model), bb.tokenizer, pos.ctx_init, pos.n_ctx, gen)
-        n_epochs = pos.epochs
+        config = p.model_copy(update={"epochs": pos.epochs})
     else:
         pos_ctx = load_tensors(POS / f"seed{seed}.safetensors")[0]["ctx"]
-        n_epochs = p.epochs
+        config = p
     n = len(pos_ctx)
     encoder = PromptEncoder(bb.model, bb.tokenizer, names, n_ctx=n)
     all_names = read_classes(BENCHMARK / "classes.tsv").name.tolist()  # test: every ID class, also in open vocabulary
     test_encoder = encoder if all_names == names else PromptEncoder(bb.model, bb.tokenizer, all_names, n_ctx=n)
-    if p.init == "positive":  # official: a copy of the positive context plus U(-1e-5, 1e-5)
-        neg0 = pos_ctx.unsqueeze(0).repeat(p.num_prompts, 1, 1) + (torch.rand(p.num_prompts, *pos_ctx.shape, generator=gen) * 2 - 1) * 1e-5
-    else:
-        neg0 = torch.randn(p.num_prompts, *pos_ctx.shape, generator=gen) * 0.02
+    neg0 = init_negative_context(pos_ctx, p.num_prompts, p.init, gen)
     scale = bb.model.logit_scale.exp().item()
     device = encoder.prefix.device
     held, test = held and held.to(device), test.to(device)
@@ -79,9 +76,8 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
 
     with epochs.open_curves(f"neg_seed{seed}") as live:
         live.log_params({"select": p.select, "schedule": p.schedule, "select_set": select_set})
-        trained = train_negative(encoder, pos_ctx, neg0, feats, labels, scale, p.loss_variant, p.beta, p.gamma, n_epochs,
-                                 p.batch_size, p.optimizer, p.lr, p.momentum, seed, p.one_stage, amp=p.amp, chunk=p.chunk,
-                                 schedule=p.schedule, criterion=crit, on_epoch=lambda e, s, r: evaluate(live, e, s, r))
+        trained = train_negative(encoder, pos_ctx, neg0, feats, labels, scale, config, seed=seed, criterion=crit,
+                                 on_epoch=lambda e, s, r: evaluate(live, e, s, r))
         epochs.keep_summary(live, trained)
     meta = epochs.selection_metadata(p.select, p.schedule, trained, crit) | ({"select_set": select_set} if p.select == "test" else {})
     save_tensors({"pos_ctx": trained.state["pos_ctx"], "neg_ctx": trained.state["neg_ctx"], "neg_ctx_init": neg0}, NEG / f"seed{seed}.safetensors",

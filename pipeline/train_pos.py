@@ -55,17 +55,15 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
         epochs.log_epoch(live, record | out)
         return out
 
-    opt = dict(epochs=p.epochs, batch_size=p.batch_size, optimizer=p.optimizer, lr=p.lr, momentum=p.momentum, seed=seed,
-               amp=p.amp, chunk=p.chunk, schedule=p.schedule)
     with epochs.open_curves(f"pos_seed{seed}") as live:
         live.log_params({"select": p.select, "schedule": p.schedule})
-        trained = train_positive(encoder, ctx0, feats, labels, scale, **opt, criterion=crit,
+        trained = train_positive(encoder, ctx0, feats, labels, scale, p, seed=seed, criterion=crit,
                                  on_epoch=lambda e, s, r: evaluate(live, e, s, r))
         epochs.keep_summary(live, trained)
     tensors = {"ctx_init": ctx0, "ctx": trained.state["ctx"]}
     if local:
         top_k = max(1, round(params.locoop.top_fraction * len(names)))
-        tensors["locoop_ctx"] = train_positive(encoder, ctx0, feats, labels, scale, **opt, local=patches,
+        tensors["locoop_ctx"] = train_positive(encoder, ctx0, feats, labels, scale, p, seed=seed, local=patches,
                                                locoop_lambda=params.locoop.lam, locoop_top_k=top_k).state["ctx"]
     save_tensors(tensors, POS / f"seed{seed}.safetensors",
                  {"backbone": bb.identity, "classnames": names, **epochs.selection_metadata(p.select, p.schedule, trained, crit)})

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from negprompt import NegPromptError
+from negprompt.config import NegParams, PosParams
 from negprompt.prompts import PromptEncoder
 from negprompt.selection import Criterion, criterion, ood_figures, resolve_select_set, select_epoch
 from negprompt.train import OFFICIAL_T_MAX, train_negative, train_positive
@@ -21,8 +22,12 @@ def toy(tiny_clip):
     return enc, feats, torch.arange(24) % 3, torch.randn(4, enc.tower.width, generator=g) * 0.02
 
 
-def pos_kw(**kw):
-    return dict(epochs=3, batch_size=12, optimizer="sgd", lr=0.1, momentum=0.0, seed=1) | kw
+def pos_cfg(**kw) -> PosParams:
+    return PosParams(**dict(epochs=3, batch_size=12, optimizer="sgd", lr=0.1, momentum=0.0) | kw)
+
+
+def neg_cfg(**kw) -> NegParams:
+    return NegParams(**dict(epochs=3, batch_size=12, optimizer="sgd", lr=0.1, momentum=0.0, loss_variant="official", beta=0.1, gamma=0.05) | kw)
 
 
 def test_select_epoch_is_the_first_arg_max_or_arg_min():
@@ -61,8 +66,8 @@ def test_ood_figures_per_set_and_average():
 def test_the_hook_sees_every_epoch_and_changes_nothing(toy):
     enc, feats, labels, ctx0 = toy
     seen = []
-    plain = train_positive(enc, ctx0, feats, labels, 100.0, **pos_kw())
-    hooked = train_positive(enc, ctx0, feats, labels, 100.0, **pos_kw(),
+    plain = train_positive(enc, ctx0, feats, labels, 100.0, pos_cfg(), seed=1)
+    hooked = train_positive(enc, ctx0, feats, labels, 100.0, pos_cfg(), seed=1,
                             on_epoch=lambda e, s, r: seen.append((e, s["ctx"].clone(), dict(r))) or {"x/y": float(e)})
     assert torch.equal(plain.state["ctx"], hooked.state["ctx"]) and plain.kept == hooked.kept == 2
     assert [e for e, _, _ in seen] == [0, 1, 2] and torch.equal(seen[-1][1], hooked.state["ctx"])
@@ -79,16 +84,16 @@ def test_kept_context_is_the_arg_max_epoch_of_the_curve(toy):
         seen[epoch] = state["ctx"].clone()
         return {"calib/id_acc": fake[epoch]}
 
-    run = train_positive(enc, ctx0, feats, labels, 100.0, **pos_kw(epochs=4), on_epoch=hook, criterion=criterion("pos", "id_val"))
+    run = train_positive(enc, ctx0, feats, labels, 100.0, pos_cfg(epochs=4), seed=1, on_epoch=hook, criterion=criterion("pos", "id_val"))
     assert run.kept == select_epoch(run.curve, "calib/id_acc", "max") == 1
     assert torch.equal(run.state["ctx"], seen[1]) and not torch.equal(run.state["ctx"], seen[3])
     neg0 = ctx0.unsqueeze(0).repeat(2, 1, 1) + 1e-5
     losses = [3.0, 2.0, 2.5]  # stage 2 keeps the lowest held-out loss: epoch 1
-    args = (enc, run.state["ctx"], neg0, feats, labels, 100.0, "official", 0.1, 0.05)
-    kept = train_negative(*args, 3, 12, "sgd", 0.1, 0.0, 1, schedule="official",
+    args = (enc, run.state["ctx"], neg0, feats, labels, 100.0)
+    kept = train_negative(*args, neg_cfg(schedule="official"), seed=1,
                           on_epoch=lambda e, s, r: {"calib/loss": losses[e]}, criterion=criterion("neg", "id_val"))
     # the official schedule does not depend on the number of epochs: the kept context is a 2-epoch run's last
-    short = train_negative(*args, 2, 12, "sgd", 0.1, 0.0, 1, schedule="official")
+    short = train_negative(*args, neg_cfg(epochs=2, schedule="official"), seed=1)
     assert kept.kept == 1 and set(kept.state) == {"pos_ctx", "neg_ctx"}
     assert torch.equal(kept.state["neg_ctx"], short.state["neg_ctx"]) and not torch.equal(short.state["neg_ctx"], neg0)
     assert torch.equal(kept.state["pos_ctx"], run.state["ctx"])  # two-stage: the positive context is frozen
@@ -116,10 +121,22 @@ def test_official_schedule_is_cosine_t50_stepped_per_batch_and_per_epoch(toy, mo
         return step(self, *a, **kw)
 
     monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
-    run = train_positive(enc, ctx0, feats, labels, 100.0, **pos_kw(epochs=epochs, lr=0.1), schedule="official")
+    run = train_positive(enc, ctx0, feats, labels, 100.0, pos_cfg(epochs=epochs, lr=0.1, schedule="official"), seed=1)
     assert used == pytest.approx(expected, rel=0, abs=1e-12) and len(used) == epochs * per_epoch
     assert min(used) < 1e-3 and used[-1] > 0.05  # it cycles (period 100 steps) instead of decaying
     assert [r["train/lr"] for r in run.curve] == pytest.approx(expected[per_epoch - 1 :: per_epoch], abs=1e-12)
     used.clear()
-    train_positive(enc, ctx0, feats, labels, 100.0, **pos_kw(epochs=2))  # default: one cosine over all 4 steps
+    train_positive(enc, ctx0, feats, labels, 100.0, pos_cfg(epochs=2), seed=1)  # default: one cosine over all 4 steps
     assert used[0] == 0.1 and used == pytest.approx([0.05 * (1 + np.cos(np.pi * t / 4)) for t in range(4)], abs=1e-12)
+
+
+def test_two_stage_freezes_the_positive_context_one_stage_trains_both(toy):
+    """neg.one_stage (Table 5): both contexts learn together, + the positive cross-entropy;
+    otherwise the positive context comes back bit for bit."""
+    enc, feats, labels, ctx0 = toy
+    neg0 = ctx0.unsqueeze(0).repeat(2, 1, 1) + 1e-3
+    two = train_negative(enc, ctx0, neg0, feats, labels, 100.0, neg_cfg(epochs=1), seed=1)
+    one = train_negative(enc, ctx0, neg0, feats, labels, 100.0, neg_cfg(epochs=1, one_stage=True), seed=1)
+    assert torch.equal(two.state["pos_ctx"], ctx0) and not torch.equal(two.state["neg_ctx"], neg0)
+    assert not torch.equal(one.state["pos_ctx"], ctx0) and not torch.equal(one.state["neg_ctx"], two.state["neg_ctx"])
+    assert one.curve[0]["train/loss"] > two.curve[0]["train/loss"]  # the added cross-entropy is positive

@@ -74,9 +74,8 @@ def main() -> None:
     for name, flag in (("shared_prefix", True), ("full", False)):
         enc = PromptEncoder(bb.model, bb.tokenizer, train_names, len(neg["pos_ctx"]), shared_prefix=flag)
         t0 = time.perf_counter()
-        trained[name] = train_negative(enc, neg["pos_ctx"].clone(), neg["neg_ctx_init"].clone(), feats, labels, scale, p.loss_variant,
-                                       p.beta, p.gamma, p.epochs, p.batch_size, p.optimizer, p.lr, p.momentum, seed, p.one_stage,
-                                       schedule=p.schedule).state["neg_ctx"]
+        trained[name] = train_negative(enc, neg["pos_ctx"].clone(), neg["neg_ctx_init"].clone(), feats, labels, scale, p,
+                                       seed=seed).state["neg_ctx"]
         seconds[name] = time.perf_counter() - t0
     full = PromptEncoder(bb.model, bb.tokenizer, names, len(neg["pos_ctx"]), shared_prefix=False)
     coop = load_tensors(POS / f"seed{seed}.safetensors")[0]["ctx"]

@@ -142,6 +142,17 @@ def init_context(tower: TextTower, tokenizer, ctx_init: str, n_ctx: int, generat
     return torch.randn(n_ctx, tower.width, generator=generator) * 0.02
 
 
+def init_negative_context(pos_ctx: torch.Tensor, num_prompts: int, init: str, generator: torch.Generator) -> torch.Tensor:
+    """[p, n, w] negative contexts: `positive`, the official code's, copies of the positive context
+    plus U(-1e-5, 1e-5) (so at initialisation NegPrompt ranks images as CoOp does); `random`, N(0, 0.02^2)."""
+    if init == "positive":
+        noise = torch.rand(num_prompts, *pos_ctx.shape, generator=generator) * 2 - 1
+        return pos_ctx.unsqueeze(0).repeat(num_prompts, 1, 1) + noise * 1e-5
+    if init == "random":
+        return torch.randn(num_prompts, *pos_ctx.shape, generator=generator) * 0.02
+    raise NegPromptError(f"neg.init = {init!r}: expected positive or random")
+
+
 class PromptEncoder(nn.Module):
     """Text features of `[SOS] ctx <name> . [EOS]` for every class name and any number of contexts.
 

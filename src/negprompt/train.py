@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from negprompt import losses
+from negprompt import NegPromptError, losses
+from negprompt.config import NegParams, OptimParams
 from negprompt.prompts import PromptEncoder
 from negprompt.selection import Criterion, select_epoch
 
@@ -84,28 +85,29 @@ def _batches(n: int, batch_size: int, gen: torch.Generator):
 
 
 def train_positive(encoder: PromptEncoder, ctx_init: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor,
-                   logit_scale: float, epochs: int, batch_size: int, optimizer: str, lr: float, momentum: float,
-                   seed: int, on_epoch: EpochHook | None = None, amp: bool = False, chunk: int = 0,
+                   logit_scale: float, config: OptimParams, *, seed: int, on_epoch: EpochHook | None = None,
                    local: torch.Tensor | None = None, locoop_lambda: float = 0.25, locoop_top_k: int = 200,
-                   schedule: str = "cosine", criterion: Criterion | None = None) -> Trained:
+                   criterion: Criterion | None = None) -> Trained:
     """CoOp: learn one shared context [n, w]. feats [N, d] L2-normalised, labels [N] in 0..k-1.
+    `config` (the `pos` section) gives epochs, batch size, optimiser, schedule, amp and chunk.
     With `local` [N, P, d] patch features this is LoCoOp: + λ · `losses.locoop_entropy`.
     Returns the kept {"ctx"} and the per-epoch records (module docstring)."""
+    c = config
     gen = torch.Generator().manual_seed(seed)
     device = encoder.prefix.device
     ctx = torch.nn.Parameter(ctx_init.clone().to(device))
-    steps_per_epoch = -(-len(feats) // batch_size)
-    opt, sched = _optimizer([ctx], optimizer, lr, momentum, epochs * steps_per_epoch, schedule)
-    precision = Precision(device, amp)
+    steps_per_epoch = -(-len(feats) // c.batch_size)
+    opt, sched = _optimizer([ctx], c.optimizer, c.lr, c.momentum, c.epochs * steps_per_epoch, c.schedule)
+    precision = Precision(device, c.amp)
     feats, labels = feats.to(device), labels.to(device)
     desc = "train LoCoOp prompts" if local is not None else "train positive prompts"
     curve, snapshots = [], []
-    for epoch in tqdm(range(epochs), desc=desc, unit="epoch"):
+    for epoch in tqdm(range(c.epochs), desc=desc, unit="epoch"):
         total, correct = 0.0, 0
-        for idx in _batches(len(feats), batch_size, gen):
+        for idx in _batches(len(feats), c.batch_size, gen):
             rate = opt.param_groups[0]["lr"]
             with precision.autocast:
-                text = encoder(ctx, chunk=chunk)
+                text = encoder(ctx, chunk=c.chunk)
                 logits = logit_scale * feats[idx] @ text.T  # [B, k]  Eq. 1
                 loss = F.cross_entropy(logits, labels[idx])  # Eq. 2
                 if local is not None:
@@ -114,7 +116,7 @@ def train_positive(encoder: PromptEncoder, ctx_init: torch.Tensor, feats: torch.
             precision.step(loss, opt, sched)
             total += loss.item() * len(idx)
             correct += (logits.argmax(1) == labels[idx]).sum().item()
-        _epoch_end(sched, schedule)
+        _epoch_end(sched, c.schedule)
         state = _snapshot(ctx=ctx)
         record = {"epoch": epoch, "train/loss": total / len(feats), "train/acc": correct / len(feats), "train/lr": rate}
         curve.append(record | ((on_epoch(epoch, state, record) or {}) if on_epoch else {}))
@@ -123,53 +125,64 @@ def train_positive(encoder: PromptEncoder, ctx_init: torch.Tensor, feats: torch.
     return _finish(snapshots, curve, criterion, {"ctx": ctx.detach().cpu()})
 
 
-def stage2_loss(variant: str, feats: torch.Tensor, labels: torch.Tensor, pos_feats: torch.Tensor, neg_feats: torch.Tensor,
-                logit_scale: float, beta: float, gamma: float) -> torch.Tensor:
-    """feats [B, d], pos_feats [k, d], neg_feats [k, p, d] -> the chosen stage-2 loss."""
-    pos_logits = logit_scale * feats @ pos_feats.T  # [B, k]
-    neg_logits = logit_scale * torch.einsum("bd,kpd->bkp", feats, neg_feats)  # [B, k, p]
-    if variant == "official":
-        logits = torch.cat([pos_logits.unsqueeze(-1), neg_logits], dim=-1)  # [B, k, 1+p], class-major
-        return losses.official_stage2(logits, labels, pos_feats, neg_feats, beta, gamma)
+def _official_stage2(feats, labels, pos_feats, neg_feats, pos_logits, neg_logits, beta, gamma):
+    logits = torch.cat([pos_logits.unsqueeze(-1), neg_logits], dim=-1)  # [B, k, 1+p], class-major
+    return losses.official_stage2(logits, labels, pos_feats, neg_feats, beta, gamma)
+
+
+def _paper_stage2(feats, labels, pos_feats, neg_feats, pos_logits, neg_logits, beta, gamma):
     return losses.paper_stage2(neg_logits, pos_feats, neg_feats, beta, gamma)
 
 
+STAGE2_LOSSES = {"official": _official_stage2, "paper": _paper_stage2}  # neg.loss_variant
+
+
+def stage2_loss(variant: str, feats: torch.Tensor, labels: torch.Tensor, pos_feats: torch.Tensor, neg_feats: torch.Tensor,
+                logit_scale: float, beta: float, gamma: float) -> torch.Tensor:
+    """feats [B, d], pos_feats [k, d], neg_feats [k, p, d] -> the stage-2 loss named by `variant`."""
+    if variant not in STAGE2_LOSSES:
+        raise NegPromptError(f"neg.loss_variant = {variant!r}: expected one of {', '.join(STAGE2_LOSSES)}")
+    pos_logits = logit_scale * feats @ pos_feats.T  # [B, k]
+    neg_logits = logit_scale * torch.einsum("bd,kpd->bkp", feats, neg_feats)  # [B, k, p]
+    return STAGE2_LOSSES[variant](feats, labels, pos_feats, neg_feats, pos_logits, neg_logits, beta, gamma)
+
+
 def train_negative(encoder: PromptEncoder, pos_ctx: torch.Tensor, neg_ctx_init: torch.Tensor, feats: torch.Tensor,
-                   labels: torch.Tensor, logit_scale: float, variant: str, beta: float, gamma: float, epochs: int,
-                   batch_size: int, optimizer: str, lr: float, momentum: float, seed: int, one_stage: bool = False,
-                   on_epoch: EpochHook | None = None, amp: bool = False, chunk: int = 0,
-                   schedule: str = "cosine", criterion: Criterion | None = None) -> Trained:
-    """Learn p negative contexts [p, n, w] shared across classes. The positive context is frozen and
-    its text features computed once; with `one_stage` (Table 5 ablation) both are learned together
-    and the positive cross-entropy is added. Returns the kept {"pos_ctx", "neg_ctx"} and the
-    per-epoch records (module docstring)."""
+                   labels: torch.Tensor, logit_scale: float, config: NegParams, *, seed: int,
+                   on_epoch: EpochHook | None = None, criterion: Criterion | None = None) -> Trained:
+    """Learn p negative contexts [p, n, w] shared across classes. `config` (the `neg` section) gives
+    the loss (variant, beta, gamma), epochs, batch size, optimiser, schedule, amp and chunk. The
+    positive context is frozen and its text features computed once; with `one_stage` (Table 5
+    ablation) both are learned together and the positive cross-entropy is added. Returns the kept
+    {"pos_ctx", "neg_ctx"} and the per-epoch records (module docstring)."""
+    c, one_stage, chunk = config, config.one_stage, config.chunk
     gen = torch.Generator().manual_seed(seed)
     device = encoder.prefix.device
     neg_ctx = torch.nn.Parameter(neg_ctx_init.clone().to(device))
     pos = torch.nn.Parameter(pos_ctx.clone().to(device), requires_grad=one_stage)
     params = [neg_ctx, pos] if one_stage else [neg_ctx]
-    steps_per_epoch = -(-len(feats) // batch_size)
-    opt, sched = _optimizer(params, optimizer, lr, momentum, epochs * steps_per_epoch, schedule)
-    precision = Precision(device, amp)
+    steps_per_epoch = -(-len(feats) // c.batch_size)
+    opt, sched = _optimizer(params, c.optimizer, c.lr, c.momentum, c.epochs * steps_per_epoch, c.schedule)
+    precision = Precision(device, c.amp)
     feats, labels = feats.to(device), labels.to(device)
     frozen_pos = None
     if not one_stage:
         with torch.no_grad():
             frozen_pos = encoder(pos, chunk=chunk)  # [k, d], computed once: the positive prompts do not change
     curve, snapshots = [], []
-    for epoch in tqdm(range(epochs), desc="train negative prompts", unit="epoch"):
+    for epoch in tqdm(range(c.epochs), desc="train negative prompts", unit="epoch"):
         total = 0.0
-        for idx in _batches(len(feats), batch_size, gen):
+        for idx in _batches(len(feats), c.batch_size, gen):
             rate = opt.param_groups[0]["lr"]
             with precision.autocast:
                 pos_feats = frozen_pos if frozen_pos is not None else encoder(pos, chunk=chunk)
                 neg_feats = encoder(neg_ctx, chunk=chunk).transpose(0, 1)  # [p, k, d] -> [k, p, d]
-                loss = stage2_loss(variant, feats[idx], labels[idx], pos_feats, neg_feats, logit_scale, beta, gamma)
+                loss = stage2_loss(c.loss_variant, feats[idx], labels[idx], pos_feats, neg_feats, logit_scale, c.beta, c.gamma)
                 if one_stage:
                     loss = loss + F.cross_entropy(logit_scale * feats[idx] @ pos_feats.T, labels[idx])
             precision.step(loss, opt, sched)
             total += loss.item() * len(idx)
-        _epoch_end(sched, schedule)
+        _epoch_end(sched, c.schedule)
         state = _snapshot(pos_ctx=pos, neg_ctx=neg_ctx)
         record = {"epoch": epoch, "train/loss": total / len(feats), "train/lr": rate}
         curve.append(record | ((on_epoch(epoch, state, record) or {}) if on_epoch else {}))

@@ -5,18 +5,9 @@ diagnostics (reports/backbone.json) on fresh held-out renders, never on the benc
 from safetensors.torch import save_file
 
 from negprompt import NegPromptError, backbone, miniworld, regime
-from negprompt.io import atomic_path, read_json, write_json
-from pipeline.common import BACKBONE, REPORTS, load_params, run
-
-
-def check_shipped(checkpoint) -> None:
-    """A checkpoint with a manifest beside it (`<name>.json`, as `make pretrain` writes) must match its sha256."""
-    manifest = checkpoint.with_suffix(".json")
-    if manifest.is_file():
-        expected = read_json(manifest).get("sha256")
-        actual = backbone.sha256(checkpoint)
-        if expected and actual != expected:
-            raise NegPromptError(f"{checkpoint}: sha256 {actual[:12]}… does not match {expected[:12]}… in {manifest} (corrupt or replaced weights)")
+from negprompt.io import atomic_path, write_json
+from negprompt.workspace import BACKBONE, REPORTS, load_params
+from pipeline.common import run
 
 
 def main():
@@ -26,7 +17,7 @@ def main():
     with atomic_path(BACKBONE, directory=True) as out:
         if p.pretrained:
             checkpoint = backbone.resolve_weights(p.model, p.pretrained, p.cache_dir)
-            check_shipped(checkpoint)
+            backbone.check_shipped(checkpoint)
             local = checkpoint
         else:
             if d.benchmark != "miniworld" or p.model != backbone.TINY_MODEL:

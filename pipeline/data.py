@@ -5,7 +5,8 @@ from tqdm import tqdm
 
 from negprompt import data, openmoji
 from negprompt.io import atomic_path, write_json, write_table
-from pipeline.common import BENCHMARK, load_params, run
+from negprompt.workspace import BENCHMARK, load_params
+from pipeline.common import run
 
 
 def main():

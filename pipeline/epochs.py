@@ -19,7 +19,7 @@ from negprompt.data import open_vocab_classes, read_classes
 from negprompt.io import read_table
 from negprompt.selection import TEST_LABEL, Criterion
 from negprompt.train import Trained
-from pipeline.common import BENCHMARK, FEATURES, REPORTS, SUBSETS, backbone_manifest
+from negprompt.workspace import BENCHMARK, FEATURES, REPORTS, SUBSETS, backbone_manifest
 
 CURVES = REPORTS / "train"
 

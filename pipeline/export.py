@@ -9,7 +9,8 @@ from negprompt.io import load_tensors, read_table
 from negprompt.metrics import id_threshold
 from negprompt.prompts import PromptEncoder
 from negprompt.scores import negprompt
-from pipeline.common import BENCHMARK, FEATURES, NEG, SUBSETS, backbone_manifest, load_backbone, load_params, run
+from negprompt.workspace import BENCHMARK, FEATURES, NEG, SUBSETS, backbone_manifest, load_backbone, load_params
+from pipeline.common import run
 
 DETECTOR = Path("models/detector")
 

@@ -16,7 +16,8 @@ from negprompt import NegPromptError
 from negprompt.backbone import resolve_device
 from negprompt.features import augmented_view, encode_images, patch_shape
 from negprompt.io import atomic_path, read_json, read_table, write_table
-from pipeline.common import BENCHMARK, FEATURES, SUBSETS, load_backbone, load_params, run
+from negprompt.workspace import BENCHMARK, FEATURES, SUBSETS, load_backbone, load_params
+from pipeline.common import run
 
 
 def main():

@@ -4,7 +4,8 @@ import pandas as pd
 from negprompt import neglabel
 from negprompt.data import read_classes
 from negprompt.io import atomic_path, save_tensors
-from pipeline.common import BENCHMARK, NEGLABEL, load_backbone, load_params, run
+from negprompt.workspace import BENCHMARK, NEGLABEL, load_backbone, load_params
+from pipeline.common import run
 
 
 def main():

@@ -8,7 +8,8 @@ from negprompt.data import read_classes
 from negprompt.io import load_tensors, read_table, save_tensors, write_table
 from negprompt.prompts import PromptEncoder, encode_texts
 from negprompt.scores import local_scores, score_images
-from pipeline.common import BENCHMARK, FEATURES, NEG, NEGLABEL, POS, SCORES, backbone_manifest, load_backbone, load_params, local_features, run
+from negprompt.workspace import BENCHMARK, FEATURES, NEG, NEGLABEL, POS, SCORES, backbone_manifest, load_backbone, load_params, local_features
+from pipeline.common import run
 
 
 def neglabel_scores(img: torch.Tensor, p) -> dict[str, torch.Tensor]:

@@ -4,7 +4,8 @@ import pandas as pd
 
 from negprompt import data
 from negprompt.io import atomic_path, read_table, write_table
-from pipeline.common import BENCHMARK, SUBSETS, load_params, run
+from negprompt.workspace import BENCHMARK, SUBSETS, load_params
+from pipeline.common import run
 
 
 def main():

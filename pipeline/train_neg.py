@@ -17,7 +17,8 @@ from negprompt.scores import negprompt
 from negprompt.selection import criterion, ood_figures, resolve_select_set
 from negprompt.train import stage2_loss, train_negative
 from pipeline import epochs
-from pipeline.common import BENCHMARK, NEG, POS, REPORTS, fewshot_features, load_backbone, load_params, run, write_curve
+from negprompt.workspace import BENCHMARK, NEG, POS, REPORTS, fewshot_features, load_backbone, load_params, write_curve
+from pipeline.common import run
 
 SCORE_BATCH = 8192  # test images scored at once: [B, k, p] similarities (ImageNet: k = 1000)
 

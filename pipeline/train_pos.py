@@ -18,7 +18,8 @@ from negprompt.scores import mcm
 from negprompt.selection import accuracy, criterion, ood_figures
 from negprompt.train import train_positive
 from pipeline import epochs
-from pipeline.common import BENCHMARK, POS, REPORTS, fewshot_features, load_backbone, load_params, run, write_curve
+from negprompt.workspace import BENCHMARK, POS, REPORTS, fewshot_features, load_backbone, load_params, write_curve
+from pipeline.common import run
 
 
 def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")):

@@ -33,15 +33,21 @@ def project_imports(path: Path) -> set[str]:
     return {n for n in names if module_file(n)}
 
 
+def with_packages(name: str) -> list[str]:
+    """A module and the packages Python runs first to import it (pipeline.x runs pipeline/__init__.py)."""
+    parts = name.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
 def closure(module: str) -> set[Path]:
-    """The project files `python -m module` runs: the module, what it imports, and so on."""
-    todo, seen = [module], set()
+    """The project files `python -m module` runs: the module, its packages, what they import, and so on."""
+    todo, seen = with_packages(module), set()
     while todo:
         path = module_file(todo.pop())
         if path in seen:
             continue
         seen.add(path)
-        todo += project_imports(path)
+        todo += [m for name in project_imports(path) for m in with_packages(name)]
     return {p.relative_to(REPO) for p in seen if p.name != "__init__.py" or p.stat().st_size > 0}
 
 

@@ -1,7 +1,7 @@
 """The report says in words when a baseline beats NegPrompt, and why when the backbone explains it."""
 import pytest
 
-from pipeline.report import ranking_note
+from negprompt.narrative import ranking_note
 
 
 def test_ranking_note_names_the_methods_that_beat_negprompt_and_the_backbone_cause():
@@ -28,7 +28,7 @@ def test_similarity_summary_has_one_row_per_set_in_table_order():
 def test_negatives_note_gives_each_sets_gain_over_coop_and_its_cosine_to_the_negatives():
     import pandas as pd
 
-    from pipeline.report import negatives_note
+    from negprompt.narrative import negatives_note
 
     agg = {"average": {"coop": {}, "negprompt": {}},
            "ood": {"plant": {"coop": {"auroc": 70.0}, "negprompt": {"auroc": 54.0}}, "texture": {"coop": {"auroc": 55.0}, "negprompt": {"auroc": 83.0}}}}

@@ -22,7 +22,7 @@ import torch
 
 from negprompt import metrics, scores
 from negprompt.io import load_tensors, read_table
-from pipeline.common import FEATURES, SCORES, fewshot_features, load_params
+from negprompt.workspace import FEATURES, SCORES, fewshot_features, load_params
 
 
 def decomposed_scores(pos_sim: torch.Tensor, neg_sim: torch.Tensor, n_const: float) -> dict[str, torch.Tensor]:

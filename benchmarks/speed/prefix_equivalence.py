@@ -24,7 +24,7 @@ from negprompt.io import load_tensors, read_table
 from negprompt.prompts import PromptEncoder, encode_texts
 from negprompt.scores import score_images
 from negprompt.train import train_negative
-from pipeline.common import BENCHMARK, FEATURES, NEG, POS, fewshot_features, load_backbone, load_params
+from negprompt.workspace import BENCHMARK, FEATURES, NEG, POS, fewshot_features, load_backbone, load_params
 
 
 def _max_diff(a: dict, b: dict) -> dict[str, float]:

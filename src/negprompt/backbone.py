@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from negprompt import NegPromptError
+from negprompt.io import read_json
 from negprompt.prompts import TextTower
 
 TINY_CONFIG = Path(__file__).parent / "resources" / "miniworld-tiny.json"
@@ -265,3 +266,13 @@ def continue_pretraining(model: torch.nn.Module, tokenizer, sample_batch, steps:
             log.append({"step": step, "loss": loss.item(), "logit_scale": float(model.logit_scale.exp()), "lr": sched.get_last_lr()[0]})
             bar.set_postfix(loss=f"{loss.item():.3f}")
     return model.eval(), log
+
+
+def check_shipped(checkpoint) -> None:
+    """A checkpoint with a manifest beside it (`<name>.json`, as `make pretrain` writes) must match its sha256."""
+    manifest = checkpoint.with_suffix(".json")
+    if manifest.is_file():
+        expected = read_json(manifest).get("sha256")
+        actual = sha256(checkpoint)
+        if expected and actual != expected:
+            raise NegPromptError(f"{checkpoint}: sha256 {actual[:12]}… does not match {expected[:12]}… in {manifest} (corrupt or replaced weights)")

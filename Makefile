@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: repro test install bench ablations grid pretrain clean
+.PHONY: repro test test-fast install bench ablations grid pretrain clean
 
 # --no-cache-dir: on x86_64 torch is a CUDA build of several GB; a wheel cache would hold a second copy of
 # it on disk (a CI run once ran out of space during this install)
@@ -22,6 +22,10 @@ repro: install
 
 test: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
+
+# the unit tests alone (no end-to-end `dvc repro`, no fresh clone): a couple of minutes
+test-fast: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/python benchmarks/speed/bench_step.py

@@ -1,8 +1,15 @@
+"""Fixtures shared by the test modules; plain helpers are in tests/helpers.py."""
+import numpy as np
 import open_clip
+import pandas as pd
 import pytest
 import torch
+from PIL import Image
+from safetensors.torch import save_file
 
-from negprompt.backbone import TINY_MODEL
+from negprompt.backbone import TINY_MODEL, sha256
+from negprompt.io import write_json, write_table
+from tests.helpers import stage, write_params
 
 
 @pytest.fixture(scope="session")
@@ -11,3 +18,30 @@ def tiny_clip():
     torch.manual_seed(0)
     model = open_clip.create_model(TINY_MODEL).eval()
     return model, open_clip.get_tokenizer(TINY_MODEL)
+
+
+@pytest.fixture()
+def world(tmp_path):
+    """A minimal benchmark (3 classes, 3 images each, one OOD set), a tiny checkpoint and subsets."""
+    root = tmp_path / "data/benchmark/images"
+    rng = np.random.default_rng(0)
+    rows = []
+    for c in range(3):
+        for i in range(3):
+            p = root / "train" / f"c{c}" / f"{i}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(p)
+            rows.append((p.relative_to(root).as_posix(), c))
+    bench = tmp_path / "data/benchmark"
+    pool = pd.DataFrame(rows, columns=["path", "label"])
+    write_table(pool, bench / "pool.parquet")
+    write_table(pool.assign(set="id"), bench / "test.parquet")
+    pd.DataFrame({"class_id": ["c0", "c1", "c2"], "name": ["red star", "blue ring", "gold heart"]}).to_csv(bench / "classes.tsv", sep="\t", index=False)
+    write_json({"root": "data/benchmark/images"}, bench / "manifest.json")
+    ckpt = tmp_path / "models/backbone/tiny.safetensors"
+    ckpt.parent.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in open_clip.create_model(TINY_MODEL).state_dict().items()}, str(ckpt))
+    write_json({"model": TINY_MODEL, "pretrained": "", "checkpoint": str(ckpt), "weights_sha256": sha256(ckpt)}, tmp_path / "models/backbone/manifest.json")
+    write_params(tmp_path, subset={"seeds": [1], "shots": 2, "calib_per_class": 1})
+    assert stage(tmp_path, "subset").returncode == 0
+    return tmp_path

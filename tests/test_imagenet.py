@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from negprompt import NegPromptError
 from negprompt.backbone import TINY_MODEL
 from negprompt.data import CONVENTIONAL_OOD, hard_splits, imagenet_classes, read_imagenet
-from tests.test_pipeline_e2e import TINY, dvc, make_repo, tiny_params
+from tests.helpers import TINY, dvc, make_repo, tiny_params
 
 
 def _jpeg(path, seed):

@@ -7,7 +7,7 @@ import torch
 
 from negprompt import NegPromptError, backbone, openmoji as om, regime
 from negprompt.data import read_world, write_world
-from tests.test_stage_errors import REPO, one_line_error, stage, write_params
+from tests.helpers import REPO, one_line_error, stage, write_params
 
 
 def test_table_roles_follow_the_imagenet_benchmark():

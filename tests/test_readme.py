@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_pipeline_e2e import TINY
+from tests.helpers import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP_LINE = "# (not run by the README test)"

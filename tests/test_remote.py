@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tests.test_pipeline_e2e import dvc, make_repo, tiny_params
+from tests.helpers import dvc, make_repo, tiny_params
 
 
 def git(cwd, *args):

@@ -10,8 +10,8 @@ import yaml
 from negprompt.config import validate
 from negprompt.io import load_tensors
 from negprompt.selection import TEST_LABEL
-from tests.test_pipeline_e2e import REPO, TINY, dvc, make_repo, tiny_params
-from tests.test_stage_errors import one_line_error, stage, world, write_params  # noqa: F401 (world: a fixture)
+from tests.helpers import REPO, TINY, dvc, make_repo, tiny_params
+from tests.helpers import one_line_error, stage, write_params
 
 OFFICIAL = {"pos.schedule": "official", "neg.schedule": "official", "pos.select": "test", "neg.select": "test"}
 

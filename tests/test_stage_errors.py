@@ -5,70 +5,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import open_clip
 import pandas as pd
-import pytest
-import yaml
 from PIL import Image
-from safetensors.torch import save_file
 
-from negprompt.backbone import TINY_MODEL, sha256
-from negprompt.io import write_json, write_table
+from negprompt.io import write_table
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def stage(work: Path, name: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NEGPROMPT_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", f"pipeline.{name}", *args], cwd=work, env=env, capture_output=True, text=True)
-
-
-def write_params(work: Path, **sections) -> None:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for key, values in sections.items():
-        if isinstance(values, dict):
-            params[key].update(values)
-        else:
-            params[key] = values
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-
-
-def one_line_error(res, *needles):
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert res.returncode == 2, res.stderr[-2000:]
-    assert lines[-1].startswith("error: "), res.stderr[-2000:]
-    for n in needles:
-        assert n in lines[-1], lines[-1]
-
-
-@pytest.fixture()
-def world(tmp_path):
-    """A minimal benchmark (3 classes, 3 images each, one OOD set), a tiny checkpoint and subsets."""
-    root = tmp_path / "data/benchmark/images"
-    rng = np.random.default_rng(0)
-    rows = []
-    for c in range(3):
-        for i in range(3):
-            p = root / "train" / f"c{c}" / f"{i}.png"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(p)
-            rows.append((p.relative_to(root).as_posix(), c))
-    bench = tmp_path / "data/benchmark"
-    pool = pd.DataFrame(rows, columns=["path", "label"])
-    write_table(pool, bench / "pool.parquet")
-    write_table(pool.assign(set="id"), bench / "test.parquet")
-    pd.DataFrame({"class_id": ["c0", "c1", "c2"], "name": ["red star", "blue ring", "gold heart"]}).to_csv(bench / "classes.tsv", sep="\t", index=False)
-    write_json({"root": "data/benchmark/images"}, bench / "manifest.json")
-    ckpt = tmp_path / "models/backbone/tiny.safetensors"
-    ckpt.parent.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in open_clip.create_model(TINY_MODEL).state_dict().items()}, str(ckpt))
-    write_json({"model": TINY_MODEL, "pretrained": "", "checkpoint": str(ckpt), "weights_sha256": sha256(ckpt)}, tmp_path / "models/backbone/manifest.json")
-    write_params(tmp_path, subset={"seeds": [1], "shots": 2, "calib_per_class": 1})
-    assert stage(tmp_path, "subset").returncode == 0
-    return tmp_path
+from tests.helpers import REPO, one_line_error, stage, write_params
 
 
 def test_unknown_key_and_bad_values(world):

@@ -21,18 +21,9 @@ import numpy as np
 import torch
 
 from negprompt import metrics, scores
+from negprompt.scores import decomposed_scores
 from negprompt.io import load_tensors, read_table
 from negprompt.workspace import FEATURES, SCORES, fewshot_features, load_params
-
-
-def decomposed_scores(pos_sim: torch.Tensor, neg_sim: torch.Tensor, n_const: float) -> dict[str, torch.Tensor]:
-    """log-scores (higher = ID) from positive similarities [N, k] and negative ones [N, k, p], τ = 1."""
-    lse_pos, lse_neg = torch.logsumexp(pos_sim, 1), torch.logsumexp(neg_sim.flatten(1), 1)
-    top = pos_sim.max(1).values
-    return {"coop (positives only)": top - lse_pos,
-            "positives + constant N": top - torch.logaddexp(lse_pos, torch.full_like(lse_pos, float(np.log(n_const)))),
-            "negprompt (per-image N)": top - torch.logaddexp(lse_pos, lse_neg),
-            "max cosine": top}
 
 
 def main() -> None:

@@ -91,3 +91,15 @@ def score_images(img: torch.Tensor, zero_shot: torch.Tensor, coop: torch.Tensor,
 
 METHODS = ("mcm", "msp", "maxlogit", "energy", "neglabel", "glmcm", "coop", "locoop", "negprompt")  # glmcm, locoop: with features.local
 PREDICTIONS = {"mcm": "zero_shot_pred", "coop": "coop_pred", "locoop": "locoop_pred", "negprompt": "negprompt_pred"}
+
+
+def decomposed_scores(pos_sim: torch.Tensor, neg_sim: torch.Tensor, n_const: float) -> dict[str, torch.Tensor]:
+    """NegPrompt's Eq. 3 split in two (benchmarks/analyses/negatives_decomposition.py): log-scores
+    (higher = ID) from positive similarities [N, k] and negative ones [N, k, p], τ = 1: CoOp's, with
+    every image's negative mass N replaced by the constant `n_const`, NegPrompt's, and the max cosine."""
+    lse_pos, lse_neg = torch.logsumexp(pos_sim, 1), torch.logsumexp(neg_sim.flatten(1), 1)
+    top = pos_sim.max(1).values
+    return {"coop (positives only)": top - lse_pos,
+            "positives + constant N": top - torch.logaddexp(lse_pos, torch.full_like(lse_pos, float(np.log(n_const)))),
+            "negprompt (per-image N)": top - torch.logaddexp(lse_pos, lse_neg),
+            "max cosine": top}

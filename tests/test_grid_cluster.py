@@ -1,12 +1,12 @@
 """The experiment grid as cluster jobs (`grid.py --executor local|slurm`, benchmarks/experiments/grid_cluster.py):
 submitit's local backend end to end with a row failing on purpose and `--resume`; a real single-node Slurm (Debian's
-slurm-wlm and munge, started here as root) against DVC's queue on the same rows; bad input before any submission."""
+slurm-wlm and munge, started here as root) on the same rows, with the same metrics; bad input before any submission."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,28 +58,30 @@ def driver(tmp_path_factory):
     git(work, "add", "-A")
     git(work, "commit", "-qm", "dvc repro")
     git(work, "push", "-q", "origin", "HEAD:main")
+    shutil.copytree(tmp / "dvc-store", tmp / "dvc-store-before-the-grid")  # for the Slurm run: none of the rows' stages in it
     return work
 
 
 @pytest.fixture(scope="module")
 def local_run(driver):
+    """The local executor on two rows and the one that fails: (its result, wall time, {experiment: metrics})."""
     start = time.time()
-    res = grid(driver, "--only", "p1,fails", "--executor", "local", "--jobs", "2", "--resource", "cpus=1")
-    return res, time.time() - start
+    res = grid(driver, "--only", "p1,p2,fails", "--executor", "local", "--jobs", "3", "--resource", "cpus=1")
+    return res, time.time() - start, experiments(driver)
 
 
 @pytest.mark.slow
 def test_local_executor_runs_the_grid_reports_the_failed_row_and_resume_runs_nothing(driver, local_run):
-    res, wall = local_run
+    res, wall, _ = local_run
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     log = res.stdout + res.stderr
     failed = [line for line in log.splitlines() if line.startswith("failed: grid-fails")]
     assert failed and "num_prompts" in failed[0], log[-3000:]
     assert Path(failed[0].rsplit("log: ", 1)[1]).exists()
-    assert "grid-p1" in remote_exps(driver) and "grid-fails" not in remote_exps(driver)
+    assert {"grid-p1", "grid-p2"} <= remote_exps(driver) and "grid-fails" not in remote_exps(driver)
     md = (driver / "reports/grid.md").read_text()
     assert "| fails | failed |" in md and "| p1 | " in md and "| p1 | not run" not in md
-    assert set(json.loads((driver / "reports/grid.json").read_text())) == {"p1"}
+    assert set(json.loads((driver / "reports/grid.json").read_text())) == {"p1", "p2"}
     assert (driver / "reports/grid.png").stat().st_size > 1000
     assert experiments(driver)["grid-p1"], "grid-p1 not in dvc exp show"
     # the shared stages came from the DVC remote's run-cache, not recomputed in the job
@@ -90,101 +92,58 @@ def test_local_executor_runs_the_grid_reports_the_failed_row_and_resume_runs_not
     again = grid(driver, "--only", "p1", "--executor", "local", "--resume")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "already in origin" in again.stdout and "submitted" not in again.stdout + again.stderr, again.stdout
-    print(f"\nlocal executor, 2 rows (1 failing): {wall:.0f} s; --resume: {time.time() - start:.0f} s")
+    print(f"\nlocal executor, 3 rows (1 failing), all at once: {wall:.0f} s; --resume: {time.time() - start:.0f} s")
 
 
 # ---------------------------------------------------------------- a real single-node Slurm
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def load(name: str):
+    """A module of benchmarks/experiments (scripts, not a package)."""
+    import importlib.util
 
-
-def slurm_or_skip(tmp: Path) -> dict:
-    """munged, slurmctld and slurmd on localhost (2 CPUs: two job slots); {SLURM_CONF: ...} for the commands."""
-    if os.geteuid() != 0:
-        pytest.skip("Slurm is started as root: not root here")
-    if not shutil.which("slurmctld") or not shutil.which("munged"):
-        if not shutil.which("apt-get"):
-            pytest.skip("no slurm-wlm and no apt-get to install it")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        cmd = ["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"]
-        if subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300)
-            if subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode:
-                pytest.skip("apt-get could not install slurm-wlm and munge")
-    munge = tmp / "munge"
-    for d in (munge, tmp / "state", tmp / "spool", tmp / "log"):
-        d.mkdir(parents=True)
-    shutil.chown(munge, "munge", "munge")
-    sock = munge / "munge.socket"
-    if not Path("/etc/munge/munge.key").exists():
-        subprocess.run(["mungekey", "--create"], capture_output=True)
-    started = subprocess.run(["su", "-s", "/bin/sh", "munge", "-c", f"/usr/sbin/munged --socket={sock} --pid-file={munge}/munged.pid "
-                              f"--log-file={munge}/munged.log --seed-file={munge}/munged.seed"], capture_output=True, text=True)
-    if started.returncode:
-        pytest.skip(f"munged did not start: {(started.stderr.strip().splitlines() or ['?'])[-1]}")
-    host = socket.gethostname().split(".")[0]
-    mem_mb = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20 * 0.8)
-    conf = tmp / "slurm.conf"
-    conf.write_text("\n".join([
-        "ClusterName=gridtest", f"SlurmctldHost={host}(127.0.0.1)", "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={sock}",
-        "SlurmUser=root", "SlurmdUser=root", f"SlurmctldPort={free_port()}", f"SlurmdPort={free_port()}",
-        f"StateSaveLocation={tmp}/state", f"SlurmdSpoolDir={tmp}/spool", f"SlurmctldPidFile={tmp}/slurmctld.pid", f"SlurmdPidFile={tmp}/slurmd.pid",
-        f"SlurmctldLogFile={tmp}/log/slurmctld.log", f"SlurmdLogFile={tmp}/log/slurmd.log",
-        "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
-        "AccountingStorageType=accounting_storage/none", "JobCompType=jobcomp/none", "MpiDefault=none",
-        "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU", "SchedulerType=sched/backfill", "ReturnToService=2",
-        f"NodeName={host} NodeAddr=127.0.0.1 CPUs=2 RealMemory={mem_mb} State=UNKNOWN",
-        f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP", ""]))
-    env = {"SLURM_CONF": str(conf)}
-    for daemon in ("slurmctld", "slurmd"):
-        res = subprocess.run([daemon, "-f", str(conf)], env={**os.environ, **env}, capture_output=True, text=True)
-        if res.returncode:
-            pytest.skip(f"{daemon} did not start: {(res.stderr.strip().splitlines() or ['?'])[-1]}")
-    for _ in range(60):
-        state = subprocess.run(["sinfo", "--noheader", "--format=%t"], env={**os.environ, **env}, capture_output=True, text=True).stdout.split()
-        if state and state[0] in ("idle", "mix", "alloc"):
-            return env
-        time.sleep(0.5)
-    pytest.skip(f"the Slurm node did not come up (sinfo: {' '.join(state) or 'nothing'})")
+    spec = importlib.util.spec_from_file_location(name, REPO / f"benchmarks/experiments/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("slurm")
+def slurm():
+    """munged, slurmctld and slurmd on localhost, 2 CPUs (two job slots); {SLURM_CONF: ...} for the Slurm commands.
+    Stopped at the end of the module, by their pid files; skipped with the reason where Slurm cannot be installed or started."""
+    local = load("slurm_localhost")
+    root = Path(tempfile.mkdtemp(prefix="grid-slurm-"))  # not under pytest's 0700 directories: munged runs as user munge
     try:
-        yield slurm_or_skip(tmp)
-    finally:  # the daemons this test started, by their pid files
-        for pid_file in (tmp / "slurmd.pid", tmp / "slurmctld.pid", tmp / "munge/munged.pid"):
-            if pid_file.exists():
-                try:
-                    os.kill(int(pid_file.read_text().split()[0]), 15)
-                except (ProcessLookupError, ValueError):
-                    pass
+        yield local.start(root, cpus=2)
+    except local.SlurmUnavailable as e:
+        pytest.skip(f"no Slurm here: {e}")
+    finally:
+        local.stop(root)
+        time.sleep(1)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.slow
-def test_real_slurm_runs_two_rows_with_the_queue_executors_metrics(driver, local_run, slurm):
-    rows = "p2,paper-loss"
-    queued = grid(driver, "--only", rows, "--executor", "queue", "--jobs", "2", "--out", "reports/grid-queue.md")
-    assert queued.returncode == 0, queued.stderr[-3000:]
-    by_queue = experiments(driver)
-    for name in ("grid-p2", "grid-paper-loss"):
+def test_real_slurm_runs_two_rows_with_the_local_executors_metrics(driver, local_run, slurm):
+    """p1 and p2 again, as Slurm jobs, against a copy of the DVC remote from before the local run (so their own
+    stages run again on Slurm, not restored from the local jobs' run-cache): the same metrics in `dvc exp show`."""
+    _, _, by_local = local_run
+    dvc(driver, "remote", "modify", "--local", "store", "url", str(driver.parent / "dvc-store-before-the-grid"))
+    for name in ("grid-p1", "grid-p2"):
         dvc(driver, "exp", "remove", name)
     start = time.time()
-    res = grid(driver, "--only", rows, "--executor", "slurm", "--resource", "cpus=1", "--resource", "mem_gb=1",
+    res = grid(driver, "--only", "p1,p2", "--executor", "slurm", "--resource", "cpus=1", "--resource", "mem_gb=1",
                "--resource", "partition=debug", env=slurm)
     wall = time.time() - start
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert "failed" not in res.stdout.lower().replace("failed=0", ""), res.stdout[-3000:]
-    assert {"grid-p2", "grid-paper-loss"} <= remote_exps(driver)
+    assert "failed: " not in res.stdout + res.stderr, res.stdout[-3000:]
+    logs = [Path(line.rsplit("log ", 1)[1]) for line in res.stdout.splitlines() if line.startswith("submitted grid-")]
+    assert len(logs) == 2 and all("Running stage 'train_neg@1'" in log.read_text() for log in logs)
     by_slurm = experiments(driver)
-    for name in ("grid-p2", "grid-paper-loss"):
-        assert by_slurm[name] and by_slurm[name] == by_queue[name], name
-    print(f"\nreal Slurm, 2 rows: {wall:.0f} s")
+    for name in ("grid-p1", "grid-p2"):
+        assert by_slurm[name] and by_slurm[name] == by_local[name], name
+    print(f"\nreal Slurm, 2 rows, 2 job slots: {wall:.0f} s")
 
 
 # ---------------------------------------------------------------- bad input
@@ -255,11 +214,7 @@ def test_unreachable_dvc_remote_is_one_line_before_submission(bare, tmp_path):
 
 
 def test_resources_layer_defaults_group_row_and_command_line():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("grid_cluster", REPO / "benchmarks/experiments/grid_cluster.py")
-    gc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gc)
+    gc = load("grid_cluster")
     rows = {"in1k": {"group": "imagenet"}, "p1": {"group": "ablations"}}
     per_row = gc.resources(gc.RESOURCES, rows, ["time_min=30"])
     assert per_row["in1k"]["gpus"] == 1 and per_row["p1"]["gpus"] == 0

@@ -174,8 +174,8 @@ class RowJob:
             if spec["cache_dir"]:
                 run(*dvc, "cache", "dir", "--local", os.path.expandvars(spec["cache_dir"]), cwd=work, env=env)
                 run(*dvc, "config", "--local", "cache.shared", "group", cwd=work, env=env)
-            elif run(*dvc, "pull", "--run-cache", "--allow-missing", cwd=work, env=env, check=False):
-                print("(nothing pulled: the stages run here)", flush=True)
+            elif run(*dvc, "fetch", "--run-cache", cwd=work, env=env, check=False):  # the base commit's outputs and the run-cache
+                print("(not everything fetched: what is missing runs here)", flush=True)
             # --pull: a stage another row already ran (in the run-cache) is restored from the DVC remote, not rerun
             run(*dvc, "exp", "run", "--temp", "--pull", "-n", spec["exp"], *spec["args"], cwd=work, env=env)
             data = ["--no-cache", "--no-run-cache"] if spec["cache_dir"] else ["--run-cache"]  # a shared cache already has them

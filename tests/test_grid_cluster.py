@@ -39,13 +39,8 @@ def remote_exps(work: Path) -> set[str]:
     return {line.rsplit("/", 1)[-1] for line in git(work, "ls-remote", "origin").splitlines() if "refs/exps/" in line}
 
 
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    """A tiny repository with a Git remote (bare, `origin`) and a DVC remote, after the stages the rows share (data,
-    backbone, NegLabel, features, stage 1) ran, were committed and pushed (outputs and run-cache): no job recomputes them."""
-    params = tiny_params()
-    params["subset"]["seeds"] = [1]
-    tmp = tmp_path_factory.mktemp("grid-cluster")
+def with_remotes(tmp: Path, params: dict) -> Path:
+    """make_repo's repository with a DVC remote (`store`, committed) and a bare Git remote (`origin`) it is pushed to."""
     work = make_repo(tmp, params)
     dvc(work, "remote", "add", "-d", "store", str(tmp / "dvc-store"))
     git(work, "add", "-A")
@@ -53,6 +48,17 @@ def driver(tmp_path_factory):
     git(tmp, "init", "-q", "--bare", str(tmp / "origin.git"))
     git(work, "remote", "add", "origin", str(tmp / "origin.git"))
     git(work, "push", "-q", "origin", "HEAD:main")
+    return work
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    """A tiny repository with a Git remote (bare, `origin`) and a DVC remote, after the stages the rows share (data,
+    backbone, NegLabel, features, stage 1) ran, were committed and pushed (outputs and run-cache): no job recomputes them."""
+    params = tiny_params()
+    params["subset"]["seeds"] = [1]
+    tmp = tmp_path_factory.mktemp("grid-cluster")
+    work = with_remotes(tmp, params)
     dvc(work, "repro", "train_pos@1", "neglabel")  # what the rows share; each row runs stage 2, scores and report
     dvc(work, "push", "--run-cache")
     git(work, "add", "-A")
@@ -152,14 +158,7 @@ def test_real_slurm_runs_two_rows_with_the_local_executors_metrics(driver, local
 @pytest.fixture()
 def bare(tmp_path):
     """A committed repository (no stage run) with a Git remote and a DVC remote."""
-    work = make_repo(tmp_path, tiny_params())
-    dvc(work, "remote", "add", "-d", "store", str(tmp_path / "dvc-store"))
-    git(work, "add", "-A")
-    git(work, "commit", "-qm", "DVC remote")
-    git(tmp_path, "init", "-q", "--bare", str(tmp_path / "origin.git"))
-    git(work, "remote", "add", "origin", str(tmp_path / "origin.git"))
-    git(work, "push", "-q", "origin", "HEAD:main")
-    return work
+    return with_remotes(tmp_path, tiny_params())
 
 
 def no_job_submitted(work: Path) -> None:
@@ -221,3 +220,18 @@ def test_resources_layer_defaults_group_row_and_command_line():
     assert per_row["in1k"]["time_min"] == per_row["p1"]["time_min"] == 30
     with pytest.raises(gc.GridError, match="cpus of row in1k must be a whole number >= 1"):
         gc.resources(gc.RESOURCES, rows, ["cpus=0"])
+
+
+def test_an_earlier_drivers_running_job_is_not_run_twice(bare):
+    """The state file names a job still running for this base commit: without --resume, one line and nothing submitted."""
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "submitit"])  # alive, and looks like a submitit job
+    try:
+        state = bare / ".dvc/tmp/grid/state.json"
+        state.parent.mkdir(parents=True)
+        state.write_text(json.dumps({"base": git(bare, "rev-parse", "HEAD").strip(), "executor": "local", "jobs": {"p1": str(job.pid)}}))
+        res = grid(bare, "--only", "p1,p2", "--executor", "local")
+        one_line_error(res, f"grid-p1: {job.pid}", "--resume")
+        no_job_submitted(bare)
+    finally:
+        job.kill()
+        job.wait()

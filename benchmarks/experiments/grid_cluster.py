@@ -218,11 +218,14 @@ def attach(kind: str, folder: Path, job_id: str):
     return cls(folder=folder / "logs" / "%j", job_id=job_id)
 
 
-def squeue(ids: list[str]) -> dict[str, str]:
-    """{job id: Slurm state} of the jobs Slurm still holds (without accounting, a finished job leaves squeue)."""
+def squeue(ids: list[str]) -> dict[str, str] | None:
+    """{job id: Slurm state} of the jobs Slurm still holds (without accounting, a finished job leaves squeue);
+    None when squeue does not answer (a busy controller): nothing is concluded from that poll."""
     if not ids:
         return {}
     res = subprocess.run(["squeue", "--noheader", "--format=%i|%T", "--jobs", ",".join(ids)], capture_output=True, text=True)
+    if res.returncode and "Invalid job id" not in res.stderr:  # squeue says so for ids that all left the queue
+        return None
     return dict(line.strip().split("|", 1) for line in res.stdout.splitlines() if "|" in line)
 
 
@@ -280,8 +283,11 @@ class Tracker:
         self.bar = tqdm(total=len(names), desc=f"grid ({kind})", unit="exp")
 
     def save(self) -> None:
+        """The job ids by row; an earlier driver's entries for other rows (same base commit and executor) are kept."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        data = {"base": self.base, "executor": self.kind, "jobs": {n: j.job_id for n, j in self.jobs.items()}}
+        data = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        jobs = data.get("jobs", {}) if (data.get("base"), data.get("executor")) == (self.base, self.kind) else {}
+        data = {"base": self.base, "executor": self.kind, "jobs": jobs | {n: j.job_id for n, j in self.jobs.items()}}
         self.state_file.write_text(json.dumps(data, indent=1) + "\n")
 
     def add(self, name: str, job, how: str) -> None:
@@ -297,6 +303,8 @@ class Tracker:
             job = self.jobs[name]
             end = outcome(job)
             if end is None:
+                if slurm is None:
+                    continue
                 if self.kind == "slurm":
                     st = slurm.get(job.job_id)
                     state = None if st is None else ("pending" if st in ("PENDING", "REQUEUED", "CONFIGURING") else "running")
@@ -348,6 +356,8 @@ def earlier_jobs(kind: str, folder: Path, base: str) -> dict[str, object]:
     jobs = {n: attach(kind, folder, jid) for n, jid in data.get("jobs", {}).items()}
     if kind == "slurm":
         held = squeue([j.job_id for j in jobs.values()])
+        if held is None:
+            raise GridError("squeue does not answer: cannot tell which of the earlier driver's jobs still run (try again)")
         return {n: j for n, j in jobs.items() if j.job_id in held and outcome(j) is None}
     return {n: j for n, j in jobs.items() if outcome(j) is None and alive_locally(j)}
 
@@ -393,6 +403,11 @@ def run_cluster(kind: str, rows: dict, row_args: dict[str, list[str]], base: str
                     tracker.add(name, executor_for(kind, folder, res).submit(RowJob(), spec), "submitted")
                 time.sleep(POLL_S)
                 tracker.poll()
+        except KeyboardInterrupt:
+            tracker.close()
+            left = [f"grid-{n}" for n, s in tracker.states.items() if s in ("pending", "running")]
+            sys.exit(f"driver stopped; {len(left)} jobs not finished ({', '.join(left) or 'none'}): the same command with --resume "
+                     f"follows them{' (Slurm jobs keep running)' if kind == 'slurm' else ' (local jobs stop with the terminal)'}")
         finally:
             tracker.close()
         states |= {f"grid-{n}": "Success" if s == "done" else "Failed" for n, s in tracker.states.items()}

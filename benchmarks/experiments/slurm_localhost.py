@@ -68,7 +68,7 @@ def start(root: Path, cpus: int | None = None) -> dict[str, str]:
     res = subprocess.run(["su", "-s", "/bin/sh", "munge", "-c", f"/usr/sbin/munged --socket={sock} --pid-file={munge}/munged.pid "
                           f"--log-file={munge}/munged.log --seed-file={munge}/munged.seed"], capture_output=True, text=True)
     if res.returncode:
-        raise SlurmUnavailable(f"munged did not start: {last_line(res.stderr)}")
+        raise SlurmUnavailable(f"munged did not start: {last_line(res.stderr)} (it runs as user munge: can it reach {root}?)")
     host = socket.gethostname().split(".")[0]
     mem_mb = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20 * 0.8)
     conf = root / "slurm.conf"

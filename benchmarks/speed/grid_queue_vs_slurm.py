@@ -63,9 +63,12 @@ def main() -> None:
     args = ap.parse_args()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="grid-bench-") as tmp:
+    # ignore_cleanup_errors: the queue's workers may still be finishing in their clone when it is removed
+    with tempfile.TemporaryDirectory(prefix="grid-bench-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
+        tmp.chmod(0o755)  # munged runs as user munge, under tmp/slurm
         queue_wall, queue_md = timed_grid(fresh_clone(tmp, "queue"), args.only, ["--executor", "queue", "--jobs", "2"], env)
+        print(f"queue --jobs 2: {queue_wall:.0f} s", flush=True)
         load_between = os.getloadavg()
         try:
             slurm_env = {**env, **slurm_localhost.start(tmp / "slurm", cpus=2)}

@@ -90,12 +90,12 @@ def test_local_executor_runs_the_grid_reports_the_failed_row_and_resume_runs_not
     assert set(json.loads((driver / "reports/grid.json").read_text())) == {"p1", "p2"}
     assert (driver / "reports/grid.png").stat().st_size > 1000
     assert experiments(driver)["grid-p1"], "grid-p1 not in dvc exp show"
-    # the shared stages came from the DVC remote's run-cache, not recomputed in the job
+    # the shared stages came from the DVC remote (the base commit's outputs), not recomputed in the job
     job_log = Path(next(line for line in log.splitlines() if "submitted grid-p1" in line).rsplit("log ", 1)[1]).read_text()
     assert "Running stage 'train_pos@1'" not in job_log and "Running stage 'train_neg@1'" in job_log, job_log[-3000:]
 
     start = time.time()
-    again = grid(driver, "--only", "p1", "--executor", "local", "--resume")
+    again = grid(driver, "--only", "p1,p2", "--executor", "local", "--resume")  # (`fails` would run again: no experiment of it)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "already in origin" in again.stdout and "submitted" not in again.stdout + again.stderr, again.stdout
     print(f"\nlocal executor, 3 rows (1 failing), all at once: {wall:.0f} s; --resume: {time.time() - start:.0f} s")

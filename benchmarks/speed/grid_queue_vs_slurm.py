@@ -66,16 +66,16 @@ def main() -> None:
     # ignore_cleanup_errors: the queue's workers may still be finishing in their clone when it is removed
     with tempfile.TemporaryDirectory(prefix="grid-bench-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
-        tmp.chmod(0o755)  # munged runs as user munge, under tmp/slurm
+        tmp.chmod(0o755)  # munged runs as user munge, under tmp/slurm-daemons
         queue_wall, queue_md = timed_grid(fresh_clone(tmp, "queue"), args.only, ["--executor", "queue", "--jobs", "2"], env)
         print(f"queue --jobs 2: {queue_wall:.0f} s", flush=True)
         load_between = os.getloadavg()
         try:
-            slurm_env = {**env, **slurm_localhost.start(tmp / "slurm", cpus=2)}
+            slurm_env = {**env, **slurm_localhost.start(tmp / "slurm-daemons", cpus=2)}
             slurm_wall, slurm_md = timed_grid(fresh_clone(tmp, "slurm"), args.only,
                                               ["--executor", "slurm", "--resource", "cpus=1", "--resource", "mem_gb=1"], slurm_env)
         finally:
-            slurm_localhost.stop(tmp / "slurm")
+            slurm_localhost.stop(tmp / "slurm-daemons")
     q, s = rows_of(queue_md), rows_of(slurm_md)
     result = {
         "what": f"benchmarks/experiments/grid-tiny.yaml --only {args.only} ({len(q)} rows, `fails` failing on purpose), tiny configuration, "

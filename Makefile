@@ -33,10 +33,13 @@ bench: install
 ablations: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/experiments/ablations.py
 
+# EXECUTOR=queue (DVC's queue on this machine), slurm (one Slurm job per row) or local (the same jobs as local
+# processes): docs/cluster.md. JOBS is the queue's workers; with slurm, empty lets Slurm schedule every row at once.
 JOBS ?= 1
 ONLY ?= ablations
+EXECUTOR ?= queue
 grid: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/experiments/grid.py --jobs $(JOBS) --only $(ONLY)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/experiments/grid.py --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS)) --only $(ONLY)
 
 # The OpenMoji stand-in CLIP's recipe after phase 1, three runs from the committed phase-1 checkpoint
 # (about 95 minutes on 2 CPU cores): web-like captions, then twice with scenes (objects small in front of

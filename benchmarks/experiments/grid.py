@@ -10,6 +10,14 @@ CUDA devices the rows are assigned round-robin (`-S pos.device=cuda:i ...`), and
 cores / N threads (NEGPROMPT_THREADS) so that parallel jobs do not oversubscribe the CPU. A failed
 row is reported and the others go on. Results are read from each experiment's Git ref and written
 to reports/grid.md, reports/grid.json and reports/grid.png.
+
+    python benchmarks/experiments/grid.py --executor slurm --only imagenet --set data.root=/data/imagenet
+    python benchmarks/experiments/grid.py --executor slurm --only imagenet --resume   # after a killed driver
+    python benchmarks/experiments/grid.py --executor local --jobs 2 --only ablations  # the same jobs as local processes
+
+`--executor slurm` / `local` (grid_cluster.py, through submitit) make each row one job with the resources of
+grid-cluster.yaml (`--resource KEY=VALUE` overrides), in its own clone of the Git remote at HEAD, sharing stages
+through the DVC remote's run-cache; the experiments come back through the Git remote (docs/cluster.md).
 """
 from __future__ import annotations
 
@@ -182,9 +190,30 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def run_jobs(args, rows: dict, base: str) -> dict[str, str]:
+    """--executor slurm / local (grid_cluster.py); bad input is one line on stderr and exit status 2."""
+    import grid_cluster
+
+    row_args = {name: queue_args(row.get("params", {}), args.set, None) for name, row in rows.items()}
+    try:
+        return grid_cluster.run_cluster(args.executor, rows, row_args, base, resources_file=args.resources or grid_cluster.RESOURCES,
+                                        resource_overrides=args.resource, resume=args.resume, jobs=args.jobs or (0 if args.executor == "slurm" else 1),
+                                        git_remote_name=args.git_remote)
+    except grid_cluster.GridError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--jobs", type=int, default=1, help="experiments run in parallel (DVC queue workers)")
+    ap.add_argument("--executor", choices=("queue", "local", "slurm"), default="queue",
+                    help="queue: DVC's experiment queue on this machine (default); slurm: one Slurm job per row; local: the same jobs as local processes")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="experiments run in parallel (queue: DVC queue workers, default 1; local: default 1; slurm: default all, Slurm schedules them)")
+    ap.add_argument("--resources", type=Path, default=None, help="slurm/local: the jobs' resources (default benchmarks/experiments/grid-cluster.yaml)")
+    ap.add_argument("--resource", action="append", default=[], metavar="KEY=VALUE", help="slurm/local: a resource for every row's job, e.g. partition=gpu, gpus=1")
+    ap.add_argument("--resume", action="store_true", help="slurm/local: skip rows whose experiment is in the Git remote, follow jobs still running")
+    ap.add_argument("--git-remote", default="origin", help="slurm/local: the Git remote the jobs clone from and push to (default origin)")
     ap.add_argument("--only", default="", help="comma-separated rows or groups of grid.yaml (default: ablations)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override added to every row")
     ap.add_argument("--out", default="reports/grid.md")
@@ -194,6 +223,8 @@ def main():
     args = ap.parse_args()
     if args.base != "HEAD" and not args.report_only:
         ap.error("--base only goes with --report-only: new experiments are queued from HEAD")
+    if args.executor == "queue" and (args.resume or args.resource or args.resources):
+        ap.error("--resume, --resource and --resources go with --executor slurm or local")
     base = sh("git", "rev-parse", args.base).strip()  # commits made while it runs don't hide it
     rows = select(yaml.safe_load(args.grid.read_text())["experiments"], [o for o in args.only.split(",") if o])
     if args.report_only:
@@ -202,11 +233,16 @@ def main():
         if sh("git", "status", "--porcelain", "--untracked-files=no").strip():
             sys.exit("commit or stash your changes first: experiments start from HEAD")
         start = time.time()
-        states = run_queue(rows, args.jobs, args.set, base)
-        print(f"{len(rows)} experiments with --jobs {args.jobs}: {time.time() - start:.0f} s wall", flush=True)
+        if args.executor == "queue":
+            states = run_queue(rows, args.jobs or 1, args.set, base)
+        else:
+            states = run_jobs(args, rows, base)
+        print(f"{len(rows)} experiments with --executor {args.executor} --jobs {args.jobs or ('all' if args.executor == 'slurm' else 1)}: "
+              f"{time.time() - start:.0f} s wall", flush=True)
         failed = [n for n, s in states.items() if s == "Failed"]
         if failed:
-            print(f"failed: {', '.join(failed)} (see `dvc queue logs <name>`)", file=sys.stderr)
+            where = "`dvc queue logs <name>`" if args.executor == "queue" else "the logs named above"
+            print(f"failed: {', '.join(failed)} (see {where})", file=sys.stderr)
     report(rows, states, Path(args.out), base)
 
 

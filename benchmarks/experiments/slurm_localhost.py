@@ -25,13 +25,18 @@ class SlurmUnavailable(Exception):
     """Slurm cannot be installed or started here (the message says why, in one line)."""
 
 
+def tool(name: str) -> str | None:
+    """The path of a Slurm or munge program: Debian puts the daemons in /usr/sbin, which a user's PATH may lack."""
+    return shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+
+
 def last_line(text: str) -> str:
     return (text.strip().splitlines() or ["?"])[-1]
 
 
 def install() -> None:
     """apt-get install slurm-wlm munge where they are missing (root, Debian/Ubuntu)."""
-    if shutil.which("slurmctld") and shutil.which("munged"):
+    if tool("slurmctld") and tool("munged"):
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise SlurmUnavailable("slurm-wlm is not installed, and installing it needs root and apt-get")
@@ -64,8 +69,8 @@ def start(root: Path, cpus: int | None = None) -> dict[str, str]:
     shutil.chown(munge, "munge", "munge")
     sock = munge / "munge.socket"
     if not Path("/etc/munge/munge.key").exists():
-        subprocess.run(["mungekey", "--create"], capture_output=True)
-    res = subprocess.run(["su", "-s", "/bin/sh", "munge", "-c", f"/usr/sbin/munged --socket={sock} --pid-file={munge}/munged.pid "
+        subprocess.run([tool("mungekey") or "mungekey", "--create"], capture_output=True)
+    res = subprocess.run(["su", "-s", "/bin/sh", "munge", "-c", f"{tool('munged')} --socket={sock} --pid-file={munge}/munged.pid "
                           f"--log-file={munge}/munged.log --seed-file={munge}/munged.seed"], capture_output=True, text=True)
     if res.returncode:
         raise SlurmUnavailable(f"munged did not start: {last_line(res.stderr)} (it runs as user munge: can it reach {root}?)")
@@ -84,7 +89,7 @@ def start(root: Path, cpus: int | None = None) -> dict[str, str]:
         f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP", ""]))
     env = {"SLURM_CONF": str(conf)}
     for daemon in ("slurmctld", "slurmd"):
-        res = subprocess.run([daemon, "-f", str(conf)], env={**os.environ, **env}, capture_output=True, text=True)
+        res = subprocess.run([tool(daemon) or daemon, "-f", str(conf)], env={**os.environ, **env}, capture_output=True, text=True)
         if res.returncode:
             stop(root)
             raise SlurmUnavailable(f"{daemon} did not start: {last_line(res.stderr)}")

@@ -285,10 +285,8 @@ class Tracker:
     def save(self) -> None:
         """The job ids by row; an earlier driver's entries for other rows (same base commit and executor) are kept."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        data = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
-        jobs = data.get("jobs", {}) if (data.get("base"), data.get("executor")) == (self.base, self.kind) else {}
-        data = {"base": self.base, "executor": self.kind, "jobs": jobs | {n: j.job_id for n, j in self.jobs.items()}}
-        self.state_file.write_text(json.dumps(data, indent=1) + "\n")
+        jobs = recorded_job_ids(self.kind, self.folder, self.base) | {n: j.job_id for n, j in self.jobs.items()}
+        self.state_file.write_text(json.dumps({"base": self.base, "executor": self.kind, "jobs": jobs}, indent=1) + "\n")
 
     def add(self, name: str, job, how: str) -> None:
         self.jobs[name] = job
@@ -345,15 +343,16 @@ class Tracker:
         self.bar.close()
 
 
+def recorded_job_ids(kind: str, folder: Path, base: str) -> dict[str, str]:
+    """{row: job id} from the state file, if it was written for this base commit and executor."""
+    path = folder / "state.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return data.get("jobs", {}) if (data.get("base"), data.get("executor")) == (base, kind) else {}
+
+
 def earlier_jobs(kind: str, folder: Path, base: str) -> dict[str, object]:
     """Jobs the state file records for this base commit and executor that are still pending or running."""
-    path = folder / "state.json"
-    if not path.exists():
-        return {}
-    data = json.loads(path.read_text())
-    if data.get("base") != base or data.get("executor") != kind:
-        return {}
-    jobs = {n: attach(kind, folder, jid) for n, jid in data.get("jobs", {}).items()}
+    jobs = {n: attach(kind, folder, jid) for n, jid in recorded_job_ids(kind, folder, base).items()}
     if kind == "slurm":
         held = squeue([j.job_id for j in jobs.values()])
         if held is None:

@@ -20,12 +20,17 @@ repro: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 	@echo "report: reports/report.md   metrics: $(BIN)/dvc metrics show"
 
+# TEST_JOBS pytest-xdist workers, one test file each (a file's shared fixtures are built once); the end-to-end
+# files start first (tests/conftest.py). Two workers on two cores: the stages' startup is single-threaded.
+TEST_JOBS ?= 2
+PYTEST_XDIST = -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
+
 test: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q $(PYTEST_XDIST)
 
 # the unit tests alone (no end-to-end `dvc repro`, no fresh clone): a couple of minutes
 test-fast: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -m "not slow"
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q $(PYTEST_XDIST) -m "not slow"
 
 bench: install
 	$(BIN)/python benchmarks/speed/bench_step.py

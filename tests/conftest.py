@@ -45,3 +45,10 @@ def world(tmp_path):
     write_params(tmp_path, subset={"seeds": [1], "shots": 2, "calib_per_class": 1})
     assert stage(tmp_path, "subset").returncode == 0
     return tmp_path
+
+
+def pytest_collection_modifyitems(items):
+    """The end-to-end files first: under `make test` (pytest-xdist, one file per worker) the longest work starts
+    first and the unit tests fill in at the end."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: each file's own order is kept

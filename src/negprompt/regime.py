@@ -125,3 +125,18 @@ def world_diagnostics(model, model_name: str, benchmark: str, seed: int, size: i
     mined = neglabel.mine_corpus(model, tokenizer, names, corpus, nl.num_labels, nl.max_fraction, nl.percentile, nl.template, nl.adj_template)
     score = lambda feats: neglabel.score_features(feats, mined, nl.temperature, nl.groups, nl.seed)[0]  # noqa: E731
     return diagnose_model(model, tokenizer, names, ids, labels, ood, template, neglabel=score)
+
+
+CLIP_LIKE = "NegLabel ahead of MCM ahead of MaxLogit in average AUROC and FPR95, top-1 over ID >= 60%, own-prompt cosine <= .5"
+
+
+def clip_like(d: dict) -> dict[str, bool]:
+    """Real CLIP's zero-shot order on a backbone's diagnostics (`world_diagnostics`): each condition of CLIP_LIKE,
+    the stand-in's shipping rule. NegLabel ahead of MCM is the property negative labels and prompts rely on."""
+    a = d["average"]
+
+    def ahead(x, y):
+        return a[x]["auroc"] > a[y]["auroc"] and a[x]["fpr95"] < a[y]["fpr95"]
+
+    return {"neglabel > mcm": ahead("neglabel", "mcm"), "mcm > maxlogit": ahead("mcm", "maxlogit"),
+            "top-1 >= 60%": d["zero_shot_top1"] >= 0.60, "own cosine <= .5": d["cos_own"][0] <= 0.5}

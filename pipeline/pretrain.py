@@ -25,7 +25,7 @@ import typer
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from negprompt import backbone, openmoji, pretraining, regime
+from negprompt import NegPromptError, backbone, openmoji, pretraining, regime
 from negprompt.io import atomic_path, write_json
 from negprompt.workspace import load_params
 from pipeline.common import stage
@@ -55,8 +55,10 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
         raise typer.BadParameter(f"--web-noise {web_noise}: expected a share between 0 and 0.6")
     if not 0 <= web_scene <= 1:
         raise typer.BadParameter(f"--web-scene {web_scene}: expected a share between 0 and 1")
-    if vocabulary_share is not None and not vocabulary:
-        raise typer.BadParameter("--vocabulary-share needs --vocabulary")
+    if vocabulary_share is not None:  # checked before anything is rendered or trained
+        if not vocabulary:
+            raise NegPromptError("--vocabulary-share needs --vocabulary (the share is of the vocabulary's pretraining-only concepts)")
+        pretraining.check_vocabulary_share(vocabulary_share)
     dev = backbone.resolve_device(device)
     world = openmoji.build_world(0, vocabulary=openmoji.VOCABULARY_TABLE if vocabulary else None)
     scenes = world.scenes_from(tuple(scene_sets.split(",")))

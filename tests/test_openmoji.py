@@ -210,6 +210,13 @@ def test_vocabulary_share_keeps_the_benchmarks_names_exposure():
         pretraining.vocabulary_share_batches(om.build_world(0).captioned, 0.25, 16)
 
 
+def test_pretrain_rejects_a_bad_vocabulary_share_before_any_work(tmp_path):
+    out = tmp_path / "w.safetensors"
+    one_line_error(stage(REPO, "pretrain", "--vocabulary-share", "0.3", "--out", str(out)), "--vocabulary-share needs --vocabulary")
+    one_line_error(stage(REPO, "pretrain", "--vocabulary", "--vocabulary-share", "1.5", "--out", str(out)), "--vocabulary-share 1.5", "between 0 and 1")
+    assert not out.exists()
+
+
 def test_vocabulary_name_collision_is_one_error_naming_both(tmp_path):
     table = tmp_path / "vocabulary.tsv"
     table.write_text("codepoints\tname\trole\n1F600\tgrin\tvocabulary\n1F601-200D-1F4BB\tgrin\tvocabulary\n")

@@ -8,12 +8,16 @@ from negprompt import NegPromptError
 from negprompt.openmoji import Concept, web_batch
 
 
+def check_vocabulary_share(share: float) -> None:
+    if not 0 < share < 1:
+        raise NegPromptError(f"--vocabulary-share {share}: expected a share strictly between 0 and 1")
+
+
 def vocabulary_share_batches(captioned: tuple[Concept, ...], share: float, batch_size: int, **web):
     """A phase-2 batch sampler that gives the pretraining-only vocabulary concepts `share` of each batch and the
     rest to the concepts the benchmark's world captions, so adding 1,000 new names does not dilute the ones the
     world knew (uniform draws give the vocabulary its head count). `web`: `openmoji.web_batch`'s other options."""
-    if not 0 < share < 1:
-        raise NegPromptError(f"--vocabulary-share {share}: expected a share strictly between 0 and 1")
+    check_vocabulary_share(share)
     vocab = tuple(c for c in captioned if c.kind == "vocabulary")
     known = tuple(c for c in captioned if c.kind != "vocabulary")
     if not vocab or not known:

@@ -201,7 +201,8 @@ def test_vocabulary_share_keeps_the_benchmarks_names_exposure():
     assert len(vocab) > len(captioned) / 2  # uniform draws would give the vocabulary more than half of each batch
     sample_batch = pretraining.vocabulary_share_batches(captioned, 0.25, 16, clutter_from=captioned, noise=0.0)
     images, captions = sample_batch(np.random.default_rng(0))
-    named = [next(n for n in sorted({c.name for c in captioned}, key=len, reverse=True) if n in cap) for cap in captions]
+    longest_first = sorted({c.name for c in captioned}, key=len, reverse=True)  # "cat face" before "cat"
+    named = [next(n for n in longest_first if n in cap) for cap in captions]
     assert images.shape == (16, 32, 32, 3) and len(set(named)) == 16 and sum(n in vocab for n in named) == 4
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(NegPromptError, match=f"--vocabulary-share {bad}"):

@@ -68,3 +68,13 @@ def test_negatives_decomposition_brackets_negprompt_between_coop_and_a_constant(
     img_const = 0.75 ** 0.5 * F.normalize(img - (img @ one)[:, None] * one, dim=-1) + 0.5 * one
     s = decomposed_scores(img_const @ pos.T, torch.einsum("nd,kpd->nkp", img_const, one.expand(5, 2, 16)), n_const=10 * float(np.exp(0.5)))
     assert torch.allclose(s["negprompt (per-image N)"], s["positives + constant N"], atol=1e-5)
+
+
+def test_bench_suffix_times_every_variant_and_they_compute_the_same_features(tmp_path):
+    out = tmp_path / "suffix.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks/speed/bench_suffix.py"), "--model", "miniworld-tiny", "--checkpoint", "",
+                    "--classes", "7", "--contexts", "2", "--steps", "1", "--json", str(out)], capture_output=True, text=True, check=True)
+    (row,) = json.loads(out.read_text())["rows"]
+    assert set(row["seconds"]) == {"padded, flash kernel", "padded, math kernel", "packed, flash kernel", "packed, math kernel (ours)"}
+    assert all(s > 0 for s in row["seconds"].values())
+    assert row["max_abs_feature_diff"] < 1e-5

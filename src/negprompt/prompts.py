@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
 from negprompt import NegPromptError
@@ -80,31 +81,44 @@ class TextTower:
         x = x.to(self.transformer.get_cast_dtype()) + self.positional_embedding[:P].to(self.transformer.get_cast_dtype())
         kv = []
         for block in self.transformer.resblocks:
-            q, k, v = _qkv(block, block.ln_1(x))
+            q, k, v = _heads(_qkv(block, block.ln_1(x)), block.attn.num_heads)
             kv.append((k, v))
-            x = _finish_block(block, x, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+            x = _finish_block(block, x, _merge_heads(_attention(q, k, v, is_causal=True)))
         return kv
 
-    def encode_suffix(self, kv: list[tuple[torch.Tensor, torch.Tensor]], ctx_index: torch.Tensor, x: torch.Tensor,
+    def encode_suffix(self, kv: list[tuple[torch.Tensor, torch.Tensor]], ctx_index: torch.Tensor | None, x: torch.Tensor,
                       eot: torch.Tensor) -> torch.Tensor:
         """Unnormalised features of prompts whose first P positions are a cached prefix: `x` [B, S, w]
         holds the word embeddings of the class-specific rest (name, '.', EOT, ...), `ctx_index` [B]
-        which prefix each row continues, `eot` [B] the EOT position within `x`. Each position attends
-        to the whole prefix and causally to the rest, exactly as in the full sequence."""
+        which prefix each row continues (None: the m prefixes in order, k rows each), `eot` [B] the
+        EOT position within `x`. Each position attends to the whole prefix and causally to the rest,
+        exactly as in the full sequence. Only the tokens up to each row's EOT are computed: the
+        per-token layers run on them packed [T, w], attention on the padded [B, S] grid."""
         P, S = kv[0][0].shape[2], x.shape[1]
         cast = self.transformer.get_cast_dtype()
         x = x.to(cast) + self.positional_embedding[P : P + S].to(cast)
         col = torch.arange(P + S, device=x.device)
         mask = (col[None, :] < P) | (col[None, :] - P <= torch.arange(S, device=x.device)[:, None])  # [S, P+S]
+        B = x.shape[0]
+        valid = (torch.arange(S, device=x.device)[None, :] <= eot[:, None]).flatten()  # [B*S]: up to each row's EOT
+        at = valid.nonzero().squeeze(1)  # the packed tokens' places on the [B, S] grid
+        tokens = x.flatten(0, 1).index_select(0, at)  # [T, w]; causal, so what follows an EOT never reaches its feature
         for block, (kp, vp) in zip(self.transformer.resblocks, kv):
-            q, k, v = _qkv(block, block.ln_1(x))
-            k, v = torch.cat([kp[ctx_index].to(k.dtype), k], dim=2), torch.cat([vp[ctx_index].to(v.dtype), v], dim=2)
-            x = _finish_block(block, x, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
-        return self._pool(x, eot)
+            qkv = _qkv(block, block.ln_1(tokens))
+            grid = qkv.new_zeros(B * S, qkv.shape[-1]).index_copy(0, at, qkv).view(B, S, -1)
+            q, k, v = _heads(grid, block.attn.num_heads)
+            kp, vp = (_rows(kp, ctx_index, B), _rows(vp, ctx_index, B))
+            k, v = torch.cat([kp.to(k.dtype), k], dim=2), torch.cat([vp.to(v.dtype), v], dim=2)
+            attended = _merge_heads(_attention(q, k, v, attn_mask=mask)).flatten(0, 1).index_select(0, at)
+            tokens = _finish_block(block, tokens, attended)
+        return self._project(tokens[torch.cumsum(eot + 1, 0) - 1])
 
     def _pool(self, x: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
+        return self._project(x[torch.arange(x.shape[0], device=x.device), eot])
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """The EOT tokens' features [B, w] -> text features: `ln_final` (per token) and `text_projection`."""
         x = self.ln_final(x)
-        x = x[torch.arange(x.shape[0], device=x.device), eot]
         if self.text_projection is None:
             return x
         return self.text_projection(x) if isinstance(self.text_projection, nn.Linear) else x @ self.text_projection
@@ -116,19 +130,44 @@ class TextTower:
         return self.encode_embeddings(self.embed_tokens(tokens), eot)
 
 
-def _qkv(block: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Queries, keys, values [B, heads, L, head_dim] of a block's nn.MultiheadAttention for input h [B, L, w]."""
-    attn = block.attn
-    B, L, w = h.shape
-    qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).view(B, L, 3, attn.num_heads, w // attn.num_heads)
-    return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+def _rows(prefix_states: torch.Tensor, ctx_index: torch.Tensor | None, rows: int) -> torch.Tensor:
+    """Each row's prefix keys (values) [B, heads, P, head_dim]: gathered by `ctx_index`, or, for
+    m-major rows, broadcast by expand (its backward is a sum; an index's is a slower scatter-add)."""
+    if ctx_index is not None:
+        return prefix_states[ctx_index]
+    m = prefix_states.shape[0]
+    return prefix_states.unsqueeze(1).expand(m, rows // m, *prefix_states.shape[1:]).flatten(0, 1)
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **mask) -> torch.Tensor:
+    """Scaled dot-product attention; on CPU by PyTorch's math kernel, which for prompts of ~10
+    tokens is faster than the flash kernel SDPA picks by default (benchmarks/speed/bench_suffix.py)."""
+    if q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, **mask)
+    with sdpa_kernel(SDPBackend.MATH):
+        return F.scaled_dot_product_attention(q, k, v, **mask)
+
+
+def _qkv(block: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """The input projection [..., 3w] of a block's nn.MultiheadAttention for tokens h [..., w]."""
+    return F.linear(h, block.attn.in_proj_weight, block.attn.in_proj_bias)
+
+
+def _heads(qkv: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[B, L, 3w] -> queries, keys, values [B, heads, L, head_dim]."""
+    B, L, w3 = qkv.shape
+    return qkv.view(B, L, 3, heads, w3 // (3 * heads)).permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def _merge_heads(attended: torch.Tensor) -> torch.Tensor:
+    """[B, heads, L, head_dim] -> [B, L, w]."""
+    B, _, L, _ = attended.shape
+    return attended.transpose(1, 2).reshape(B, L, -1)
 
 
 def _finish_block(block: nn.Module, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
-    """The rest of open_clip's ResidualAttentionBlock after attention: out_proj, residuals, MLP."""
-    B, _, L, _ = attended.shape
-    out = block.attn.out_proj(attended.transpose(1, 2).reshape(B, L, -1))
-    x = x + block.ls_1(out)
+    """The rest of open_clip's ResidualAttentionBlock after attention (`attended` [..., w]): out_proj, residuals, MLP."""
+    x = x + block.ls_1(block.attn.out_proj(attended))
     return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
@@ -215,9 +254,9 @@ class PromptEncoder(nn.Module):
         P = prefix.shape[1]
         suffix = self.suffix.repeat(m, 1, 1)
         eot = self.eot.repeat(m) - P
-        ctx_index = torch.arange(m, device=suffix.device).repeat_interleave(k)
         if not chunk or m * k <= chunk:
-            return self.tower.encode_suffix(kv, ctx_index, suffix, eot).float().view(m, k, -1)
+            return self.tower.encode_suffix(kv, None, suffix, eot).float().view(m, k, -1)
+        ctx_index = torch.arange(m, device=suffix.device).repeat_interleave(k)
         grad = torch.is_grad_enabled() and ctx.requires_grad
         out = _by_length(lambda idx, length: self.tower.encode_suffix(kv, ctx_index[idx], suffix[idx, :length], eot[idx]), eot, chunk, grad)
         return out.float().view(m, k, -1)

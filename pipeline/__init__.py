@@ -13,11 +13,12 @@ if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("NEGPROM
     for _name, _value in PINNED_KERNELS.items():
         os.environ.setdefault(_name, _value)
 
-try:  # DVC runs `python -m pipeline.<stage>` with whatever `python` is first on PATH
-    import negprompt  # noqa: F401
-    import open_clip  # noqa: F401
-    import torch  # noqa: F401
-except ImportError as e:
-    print(f"error: {sys.executable} lacks the project's dependencies (no module {e.name!r}): "
+from importlib.util import find_spec
+
+# DVC runs `python -m pipeline.<stage>` with whatever `python` is first on PATH. Found, not imported:
+# a stage that needs no open_clip does not pay for importing it.
+_missing = [name for name in ("negprompt", "open_clip", "torch") if find_spec(name) is None]
+if _missing:
+    print(f"error: {sys.executable} lacks the project's dependencies (no module {_missing[0]!r}): "
           "run `source .venv/bin/activate` (after `make install`) and then `dvc ...`, or use the make targets", file=sys.stderr)
-    raise SystemExit(2) from None
+    raise SystemExit(2)

@@ -19,3 +19,10 @@ def test_a_stage_process_runs_avx2_kernels_and_a_user_setting_wins():
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=env | {"ATEN_CPU_CAPABILITY": "default"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.split()[0] == "DEFAULT"
+
+
+def test_a_stage_run_by_a_python_without_the_dependencies_says_so():
+    # -S: no site-packages, so neither negprompt (installed editable) nor torch can be found
+    out = subprocess.run([sys.executable, "-S", "-m", "pipeline.subset"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "lacks the project's dependencies (no module 'negprompt')" in out.stderr and "make install" in out.stderr

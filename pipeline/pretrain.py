@@ -41,7 +41,7 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
          web_lr: float = typer.Option(3e-4), web_noise: float = typer.Option(0.2, help="phase 2: share of captions naming a secondary object"),
          web_scene: float = typer.Option(0.0, help="phase 2: share of objects shown small in front of a scene"),
          scene_sets: str = typer.Option("place,texture", help="phase 2: the sets whose concepts are scenes (of place, texture, plant)"),
-         vocabulary: bool = typer.Option(False, help="phase 2 captions every concept of the OpenMoji vocabulary table too "
+         vocabulary: bool = typer.Option(False, help="both phases caption every concept of the OpenMoji vocabulary table too "
                                          "(resources/openmoji_vocabulary.tsv: the benchmark's roles unchanged, every other concept pretraining-only)"),
          vocabulary_share: float = typer.Option(None, help="with --vocabulary: share of each batch drawn from the pretraining-only "
                                                  "vocabulary concepts (default: uniform over every concept)"),
@@ -69,7 +69,8 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
                                             progress=lambda it: tqdm(it, desc="render pool", unit="concept"))
         net, log = backbone.pretrain_on_pool(model, pool, openmoji.style_captions(concepts), styles, steps, batch_size, lr, seed, dev)
         del pool
-        recipe["pool"] = {"steps": steps, "batch_size": batch_size, "lr": lr, "per_concept": per_concept, "concepts": len(concepts), "log": log}
+        recipe["pool"] = {"steps": steps, "batch_size": batch_size, "lr": lr, "per_concept": per_concept, "concepts": len(concepts),
+                          "vocabulary": vocabulary, "log": log}
     else:
         net = backbone.load_backbone(model, init).model
         recipe["pool"] = {"init": str(init), "sha256": backbone.sha256(init)}

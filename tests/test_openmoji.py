@@ -1,4 +1,5 @@
 """The OpenMoji world: its concept table, rendering, the shipped stand-in's recipe and bad input."""
+import functools
 import json
 
 import numpy as np
@@ -100,6 +101,28 @@ def test_pretraining_recipe_on_a_tiny_configuration(tmp_path):
                                                device=torch.device("cpu"), log_every=1)
     assert [r["step"] for r in log] == [0, 1] and log[0]["logit_scale"] == pytest.approx(100, rel=1e-4)
     assert not torch.equal(before, model.visual.conv1.weight)
+
+
+def test_worker_processes_render_the_same_pool_and_batches_as_one_process():
+    """--workers: phase 1's pool and phase 2's batches come from generators seeded per concept and per step, so the
+    rendering processes change where they are drawn, not what is drawn; every step's batch is a fresh one."""
+    w = om.build_world(0, vocabulary=om.VOCABULARY_TABLE)
+    small = om.World(w.id_classes[:6], {s: w.ood[s][:2] for s in om.OOD_SETS}, tuple(c for c in w.pretrain_only if isinstance(c.codepoint, tuple))[:4])  # sequences among them
+    assert any(isinstance(c.codepoint, tuple) for c in small.all_concepts)
+    one, two = (pretraining.render_pool(small, 3, 7, 32, workers=n) for n in (0, 2))
+    assert one[0].shape == (len(small.all_concepts), 3, 32, 32, 3) and np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    assert not np.array_equal(one[0], pretraining.render_pool(small, 3, 8, 32)[0])  # the seed matters
+
+    sample = functools.partial(om.web_batch, small.captioned, batch_size=8, clutter_from=small.all_concepts, noise=0.2,
+                               scenes=small.scenes, scene=0.5)
+    streams = [pretraining.step_batches(sample, 3, 0, workers=n) for n in (0, 2)]
+    batches = [[s(None) for _ in range(3)] for s in streams]
+    for (x0, c0), (x2, c2) in zip(*batches):
+        assert x0.shape == (8, 32, 32, 3) and np.array_equal(x0, x2) and c0 == c2
+    assert not np.array_equal(batches[0][0][0], batches[0][1][0])
+    batches[1][0][0][:, :, ::-1] = 0  # the trainer flips batches in place: they arrive writable
+    with pytest.raises(StopIteration):
+        streams[0](None)  # `steps` batches, then the stream ends
 
 
 def test_web_captions_name_the_concept_a_secondary_object_or_nothing():
@@ -211,10 +234,11 @@ def test_vocabulary_share_keeps_the_benchmarks_names_exposure():
         pretraining.vocabulary_share_batches(om.build_world(0).captioned, 0.25, 16)
 
 
-def test_pretrain_rejects_a_bad_vocabulary_share_before_any_work(tmp_path):
+def test_pretrain_rejects_a_bad_vocabulary_share_or_workers_before_any_work(tmp_path):
     out = tmp_path / "w.safetensors"
     one_line_error(stage(REPO, "pretrain", "--vocabulary-share", "0.3", "--out", str(out)), "--vocabulary-share needs --vocabulary")
     one_line_error(stage(REPO, "pretrain", "--vocabulary", "--vocabulary-share", "1.5", "--out", str(out)), "--vocabulary-share 1.5", "between 0 and 1")
+    one_line_error(stage(REPO, "pretrain", "--workers", "-1", "--out", str(out)), "--workers -1", "0 or more")
     assert not out.exists()
 
 

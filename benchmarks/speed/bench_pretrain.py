@@ -1,0 +1,81 @@
+"""Where a web-phase pretraining step's time goes, side by side in one run: rendering a batch (in 0..N worker
+processes), tokenizing its captions, and the training step itself with torch's deterministic algorithms on (as
+every stage runs) and off.
+
+    python benchmarks/speed/bench_pretrain.py [--device cuda] [--workers 0 1 15] [--batches 40] [--json FILE]
+
+The step rate `make pretrain` can reach is bounded by the slowest of the three that run one after another in the
+training process (tokenize + step) and the rendering that runs beside it in the workers.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import time
+
+import numpy as np
+import open_clip
+import torch
+
+from negprompt import backbone, openmoji, pretraining
+from negprompt.prompts import TextTower
+
+
+def per_second(fn, n: int, sync=lambda: None) -> float:
+    fn()  # warm-up (glyph caches, CUDA kernels)
+    sync()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    sync()
+    return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--batches", type=int, default=20, help="timed batches (and steps) per figure")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--font", default="")
+    ap.add_argument("--json", default="")
+    a = ap.parse_args()
+    dev = backbone.resolve_device(a.device)
+    font = a.font or str(openmoji.default_font())
+    world = openmoji.build_world(0, vocabulary=openmoji.VOCABULARY_TABLE)
+    sample = functools.partial(openmoji.web_batch, world.captioned, batch_size=a.batch_size, clutter_from=world.all_concepts,
+                               noise=0.2, font=font, scenes=world.scenes_from(("place", "texture", "plant")), scene=0.3)
+    rows = {}
+    for w in a.workers:  # a fresh stream each, timed from its start (workers forked, caches cold) to its last batch
+        n = a.batches * max(1, w)
+        t = time.perf_counter()
+        stream = pretraining.step_batches(sample, n, 0, w)
+        for _ in range(n):
+            stream(None)
+        rows[f"render, {w} workers (batches/s)"] = n / (time.perf_counter() - t)
+    images, captions = sample(np.random.default_rng(0))
+    tokenizer = open_clip.get_tokenizer(backbone.STANDIN_MODEL)
+    rows["tokenize (batches/s)"] = per_second(lambda: tokenizer(captions), a.batches)
+    tokens = tokenizer(captions)
+    model = backbone.create_untrained(backbone.STANDIN_MODEL, dev).train()
+    model.logit_scale.requires_grad_(False)
+    opt, sched = backbone.clip_optimizer(model, 1e-4, 10 ** 6)
+    step = functools.partial(backbone._contrastive_step, model, TextTower(model), open_clip.ClipLoss(), opt, sched, images, tokens, dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    for deterministic in (False, True):
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+        rows[f"training step, deterministic {'on' if deterministic else 'off'} (steps/s)"] = per_second(step, a.batches, sync)
+    base = rows[f"render, {a.workers[0]} workers (batches/s)"]
+    print(f"device {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}, {os.cpu_count()} CPUs, "
+          f"{torch.get_num_threads()} torch threads, batch {a.batch_size}")
+    for name, rate in rows.items():
+        print(f"{name:52s} {rate:8.1f}/s  {1e3 / rate:7.1f} ms  x{rate / base:5.2f} of rendering with {a.workers[0]} workers")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"device": str(dev), "cpus": os.cpu_count(), "batch_size": a.batch_size, "per_second": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -78,3 +78,13 @@ def test_bench_suffix_times_every_variant_and_they_compute_the_same_features(tmp
     assert set(row["seconds"]) == {"padded, flash kernel", "padded, math kernel", "packed, flash kernel", "packed, math kernel (ours)"}
     assert all(s > 0 for s in row["seconds"].values())
     assert row["max_abs_feature_diff"] < 1e-5
+
+
+def test_bench_pretrain_times_rendering_tokenizing_and_the_step(tmp_path):
+    out = tmp_path / "p.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks/speed/bench_pretrain.py"), "--device", "cpu", "--workers", "0", "1",
+                    "--batches", "1", "--batch-size", "8", "--json", str(out)], check=True, cwd=REPO, capture_output=True, text=True)
+    rates = json.loads(out.read_text())["per_second"]
+    assert set(rates) == {"render, 0 workers (batches/s)", "render, 1 workers (batches/s)", "tokenize (batches/s)",
+                          "training step, deterministic off (steps/s)", "training step, deterministic on (steps/s)"}
+    assert all(r > 0 for r in rates.values())

@@ -88,3 +88,13 @@ def test_bench_pretrain_times_rendering_tokenizing_and_the_step(tmp_path):
     assert set(rates) == {"render, 0 workers (batches/s)", "render, 1 workers (batches/s)", "tokenize (batches/s)",
                           "training step, deterministic off (steps/s)", "training step, deterministic on (steps/s)"}
     assert all(r > 0 for r in rates.values())
+
+
+def test_neglabel_mining_counts_every_mined_name_by_role(tmp_path):
+    out = tmp_path / "m.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks/analyses/neglabel_mining.py"), "weights/openmoji-tiny.safetensors", "--json", str(out)],
+                   check=True, cwd=REPO, capture_output=True, text=True)
+    (row,) = json.loads(out.read_text())
+    assert sum(row["mined_by_role"].values()) == row["mined"] > 0 and set(row["mined_by_role"]) <= set(row["corpus_by_role"])
+    assert "id" not in row["corpus_by_role"]  # ID names are never candidates
+    assert set(row["ood"]) == {"near", "plant", "place", "texture"} and all(0 <= v["won_by_a_negative"] <= 1 for v in row["ood"].values())

@@ -64,8 +64,8 @@ pretrain: install
 
 # Issue 26's third design: every concept of the OpenMoji vocabulary (resources/openmoji_vocabulary.tsv) captioned
 # from phase 1 on (from scratch), then `make pretrain`'s web and scene runs; each run's manifest says whether it
-# passes the shipping rule (docs/benchmark.md). About 4 hours on 2 CPU cores; on one GPU with 16 cores,
-# PRETRAIN_ARGS="--workers 15", minutes. Writes build/pretrain/vocab-*.safetensors and .json.
+# passes the shipping rule (docs/benchmark.md). About 4 hours on 2 CPU cores; about 23 minutes on an H200 with
+# 16 cores and PRETRAIN_ARGS="--workers 15" (benchmarks/RESULTS.md). Writes build/pretrain/vocab-*.safetensors and .json.
 V := build/pretrain/vocab
 pretrain-vocabulary: install
 	mkdir -p build/pretrain

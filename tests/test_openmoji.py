@@ -77,7 +77,7 @@ def test_pretraining_recipe_on_a_tiny_configuration(tmp_path):
     w = om.build_world(0)
     concepts = w.all_concepts[:40]
     small = om.World(concepts[:20], {s: w.ood[s][:3] for s in om.OOD_SETS}, concepts[20:])
-    pool, styles = om.render_pool(small, 2, 0, 32)
+    pool, styles = pretraining.render_pool(small, 2, 0, 32)
     model, log = backbone.pretrain_on_pool(backbone.STANDIN_MODEL, pool, om.style_captions(small.all_concepts), styles, steps=3, batch_size=16, lr=1e-3, seed=0, device="cpu", log_every=1)
     assert [r["step"] for r in log] == [0, 1, 2] and log[0]["logit_scale"] == pytest.approx(1 / 0.07) and log[-1]["logit_scale"] == pytest.approx(100)
     ids, labels, ood = om.validation_renders(small, 0, 32, id_per_class=2, ood_per_set=6)

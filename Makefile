@@ -54,13 +54,18 @@ grid: install
 # worker processes keeps the GPU fed; on 2 CPU cores training needs the cores itself)
 PRETRAIN_ARGS ?=
 PRETRAIN := $(BIN)/python -m pipeline.pretrain $(PRETRAIN_ARGS)
+# The web run and the four scene runs, from the checkpoint $(1): each run but the last writes $(2)<run>.safetensors,
+# the last takes the options $(3) (none: --out's default, the shipped weights); $(4): options for all five.
+define WEB_AND_SCENES
+	$(PRETRAIN) $(4) --init $(1) --web-steps 5000 --out $(2)web.safetensors
+	$(PRETRAIN) $(4) --init $(2)web.safetensors --web-steps 3000 --web-scene 0.3 --seed 1 --out $(2)scene1.safetensors
+	$(PRETRAIN) $(4) --init $(2)scene1.safetensors --web-steps 3000 --web-scene 0.3 --seed 2 --out $(2)scene2.safetensors
+	$(PRETRAIN) $(4) --init $(2)scene2.safetensors --web-steps 3000 --web-scene 0.3 --scene-sets place,texture,plant --seed 3 --out $(2)scene3.safetensors
+	$(PRETRAIN) $(4) --init $(2)scene3.safetensors --web-steps 3000 --web-scene 0.3 --scene-sets place,texture,plant --seed 4 $(3)
+endef
 pretrain: install
 	mkdir -p build/pretrain
-	$(PRETRAIN) --init weights/openmoji-tiny-phase1.safetensors --web-steps 5000 --out build/pretrain/web.safetensors
-	$(PRETRAIN) --init build/pretrain/web.safetensors --web-steps 3000 --web-scene 0.3 --seed 1 --out build/pretrain/scene1.safetensors
-	$(PRETRAIN) --init build/pretrain/scene1.safetensors --web-steps 3000 --web-scene 0.3 --seed 2 --out build/pretrain/scene2.safetensors
-	$(PRETRAIN) --init build/pretrain/scene2.safetensors --web-steps 3000 --web-scene 0.3 --scene-sets place,texture,plant --seed 3 --out build/pretrain/scene3.safetensors
-	$(PRETRAIN) --init build/pretrain/scene3.safetensors --web-steps 3000 --web-scene 0.3 --scene-sets place,texture,plant --seed 4
+	$(call WEB_AND_SCENES,weights/openmoji-tiny-phase1.safetensors,build/pretrain/,)
 
 # Issue 26's third design: every concept of the OpenMoji vocabulary (resources/openmoji_vocabulary.tsv) captioned
 # from phase 1 on (from scratch), then `make pretrain`'s web and scene runs; each run's manifest says whether it
@@ -70,8 +75,4 @@ V := build/pretrain/vocab
 pretrain-vocabulary: install
 	mkdir -p build/pretrain
 	$(PRETRAIN) --vocabulary --web-steps 0 --out $(V)-phase1.safetensors
-	$(PRETRAIN) --vocabulary --init $(V)-phase1.safetensors --web-steps 5000 --out $(V)-web.safetensors
-	$(PRETRAIN) --vocabulary --init $(V)-web.safetensors --web-steps 3000 --web-scene 0.3 --seed 1 --out $(V)-scene1.safetensors
-	$(PRETRAIN) --vocabulary --init $(V)-scene1.safetensors --web-steps 3000 --web-scene 0.3 --seed 2 --out $(V)-scene2.safetensors
-	$(PRETRAIN) --vocabulary --init $(V)-scene2.safetensors --web-steps 3000 --web-scene 0.3 --scene-sets place,texture,plant --seed 3 --out $(V)-scene3.safetensors
-	$(PRETRAIN) --vocabulary --init $(V)-scene3.safetensors --web-steps 3000 --web-scene 0.3 --scene-sets place,texture,plant --seed 4 --out $(V)-scene4.safetensors
+	$(call WEB_AND_SCENES,$(V)-phase1.safetensors,$(V)-,--out $(V)-scene4.safetensors,--vocabulary)

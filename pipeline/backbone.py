@@ -4,7 +4,10 @@ and write a manifest with their sha256. For generated worlds it also writes the 
 diagnostics (reports/backbone.json) on fresh held-out renders, never on the benchmark's test sets."""
 from safetensors.torch import save_file
 
-from negprompt import NegPromptError, backbone, miniworld, regime
+from negprompt import NegPromptError
+from negprompt.clip import backbone
+from negprompt.benchmarks import miniworld
+from negprompt.standin import regime
 from negprompt.io import atomic_path, write_json
 from negprompt.workspace import BACKBONE, REPORTS, load_params
 from pipeline.common import run

@@ -3,7 +3,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from negprompt import data, openmoji
+from negprompt.benchmarks import tables as data
+from negprompt.benchmarks import openmoji
 from negprompt.io import atomic_path, write_json, write_table
 from negprompt.workspace import BENCHMARK, load_params
 from pipeline.common import run

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from negprompt import NegPromptError
-from negprompt.data import open_vocab_classes, read_classes
+from negprompt.benchmarks.tables import open_vocab_classes, read_classes
 from negprompt.io import read_table
-from negprompt.selection import TEST_LABEL, Criterion
-from negprompt.train import Trained
+from negprompt.methods.selection import TEST_LABEL, Criterion
+from negprompt.methods.train import Trained
 from negprompt.workspace import BENCHMARK, FEATURES, REPORTS, SUBSETS, backbone_manifest
 
 CURVES = REPORTS / "train"

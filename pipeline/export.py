@@ -3,12 +3,12 @@ from pathlib import Path
 
 import torch
 
-from negprompt.data import read_classes
+from negprompt.benchmarks.tables import read_classes
 from negprompt.detector import export_bundle
 from negprompt.io import load_tensors, read_table
 from negprompt.metrics import id_threshold
-from negprompt.prompts import PromptEncoder
-from negprompt.scores import negprompt
+from negprompt.clip.prompts import PromptEncoder
+from negprompt.methods.scores import negprompt
 from negprompt.workspace import BENCHMARK, FEATURES, NEG, SUBSETS, backbone_manifest, load_backbone, load_params
 from pipeline.common import run
 

@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 
 from negprompt import NegPromptError
-from negprompt.backbone import resolve_device
-from negprompt.features import augmented_view, encode_images, patch_shape
+from negprompt.clip.backbone import resolve_device
+from negprompt.clip.features import augmented_view, encode_images, patch_shape
 from negprompt.io import atomic_path, read_json, read_table, write_table
 from negprompt.workspace import BENCHMARK, FEATURES, SUBSETS, load_backbone, load_params
 from pipeline.common import run

@@ -1,8 +1,8 @@
 """Stage `neglabel`: NegLabel's negative labels, mined once per backbone from the corpus (nothing is trained)."""
 import pandas as pd
 
-from negprompt import neglabel
-from negprompt.data import read_classes
+from negprompt.methods import neglabel
+from negprompt.benchmarks.tables import read_classes
 from negprompt.io import atomic_path, save_tensors
 from negprompt.workspace import BENCHMARK, NEGLABEL, load_backbone, load_params
 from pipeline.common import run

@@ -26,7 +26,11 @@ import typer
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from negprompt import NegPromptError, backbone, openmoji, pretraining, regime
+from negprompt import NegPromptError
+from negprompt.clip import backbone
+from negprompt.benchmarks import openmoji
+from negprompt.standin import pretraining
+from negprompt.standin import regime
 from negprompt.io import atomic_path, write_json
 from negprompt.workspace import load_params
 from pipeline.common import stage

@@ -4,8 +4,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from negprompt import narrative, openmoji, protocol, report
-from negprompt.data import WORLDS, read_classes
+from negprompt.report.tables import narrative
+from negprompt.benchmarks import openmoji
+from negprompt.methods import protocol
+from negprompt.report import tables as report
+from negprompt.benchmarks.tables import WORLDS, read_classes
 from negprompt.io import atomic_path, load_tensors, read_json, read_table, write_json
 from negprompt.workspace import BENCHMARK, FEATURES, NEGLABEL, REPORTS, SCORES, backbone_manifest, load_backbone, load_params
 from pipeline.common import run
@@ -79,7 +82,7 @@ def protocol_runs(params, sets: list[str]) -> dict:
 
 
 def protocol_part(params, sets: list[str], agg: dict) -> str:
-    """The Protocol section (negprompt.protocol); records its summary in `agg` for metrics.json."""
+    """The Protocol section (negprompt.methods.protocol); records its summary in `agg` for metrics.json."""
     stages = protocol_runs(params, sets)
     agg["protocol"] = protocol.summary(stages, sets)
     paper = report.PAPER.get(params.data.benchmark, {}).get("average", {}).get("negprompt")
@@ -92,7 +95,7 @@ def text_space_part(params, tables, text: dict) -> str:
     import pandas as pd
     import torch
 
-    from negprompt.prompts import encode_texts
+    from negprompt.clip.prompts import encode_texts
 
     if params.data.benchmark == "openmoji":  # every concept the stand-in's world names, pretraining-only ones included
         names, source = [n for _, n, _ in openmoji.read_vocabulary()], "the OpenMoji vocabulary"

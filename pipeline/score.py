@@ -3,11 +3,12 @@ import pandas as pd
 import torch
 import typer
 
-from negprompt import NegPromptError, neglabel
-from negprompt.data import read_classes
+from negprompt import NegPromptError
+from negprompt.methods import neglabel
+from negprompt.benchmarks.tables import read_classes
 from negprompt.io import load_tensors, read_table, save_tensors, write_table
-from negprompt.prompts import PromptEncoder, encode_texts
-from negprompt.scores import local_scores, score_images
+from negprompt.clip.prompts import PromptEncoder, encode_texts
+from negprompt.methods.scores import local_scores, score_images
 from negprompt.workspace import BENCHMARK, FEATURES, NEG, NEGLABEL, POS, SCORES, backbone_manifest, load_backbone, load_params, local_features
 from pipeline.common import run
 

@@ -2,7 +2,7 @@
 open-vocabulary class list (first 10% of ID classes)."""
 import pandas as pd
 
-from negprompt import data
+from negprompt.benchmarks import tables as data
 from negprompt.io import atomic_path, read_table, write_table
 from negprompt.workspace import BENCHMARK, SUBSETS, load_params
 from pipeline.common import run

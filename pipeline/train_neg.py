@@ -2,7 +2,7 @@
 
 After every epoch NegPrompt is evaluated (pipeline/epochs.py): the stage-2 loss on the held-out ID
 images (calib split) and, per OOD set, the test AUROC / FPR95 of its score (Eq. 3); `neg.select`
-keeps the epoch that is best on one of those curves (negprompt.selection).
+keeps the epoch that is best on one of those curves (negprompt.methods.selection).
 """
 import time
 
@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 import typer
 
-from negprompt.data import read_classes
+from negprompt.benchmarks.tables import read_classes
 from negprompt.io import load_tensors, save_tensors
-from negprompt.prompts import PromptEncoder, TextTower, init_context, init_negative_context
-from negprompt.scores import negprompt
-from negprompt.selection import criterion, ood_figures, resolve_select_set
-from negprompt.train import stage2_loss, train_negative
+from negprompt.clip.prompts import PromptEncoder, TextTower, init_context, init_negative_context
+from negprompt.methods.scores import negprompt
+from negprompt.methods.selection import criterion, ood_figures, resolve_select_set
+from negprompt.methods.train import stage2_loss, train_negative
 from pipeline import epochs
 from negprompt.workspace import BENCHMARK, NEG, POS, REPORTS, fewshot_features, load_backbone, load_params, write_curve
 from pipeline.common import run

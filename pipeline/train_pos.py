@@ -3,7 +3,7 @@ With features.local it also trains the LoCoOp baseline (same init and optimiser,
 
 After every epoch CoOp is evaluated (pipeline/epochs.py): accuracy on the held-out ID images
 (calib split), test ID accuracy and, per OOD set, the AUROC / FPR95 of its MCM score; `pos.select`
-keeps the epoch that is best on one of those curves (negprompt.selection). LoCoOp, a baseline
+keeps the epoch that is best on one of those curves (negprompt.methods.selection). LoCoOp, a baseline
 run as its paper does, keeps its last epoch.
 """
 import time
@@ -11,12 +11,12 @@ import time
 import torch
 import typer
 
-from negprompt.data import read_classes
+from negprompt.benchmarks.tables import read_classes
 from negprompt.io import save_tensors
-from negprompt.prompts import PromptEncoder, TextTower, init_context
-from negprompt.scores import mcm
-from negprompt.selection import accuracy, criterion, ood_figures
-from negprompt.train import train_positive
+from negprompt.clip.prompts import PromptEncoder, TextTower, init_context
+from negprompt.methods.scores import mcm
+from negprompt.methods.selection import accuracy, criterion, ood_figures
+from negprompt.methods.train import train_positive
 from pipeline import epochs
 from negprompt.workspace import BENCHMARK, POS, REPORTS, fewshot_features, load_backbone, load_params, write_curve
 from pipeline.common import run

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from negprompt.backbone import TINY_MODEL, sha256
+from negprompt.clip.backbone import TINY_MODEL, sha256
 from negprompt.io import write_json, write_table
 from tests.helpers import stage, write_params
 

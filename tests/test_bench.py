@@ -55,7 +55,7 @@ def test_negatives_decomposition_brackets_negprompt_between_coop_and_a_constant(
     import torch
     import torch.nn.functional as F
 
-    from negprompt.scores import decomposed_scores, extended_mcm, mcm
+    from negprompt.methods.scores import decomposed_scores, extended_mcm, mcm
 
     g = torch.Generator().manual_seed(0)
     img, pos, neg = (F.normalize(torch.randn(*s, generator=g), dim=-1) for s in ((30, 16), (5, 16), (5, 2, 16)))

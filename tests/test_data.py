@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from negprompt import NegPromptError
-from negprompt.data import class_folders, open_vocab_classes, read_miniworld, sample_fewshot
+from negprompt.benchmarks.tables import class_folders, open_vocab_classes, read_miniworld, sample_fewshot
 
 
 def _pool(k=5, n=20):

@@ -9,8 +9,8 @@ from PIL import Image
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from negprompt import miniworld as mw
-from negprompt.backbone import TINY_MODEL, sha256
+from negprompt.benchmarks import miniworld as mw
+from negprompt.clip.backbone import TINY_MODEL, sha256
 from negprompt.cli import app
 from negprompt.detector import export_bundle
 

@@ -5,7 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from negprompt import losses, metrics, regime, scores
+from negprompt import metrics
+from negprompt.methods import losses
+from negprompt.standin import regime
+from negprompt.methods import scores
 
 
 def _unit(*shape, seed=0):

@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from negprompt import miniworld as mw
-from negprompt.data import read_miniworld, write_miniworld
+from negprompt.benchmarks import miniworld as mw
+from negprompt.benchmarks.tables import read_miniworld, write_miniworld
 
 
 def test_world_splits_are_graded_and_disjoint():

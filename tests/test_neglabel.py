@@ -5,7 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from negprompt import NegPromptError, neglabel, openmoji
+from negprompt import NegPromptError
+from negprompt.methods import neglabel
+from negprompt.benchmarks import openmoji
 
 
 def test_score_one_group_is_the_papers_equation():
@@ -120,7 +122,7 @@ def test_openmoji_vocabulary_is_the_fonts_concepts():
 
 
 def build_matches_shipped(rows) -> bool:
-    """The shipped table is what `python -m negprompt.openmoji` makes from the pinned packages."""
+    """The shipped table is what `python -m negprompt.benchmarks.openmoji` makes from the pinned packages."""
     return openmoji.build_vocabulary() == rows
 
 

@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from negprompt import NegPromptError, backbone, openmoji as om, pretraining, regime
-from negprompt.data import read_world, write_world
+from negprompt import NegPromptError
+from negprompt.clip import backbone
+from negprompt.benchmarks import openmoji as om
+from negprompt.standin import pretraining
+from negprompt.standin import regime
+from negprompt.benchmarks.tables import read_world, write_world
 from tests.helpers import REPO, one_line_error, stage, write_params
 
 

@@ -2,8 +2,8 @@ import open_clip
 import pytest
 import torch
 
-from negprompt.prompts import PromptEncoder, TextTower, init_context
-from negprompt.train import stage2_loss
+from negprompt.clip.prompts import PromptEncoder, TextTower, init_context
+from negprompt.methods.train import stage2_loss
 
 NAMES = ["crimson star", "teal ring", "great white shark", "x"]
 
@@ -84,7 +84,7 @@ def test_chunked_encoding_gives_the_same_features_and_gradients(tiny_clip):
 
 def test_patch_features_match_the_pooled_feature_and_resnets_are_refused(tiny_clip):
     from negprompt import NegPromptError
-    from negprompt.features import encode_with_patches
+    from negprompt.clip.features import encode_with_patches
 
     model, _ = tiny_clip
     images = torch.randn(3, 3, 32, 32)
@@ -138,7 +138,7 @@ def test_unknown_stage2_loss_is_an_error_naming_the_parameter():
 
 def test_negative_init_official_is_the_positive_context_within_1e5():
     from negprompt import NegPromptError
-    from negprompt.prompts import init_negative_context
+    from negprompt.clip.prompts import init_negative_context
 
     pos = torch.randn(4, 16, generator=torch.Generator().manual_seed(1))
     neg = init_negative_context(pos, 3, "positive", torch.Generator().manual_seed(0))

@@ -1,8 +1,8 @@
-"""The report's Protocol section from per-epoch curves (negprompt.protocol)."""
+"""The report's Protocol section from per-epoch curves (negprompt.methods.protocol)."""
 import pandas as pd
 
-from negprompt import protocol
-from negprompt.selection import TEST_LABEL
+from negprompt.methods import protocol
+from negprompt.methods.selection import TEST_LABEL
 
 SETS = ["near", "texture"]
 

@@ -1,7 +1,7 @@
 """The report says in words when a baseline beats NegPrompt, and why when the backbone explains it."""
 import pytest
 
-from negprompt.narrative import ranking_note
+from negprompt.report.narrative import ranking_note
 
 
 def test_ranking_note_names_the_methods_that_beat_negprompt_and_the_backbone_cause():
@@ -16,7 +16,7 @@ def test_ranking_note_names_the_methods_that_beat_negprompt_and_the_backbone_cau
 def test_similarity_summary_has_one_row_per_set_in_table_order():
     import pandas as pd
 
-    from negprompt.report import similarity_summary
+    from negprompt.report.tables import similarity_summary
 
     t = pd.DataFrame({"set": ["id", "id", "plant", "texture"], "pos_sim_max": [0.5, 0.7, 0.4, 0.3], "neg_sim_max": 0.0,
                       "neg_init_sim_mean": 0.4, "neg_sim_mean": [-0.2, 0.0, -0.3, 0.1]})
@@ -28,7 +28,7 @@ def test_similarity_summary_has_one_row_per_set_in_table_order():
 def test_negatives_note_gives_each_sets_gain_over_coop_and_its_cosine_to_the_negatives():
     import pandas as pd
 
-    from negprompt.narrative import negatives_note
+    from negprompt.report.narrative import negatives_note
 
     agg = {"average": {"coop": {}, "negprompt": {}},
            "ood": {"plant": {"coop": {"auroc": 70.0}, "negprompt": {"auroc": 54.0}}, "texture": {"coop": {"auroc": 55.0}, "negprompt": {"auroc": 83.0}}}}
@@ -43,7 +43,7 @@ def test_text_space_rows_and_fig3_check():
     import torch
     import torch.nn.functional as F
 
-    from negprompt import report
+    from negprompt.report import tables as report
 
     names = ["cat", "dog", "moon"]
     name_feats = F.normalize(torch.eye(4)[:3], dim=1)

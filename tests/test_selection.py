@@ -1,13 +1,13 @@
-"""Checkpoint selection and the learning-rate schedules of the training loops (negprompt.selection, train)."""
+"""Checkpoint selection and the learning-rate schedules of the training loops (negprompt.methods.selection, train)."""
 import numpy as np
 import pytest
 import torch
 
 from negprompt import NegPromptError
 from negprompt.config import NegParams, PosParams
-from negprompt.prompts import PromptEncoder
-from negprompt.selection import Criterion, criterion, ood_figures, resolve_select_set, select_epoch
-from negprompt.train import OFFICIAL_T_MAX, train_negative, train_positive
+from negprompt.clip.prompts import PromptEncoder
+from negprompt.methods.selection import Criterion, criterion, ood_figures, resolve_select_set, select_epoch
+from negprompt.methods.train import OFFICIAL_T_MAX, train_negative, train_positive
 
 NAMES = ["red star", "blue ring", "gold heart"]
 

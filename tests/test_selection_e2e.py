@@ -9,7 +9,7 @@ import yaml
 
 from negprompt.config import validate
 from negprompt.io import load_tensors
-from negprompt.selection import TEST_LABEL
+from negprompt.methods.selection import TEST_LABEL
 from tests.helpers import REPO, TINY, dvc, make_repo, tiny_params
 from tests.helpers import one_line_error, stage, write_params
 

@@ -20,8 +20,9 @@ import json
 import numpy as np
 import torch
 
-from negprompt import metrics, scores
-from negprompt.scores import decomposed_scores
+from negprompt import metrics
+from negprompt.methods import scores
+from negprompt.methods.scores import decomposed_scores
 from negprompt.io import load_tensors, read_table
 from negprompt.workspace import FEATURES, SCORES, fewshot_features, load_params
 

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import open_clip
 
-from negprompt import backbone, neglabel, openmoji, regime
+from negprompt.clip import backbone
+from negprompt.methods import neglabel
+from negprompt.benchmarks import openmoji
+from negprompt.standin import regime
 from negprompt.workspace import load_params
 
 

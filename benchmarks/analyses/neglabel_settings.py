@@ -16,7 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from negprompt import backbone, openmoji, regime
+from negprompt.clip import backbone
+from negprompt.benchmarks import openmoji
+from negprompt.standin import regime
 from negprompt.config import validate
 
 

@@ -14,7 +14,10 @@ import json
 import numpy as np
 import open_clip
 
-from negprompt import backbone, metrics, openmoji, regime
+from negprompt import metrics
+from negprompt.clip import backbone
+from negprompt.benchmarks import openmoji
+from negprompt.standin import regime
 
 
 def mixed(scores: dict, shares) -> dict:

@@ -21,11 +21,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-import negprompt.backbone  # noqa: F401  (registers the mini-world model config)
+import negprompt.clip.backbone  # noqa: F401  (registers the mini-world model config)
 from bench_step import FullLengthPrompts, median_seconds
-from negprompt.data import imagenet_classes
-from negprompt.features import ImageFiles, _collate, encode_images
-from negprompt.prompts import PromptEncoder, TextTower, init_context
+from negprompt.benchmarks.tables import imagenet_classes
+from negprompt.clip.features import ImageFiles, _collate, encode_images
+from negprompt.clip.prompts import PromptEncoder, TextTower, init_context
 
 
 def rate(fn, n: int, device, repeats: int = 3) -> float:

@@ -19,8 +19,10 @@ import numpy as np
 import open_clip
 import torch
 
-from negprompt import backbone, openmoji, pretraining
-from negprompt.prompts import TextTower
+from negprompt.clip import backbone
+from negprompt.benchmarks import openmoji
+from negprompt.standin import pretraining
+from negprompt.clip.prompts import TextTower
 
 
 def per_second(fn, n: int, sync=lambda: None) -> float:

@@ -35,10 +35,10 @@ import psutil
 import torch
 import torch.nn.functional as F
 
-import negprompt.backbone  # noqa: F401  (registers the mini-world model config)
-from negprompt.data import imagenet_classes
-from negprompt.prompts import PromptEncoder, TextTower, init_context
-from negprompt.train import stage2_loss
+import negprompt.clip.backbone  # noqa: F401  (registers the mini-world model config)
+from negprompt.benchmarks.tables import imagenet_classes
+from negprompt.clip.prompts import PromptEncoder, TextTower, init_context
+from negprompt.methods.train import stage2_loss
 
 
 def _sync(device):

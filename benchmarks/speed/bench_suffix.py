@@ -29,10 +29,10 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-import negprompt.backbone  # noqa: F401  (registers the stand-in model configs)
-from negprompt.data import imagenet_classes
-from negprompt import prompts
-from negprompt.prompts import PromptEncoder, TextTower, _finish_block, _heads, _merge_heads, _qkv, init_context
+import negprompt.clip.backbone  # noqa: F401  (registers the stand-in model configs)
+from negprompt.benchmarks.tables import imagenet_classes
+from negprompt.clip import prompts
+from negprompt.clip.prompts import PromptEncoder, TextTower, _finish_block, _heads, _merge_heads, _qkv, init_context
 
 
 def flash_attention(q, k, v, **mask):

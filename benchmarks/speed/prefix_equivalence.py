@@ -19,11 +19,11 @@ import time
 import torch
 
 from negprompt import metrics
-from negprompt.data import read_classes
+from negprompt.benchmarks.tables import read_classes
 from negprompt.io import load_tensors, read_table
-from negprompt.prompts import PromptEncoder, encode_texts
-from negprompt.scores import score_images
-from negprompt.train import train_negative
+from negprompt.clip.prompts import PromptEncoder, encode_texts
+from negprompt.methods.scores import score_images
+from negprompt.methods.train import train_negative
 from negprompt.workspace import BENCHMARK, FEATURES, NEG, POS, fewshot_features, load_backbone, load_params
 
 

@@ -36,7 +36,7 @@ def detect(
     strict: bool = typer.Option(False, help="exit non-zero if any file could not be read as an image"),
 ):
     """Score images: predicted ID class, ID score, OOD flag, top negative-prompt similarity."""
-    from negprompt.backbone import resolve_device
+    from negprompt.clip.backbone import resolve_device
     from negprompt.detector import Detector, find_images
     from negprompt.io import atomic_path
 

@@ -77,7 +77,7 @@ class OptimParams(Section):
     device: str = "auto"
     amp: bool = False  # mixed precision (fp16 + loss scaling on CUDA, bf16 on CPU); contexts stay float32
     chunk: int = Field(0, ge=0)  # >0: encode at most this many prompts at once, recomputed in backward (memory)
-    # which epoch's context is kept (negprompt.selection): the last; the best on held-out ID images
+    # which epoch's context is kept (negprompt.methods.selection): the last; the best on held-out ID images
     # (the subset's calib split); or, as the official code does, the best on test data (labelled so)
     select: Literal["last", "id_val", "test"] = "last"
     # cosine: one cosine decay over all steps; official: CosineAnnealingLR(T_max=50) stepped after

@@ -16,12 +16,12 @@ import pandas as pd
 import torch
 
 from negprompt import NegPromptError
-from negprompt.backbone import load_backbone, resolve_weights, sha256
-from negprompt.data import IMAGE_EXTENSIONS
-from negprompt.features import encode_images
+from negprompt.clip.backbone import load_backbone, resolve_weights, sha256
+from negprompt.benchmarks.tables import IMAGE_EXTENSIONS
+from negprompt.clip.features import encode_images
 from negprompt.io import atomic_path, load_tensors, read_json, save_tensors, write_json
-from negprompt.prompts import PromptEncoder
-from negprompt.scores import negprompt
+from negprompt.clip.prompts import PromptEncoder
+from negprompt.methods.scores import negprompt
 
 FORMAT = "negprompt-detector/1"
 

@@ -39,7 +39,7 @@ def backbone_manifest() -> dict:
 
 
 def load_backbone(device: str = "auto"):
-    from negprompt.backbone import load_backbone as load, resolve_device
+    from negprompt.clip.backbone import load_backbone as load, resolve_device
 
     m = backbone_manifest()
     return load(m["model"], m["checkpoint"], resolve_device(device), m["weights_sha256"])
@@ -51,7 +51,7 @@ def fewshot_features(seed: int, open_vocab: bool, fraction: float, local: bool =
     first `fraction` of classes only."""
     import numpy as np
 
-    from negprompt.data import open_vocab_classes, read_classes
+    from negprompt.benchmarks.tables import open_vocab_classes, read_classes
     from negprompt.io import read_table
 
     classes = read_classes(BENCHMARK / "classes.tsv")

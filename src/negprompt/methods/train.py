@@ -10,7 +10,7 @@ Both loops call `on_epoch(epoch, state, record)` after every epoch with a CPU co
 contexts (`state`) and the epoch's training figures (`record`: train/loss, train/lr, and
 train/acc in stage 1); what it returns (e.g. held-out or test figures) joins the record. The loops
 return the per-epoch records and the kept contexts: the last epoch's, or with a `criterion`
-(`negprompt.selection`) the arg-max (arg-min) epoch of that column of the records.
+(`negprompt.methods.selection`) the arg-max (arg-min) epoch of that column of the records.
 """
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from negprompt import NegPromptError, losses
+from negprompt import NegPromptError
+from negprompt.methods import losses
 from negprompt.config import NegParams, OptimParams
-from negprompt.prompts import PromptEncoder
-from negprompt.selection import Criterion, select_epoch
+from negprompt.clip.prompts import PromptEncoder
+from negprompt.methods.selection import Criterion, select_epoch
 
 OFFICIAL_T_MAX = 50  # osr_nega_prompt.py L269-270: CosineAnnealingLR(optimizer, 50)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from negprompt import metrics, scores
+from negprompt import metrics
+from negprompt.methods import scores
 
 
 def _mean_std(x: np.ndarray) -> list[float]:
@@ -71,7 +72,7 @@ def summary_line(d: dict) -> str:
 
 def image_features(model, image_sets: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """{set: L2-normalised image features} of uint8 image sets."""
-    from negprompt.backbone import encode_images
+    from negprompt.clip.backbone import encode_images
 
     model = model.eval()
     return {name: encode_images(model, imgs) for name, imgs in image_sets.items()}
@@ -80,7 +81,7 @@ def image_features(model, image_sets: dict[str, np.ndarray]) -> dict[str, torch.
 def cosines(model, tokenizer, classnames: list[str], image_sets: dict[str, np.ndarray], template: str = "a photo of a {}.",
             feats: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
     """{set: cosines [N, k]} of uint8 image sets (or their `feats`, already encoded) to `template` prompts of `classnames`."""
-    from negprompt.prompts import encode_texts
+    from negprompt.clip.prompts import encode_texts
 
     feats = feats or image_features(model, image_sets)
     text = encode_texts(model.eval(), tokenizer, [template.format(c) for c in classnames]).cpu()
@@ -100,7 +101,8 @@ def diagnose_model(model, tokenizer, classnames: list[str], ids: np.ndarray, lab
 
 def world_renders(benchmark: str, seed: int, size: int, font: str = ""):
     """A generated world's ID names and its fresh held-out renders: (names, ID images, labels, {OOD set: images})."""
-    from negprompt import miniworld, openmoji
+    from negprompt.benchmarks import miniworld
+    from negprompt.benchmarks import openmoji
 
     if benchmark == "openmoji":
         world = openmoji.build_world(seed)
@@ -117,7 +119,7 @@ def world_diagnostics(model, model_name: str, benchmark: str, seed: int, size: i
     here on the world's ID names."""
     import open_clip
 
-    from negprompt import neglabel
+    from negprompt.methods import neglabel
 
     names, ids, labels, ood = renders or world_renders(benchmark, seed, size, font)
     tokenizer = open_clip.get_tokenizer(model_name)

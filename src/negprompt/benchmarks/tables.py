@@ -18,8 +18,8 @@ import pandas as pd
 from PIL import Image
 
 from negprompt import NegPromptError
-from negprompt import miniworld as mw
-from negprompt import openmoji as om
+from negprompt.benchmarks import miniworld as mw
+from negprompt.benchmarks import openmoji as om
 
 WORLDS = {"miniworld": mw, "openmoji": om}  # generated benchmarks: module with build_world, render, OOD_SETS
 

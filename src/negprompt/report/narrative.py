@@ -2,7 +2,8 @@
 functions of their inputs (the report stage reads the files and writes the result)."""
 from __future__ import annotations
 
-from negprompt import protocol, report
+from negprompt.methods import protocol
+from negprompt.report import tables as report
 
 
 def paper_section(benchmark: str, agg: dict, open_vocab: bool) -> str:

@@ -2,7 +2,7 @@
 per-epoch curves of one run, beside the last epoch.
 
 For CoOp (stage 1) and NegPrompt (stage 2), per OOD set and on average (mean over sets, then
-over seeds), the figures of the epoch each rule picks (`negprompt.selection`): `last`, `id_val`
+over seeds), the figures of the epoch each rule picks (`negprompt.methods.selection`): `last`, `id_val`
 (when held-out ID images were logged) and `test`, the official code's choice; the difference
 `test − last` is that selection's optimism. The curves of stage 2 start from the context stage 1
 kept, so NegPrompt's rules are compared for the run's own `pos.select`.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from negprompt.selection import TEST_LABEL, criterion, select_epoch
+from negprompt.methods.selection import TEST_LABEL, criterion, select_epoch
 
 RULES = ("last", "id_val", "test")
 METHODS = {"pos": "CoOp", "neg": "NegPrompt"}

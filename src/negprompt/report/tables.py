@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from negprompt import metrics  # noqa: E402
-from negprompt.scores import METHODS, PREDICTIONS  # noqa: E402
+from negprompt.methods.scores import METHODS, PREDICTIONS  # noqa: E402
 
 LABELS = {"mcm": "MCM", "msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "neglabel": "NegLabel", "glmcm": "GL-MCM", "coop": "CoOp",
           "locoop": "LoCoOp", "negprompt": "NegPrompt"}

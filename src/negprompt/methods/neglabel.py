@@ -168,7 +168,7 @@ def mine_corpus(model, tokenizer, id_names: list[str], corpus: Corpus, num_label
     """Encode the ID labels and every candidate (nouns in `template`, adjectives in `adj_template`) and
     mine each part separately, as the official code does: M = mine_count(|corpus|) spread over the
     parts by their size."""
-    from negprompt.prompts import encode_texts
+    from negprompt.clip.prompts import encode_texts
 
     with torch.no_grad():
         id_feats = encode_texts(model, tokenizer, [template.format(n) for n in id_names]).cpu()
@@ -206,11 +206,11 @@ def benchmark_corpus(benchmark: str, id_names: list[str], corpus: str = "", word
     if corpus:
         parts, source = {"noun": read_word_list(corpus)}, corpus
     elif benchmark == "openmoji":
-        from negprompt import openmoji
+        from negprompt.benchmarks import openmoji
 
         parts, source = {"noun": [name for _, name, _ in openmoji.read_vocabulary()]}, "the OpenMoji vocabulary"
     elif benchmark == "miniworld":
-        from negprompt import miniworld
+        from negprompt.benchmarks import miniworld
 
         parts, source = {"noun": [c.name for c in miniworld.build_world(seed).all_concepts]}, "the mini-world's concepts"
     else:

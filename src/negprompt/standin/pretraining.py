@@ -8,7 +8,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from negprompt import NegPromptError
-from negprompt.openmoji import STYLE_NAMES, STYLE_P, Concept, World, render, web_batch
+from negprompt.benchmarks.openmoji import STYLE_NAMES, STYLE_P, Concept, World, render, web_batch
 
 
 def check_vocabulary_share(share: float) -> None:

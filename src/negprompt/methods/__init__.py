@@ -1,0 +1,2 @@
+"""The OOD methods: the zero-shot scores (MCM & co.), NegPrompt's losses and its two training loops,
+checkpoint selection and the official protocol, NegLabel. Each works on cached features and the text tower."""

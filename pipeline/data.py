@@ -3,8 +3,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from negprompt.benchmarks import tables as data
-from negprompt.benchmarks import openmoji
+from negprompt import NegPromptError
+from negprompt.benchmarks import imagenet, openmoji_render, worlds
+from negprompt.benchmarks.tables import GENERATED
 from negprompt.io import atomic_path, write_json, write_table
 from negprompt.workspace import BENCHMARK, load_params
 from pipeline.common import run
@@ -13,19 +14,19 @@ from pipeline.common import run
 def main():
     p = load_params().data
     with atomic_path(BENCHMARK, directory=True) as out:
-        if p.benchmark in data.WORLDS:
+        if p.benchmark in GENERATED:
             render = None
             if p.benchmark == "openmoji":
-                font = str(openmoji.load_font(p.font or str(openmoji.default_font())).path)  # fails here, before any image
-                render = lambda world, c, rng, size: openmoji.render(c, rng, size, others=world.all_concepts, font=font)  # noqa: E731
-            data.write_world(out / "images", p.benchmark, p.seed, p.train_per_class, p.test_per_class, p.ood_per_set, p.image_size,
+                font = str(openmoji_render.load_font(p.font or str(openmoji_render.default_font())).path)  # fails here, before any image
+                render = lambda world, c, rng, size: openmoji_render.render(c, rng, size, others=world.all_concepts, font=font)  # noqa: E731
+            worlds.write_world(out / "images", p.benchmark, p.seed, p.train_per_class, p.test_per_class, p.ood_per_set, p.image_size,
                              render=render, progress=lambda jobs: tqdm(jobs, desc=f"render {p.benchmark}", unit="concept"))
-            bench = data.read_world(out / "images", p.benchmark)
+            bench = worlds.read_world(out / "images", p.benchmark)
             bench.root = BENCHMARK / "images"
         else:
             if not p.root:
-                raise data.NegPromptError(f"data.root is empty: {p.benchmark} needs the directory holding train/ and val/")
-            bench = data.read_benchmark(p.benchmark, Path(p.root).expanduser().resolve(), p.hard_split)
+                raise NegPromptError(f"data.root is empty: {p.benchmark} needs the directory holding train/ and val/")
+            bench = imagenet.read_imagenet(Path(p.root).expanduser().resolve(), p.benchmark, p.hard_split)
         bench.classes.to_csv(out / "classes.tsv", sep="\t", index=False)
         write_table(bench.pool, out / "pool.parquet")
         write_table(bench.test, out / "test.parquet")

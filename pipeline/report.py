@@ -4,13 +4,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from negprompt.report.tables import narrative
-from negprompt.benchmarks import openmoji
+from negprompt.report import narrative
+from negprompt.benchmarks import openmoji, openmoji_render
 from negprompt.methods import protocol
 from negprompt.report import tables as report
-from negprompt.benchmarks.tables import WORLDS, read_classes
+from negprompt.benchmarks.tables import GENERATED, read_classes
 from negprompt.io import atomic_path, load_tensors, read_json, read_table, write_json
-from negprompt.workspace import BENCHMARK, FEATURES, NEGLABEL, REPORTS, SCORES, backbone_manifest, load_backbone, load_params
+from negprompt.workspace import (BENCHMARK, NEGLABEL, REPORTS, SCORES, backbone_manifest, load_backbone, load_params,
+                                 read_features)
 from pipeline.common import run
 
 FIGURES = REPORTS / "figures"
@@ -20,7 +21,7 @@ def role_sheets(params) -> str:
     """One test image per concept of each role (ID and every OOD set) and, on OpenMoji, a sample of the
     vocabulary, for review by eye."""
     benchmark = params.data.benchmark
-    if benchmark not in WORLDS:
+    if benchmark not in GENERATED:
         return ""
     test = read_table(BENCHMARK / "test.parquet")[0]
     test = test.assign(concept=test.path.map(lambda p: Path(p).parent.name)).drop_duplicates("concept")
@@ -31,7 +32,7 @@ def role_sheets(params) -> str:
         lines.append(f"**{name}** ({len(group)} concepts)\n\n![{name}](figures/contact_{name}.png)\n")
     credit = ""
     if benchmark == "openmoji":
-        images, names = openmoji.vocabulary_sample(size=params.data.image_size, font=params.data.font or None)
+        images, names = openmoji_render.vocabulary_sample(size=params.data.image_size, font=params.data.font or None)
         report.contact_sheet(images, names, FIGURES / "contact_vocabulary.png")
         trained = openmoji.trained_on_vocabulary(Path(backbone_manifest()["checkpoint"]).with_suffix(".json"))
         pretrained = "captioned in the stand-in's pretraining" if trained else "not in the stand-in's pretraining"
@@ -138,7 +139,7 @@ def main():
     report.plot_histograms(tables, FIGURES / "score_histograms.png")
     report.plot_similarity(tables, FIGURES / "similarity.png")
     text = load_tensors(SCORES / f"seed{seeds[0]}.text.safetensors")[0]
-    test, img, _ = read_table(FEATURES / "test.parquet")
+    test, img = read_features("test")
     pick = np.random.default_rng(0).choice(len(test), size=min(params.report.tsne_images, len(test)), replace=False)
     report.plot_tsne(text["pos"].numpy(), text["neg"].numpy(), img[pick], test.set.to_numpy()[pick], FIGURES / "tsne.png")
 

@@ -4,7 +4,8 @@ import pytest
 from PIL import Image
 
 from negprompt import NegPromptError
-from negprompt.benchmarks.tables import class_folders, open_vocab_classes, read_miniworld, sample_fewshot
+from negprompt.benchmarks.tables import class_folders, open_vocab_classes, sample_fewshot
+from negprompt.benchmarks.worlds import read_world
 
 
 def _pool(k=5, n=20):
@@ -45,4 +46,4 @@ def test_empty_class_folder_and_missing_root(tmp_path):
     with pytest.raises(NegPromptError, match="train class 'b' folder has no images"):
         class_folders(tmp_path / "train", ["a", "b"], tmp_path, "train")
     with pytest.raises(NegPromptError, match="does not exist"):
-        read_miniworld(tmp_path / "nope")
+        read_world(tmp_path / "nope", "miniworld")

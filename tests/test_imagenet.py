@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from negprompt import NegPromptError
 from negprompt.clip.backbone import TINY_MODEL
-from negprompt.benchmarks.tables import CONVENTIONAL_OOD, hard_splits, imagenet_classes, read_imagenet
+from negprompt.benchmarks.imagenet import CONVENTIONAL_OOD, hard_splits, imagenet_classes, read_imagenet
 from tests.helpers import TINY, dvc, make_repo, tiny_params
 
 

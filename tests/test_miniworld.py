@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 
 from negprompt.benchmarks import miniworld as mw
-from negprompt.benchmarks.tables import read_miniworld, write_miniworld
+from negprompt.benchmarks.worlds import read_world, write_world
 
 
 def test_world_splits_are_graded_and_disjoint():
@@ -35,17 +35,17 @@ def test_render_is_deterministic_and_varies():
 
 
 def test_write_miniworld_layout(tmp_path):
-    write_miniworld(tmp_path, seed=0, train_per_class=2, test_per_class=1, ood_per_set=1, size=16)
+    write_world(tmp_path, "miniworld", seed=0, train_per_class=2, test_per_class=1, ood_per_set=1, size=16)
     classes = pd.read_csv(tmp_path / "classes.tsv", sep="\t")
     assert list(classes.columns) == ["class_id", "name"] and len(classes) == 72
     assert classes.name.iloc[0] == mw.build_world(0).id_classes[0].name
     assert len(list((tmp_path / "train" / classes.class_id.iloc[0]).glob("*.png"))) == 2
-    bench = read_miniworld(tmp_path)
+    bench = read_world(tmp_path, "miniworld")
     assert len(bench.pool) == 144 and (bench.test.set == "id").sum() == 72
     assert bench.ood_sets == ["near", "far", "empty"]
     assert (bench.test.label[bench.test.set != "id"] == -1).all()
     # same seed, same bytes
     other = tmp_path.parent / "again"
-    write_miniworld(other, seed=0, train_per_class=2, test_per_class=1, ood_per_set=1, size=16)
+    write_world(other, "miniworld", seed=0, train_per_class=2, test_per_class=1, ood_per_set=1, size=16)
     f = bench.pool.path.iloc[5]
     assert (tmp_path / f).read_bytes() == (other / f).read_bytes()

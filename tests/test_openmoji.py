@@ -9,9 +9,11 @@ import torch
 from negprompt import NegPromptError
 from negprompt.clip import backbone
 from negprompt.benchmarks import openmoji as om
-from negprompt.standin import pretraining
+from negprompt.benchmarks import openmoji_render as omr
+from negprompt.standin import captions as cap
+from negprompt.standin import contrastive, pretraining
 from negprompt.standin import regime
-from negprompt.benchmarks.tables import read_world, write_world
+from negprompt.benchmarks.worlds import read_world, write_world
 from tests.helpers import REPO, one_line_error, stage, write_params
 
 
@@ -41,29 +43,29 @@ def test_name_collision_and_bad_role_are_errors(tmp_path):
 
 def test_font_errors_name_the_file(tmp_path):
     with pytest.raises(NegPromptError, match="nope.ttf"):
-        om.load_font(str(tmp_path / "nope.ttf"))
+        omr.load_font(str(tmp_path / "nope.ttf"))
     bad = tmp_path / "bad.ttf"
     bad.write_bytes(b"not a font")
     with pytest.raises(NegPromptError, match="bad.ttf: not a readable OpenMoji font"):
-        om.load_font(str(bad))
+        omr.load_font(str(bad))
 
 
 def test_render_is_a_pure_function_of_the_seed_for_every_style():
     w = om.build_world(0)
     for style in om.STYLE_NAMES:
-        a = om.render(w.id_classes[0], np.random.default_rng(1), 32, style, others=w.all_concepts)
-        b = om.render(w.id_classes[0], np.random.default_rng(1), 32, style, others=w.all_concepts)
+        a = omr.render(w.id_classes[0], np.random.default_rng(1), 32, style, others=w.all_concepts)
+        b = omr.render(w.id_classes[0], np.random.default_rng(1), 32, style, others=w.all_concepts)
         assert a.shape == (32, 32, 3) and a.dtype == np.uint8 and (a == b).all() and a.std() > 3
-    grey = om.render(w.id_classes[0], np.random.default_rng(2), 32, "greyscale")
+    grey = omr.render(w.id_classes[0], np.random.default_rng(2), 32, "greyscale")
     assert np.abs(grey[..., 0].astype(int) - grey[..., 1]).max() <= 30  # noise only
-    tex = om.render(w.ood["texture"][0], np.random.default_rng(3), 32)
+    tex = omr.render(w.ood["texture"][0], np.random.default_rng(3), 32)
     assert tex.shape == (32, 32, 3)
 
 
 @pytest.mark.parametrize("pattern", list(om.PATTERNS))
 def test_texture_patterns_are_outlined_like_the_emoji(pattern):
     """Two colours separated by OpenMoji's near-black line, so textures share the emoji's drawing style."""
-    colours = np.unique(np.asarray(om._texture(pattern, np.random.default_rng(0), om.CANVAS)).reshape(-1, 3), axis=0)
+    colours = np.unique(np.asarray(omr._texture(pattern, np.random.default_rng(0), om.CANVAS)).reshape(-1, 3), axis=0)
     assert len(colours) == 3 and (colours == 20).all(axis=1).any()
 
 
@@ -82,9 +84,9 @@ def test_pretraining_recipe_on_a_tiny_configuration(tmp_path):
     concepts = w.all_concepts[:40]
     small = om.World(concepts[:20], {s: w.ood[s][:3] for s in om.OOD_SETS}, concepts[20:])
     pool, styles = pretraining.render_pool(small, 2, 0, 32)
-    model, log = backbone.pretrain_on_pool(backbone.STANDIN_MODEL, pool, om.style_captions(small.all_concepts), styles, steps=3, batch_size=16, lr=1e-3, seed=0, device="cpu", log_every=1)
+    model, log = contrastive.pretrain_on_pool(backbone.STANDIN_MODEL, pool, cap.style_captions(small.all_concepts), styles, steps=3, batch_size=16, lr=1e-3, seed=0, device="cpu", log_every=1)
     assert [r["step"] for r in log] == [0, 1, 2] and log[0]["logit_scale"] == pytest.approx(1 / 0.07) and log[-1]["logit_scale"] == pytest.approx(100)
-    ids, labels, ood = om.validation_renders(small, 0, 32, id_per_class=2, ood_per_set=6)
+    ids, labels, ood = omr.validation_renders(small, 0, 32, id_per_class=2, ood_per_set=6)
     import open_clip
 
     diag = regime.diagnose_model(model, open_clip.get_tokenizer(backbone.STANDIN_MODEL), [c.name for c in small.id_classes], ids, labels, ood)
@@ -96,12 +98,12 @@ def test_pretraining_recipe_on_a_tiny_configuration(tmp_path):
     assert any(c.is_texture for c in captioned) and set(small.all_concepts) < set(captioned)
 
     def sample_batch(rng):
-        images, captions = om.web_batch(captioned, rng, 8, small.all_concepts, 0.5, scenes=small.scenes, scene=0.5)
+        images, captions = cap.web_batch(captioned, rng, 8, small.all_concepts, 0.5, scenes=small.scenes, scene=0.5)
         assert images.shape == (8, 32, 32, 3) and len(captions) == 8
         return images, captions
 
     before = model.visual.conv1.weight.detach().clone()
-    model, log = backbone.continue_pretraining(model, open_clip.get_tokenizer(backbone.STANDIN_MODEL), sample_batch, steps=2, lr=1e-3, seed=0,
+    model, log = contrastive.continue_pretraining(model, open_clip.get_tokenizer(backbone.STANDIN_MODEL), sample_batch, steps=2, lr=1e-3, seed=0,
                                                device=torch.device("cpu"), log_every=1)
     assert [r["step"] for r in log] == [0, 1] and log[0]["logit_scale"] == pytest.approx(100, rel=1e-4)
     assert not torch.equal(before, model.visual.conv1.weight)
@@ -117,7 +119,7 @@ def test_worker_processes_render_the_same_pool_and_batches_as_one_process():
     assert one[0].shape == (len(small.all_concepts), 3, 32, 32, 3) and np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
     assert not np.array_equal(one[0], pretraining.render_pool(small, 3, 8, 32)[0])  # the seed matters
 
-    sample = functools.partial(om.web_batch, small.captioned, batch_size=8, clutter_from=small.all_concepts, noise=0.2,
+    sample = functools.partial(cap.web_batch, small.captioned, batch_size=8, clutter_from=small.all_concepts, noise=0.2,
                                scenes=small.scenes, scene=0.5)
     streams = [pretraining.step_batches(sample, 3, 0, workers=n) for n in (0, 2)]
     batches = [[s(None) for _ in range(3)] for s in streams]
@@ -133,14 +135,14 @@ def test_web_captions_name_the_concept_a_secondary_object_or_nothing():
     w = om.build_world(0)
     rng = np.random.default_rng(0)
     cat = w.id_classes[0]
-    caps = [om.web_sample(cat, rng, w.all_concepts, 0.4)[1] for _ in range(300)]
+    caps = [cap.web_sample(cat, rng, w.all_concepts, 0.4)[1] for _ in range(300)]
     named = sum(cat.name in c for c in caps) / len(caps)
-    generic = sum(c in om.GENERIC_CAPTIONS for c in caps) / len(caps)
+    generic = sum(c in cap.GENERIC_CAPTIONS for c in caps) / len(caps)
     assert 0.3 < named < 0.55 and 0.12 < generic < 0.3  # expected 0.4 and 0.2 (+ rare self-clutter)
     assert all(c.endswith(".") or c.endswith("!") for c in caps)
     stripes = w.ood["texture"][0]
-    assert om.web_sample(stripes, rng, w.all_concepts, 0.0)[1].endswith("striped pattern.")
-    assert om.web_sample(cat, rng, w.all_concepts, 0.0)[0].shape == (32, 32, 3)
+    assert cap.web_sample(stripes, rng, w.all_concepts, 0.0)[1].endswith("striped pattern.")
+    assert cap.web_sample(cat, rng, w.all_concepts, 0.0)[0].shape == (32, 32, 3)
 
 
 def test_scene_captions_name_the_object_the_scene_or_both():
@@ -148,7 +150,7 @@ def test_scene_captions_name_the_object_the_scene_or_both():
     rng = np.random.default_rng(0)
     cat, scenes = w.id_classes[0], w.scenes
     assert {c.kind for c in scenes} == {"place", "texture"}
-    samples = [om.web_sample(cat, rng, w.all_concepts, 0.2, scenes=scenes, scene=1.0) for _ in range(400)]
+    samples = [cap.web_sample(cat, rng, w.all_concepts, 0.2, scenes=scenes, scene=1.0) for _ in range(400)]
     caps = [c for _, c in samples]
     names_scene = [any(s.caption_name in c for s in scenes) for c in caps]
     both = sum(f"{cat.name} in front of a " in c for c in caps) / len(caps)
@@ -158,7 +160,7 @@ def test_scene_captions_name_the_object_the_scene_or_both():
     assert all(im.shape == (32, 32, 3) for im, _ in samples)
     # no scene share: the stream of samples is the one without scenes
     a, b = np.random.default_rng(1), np.random.default_rng(1)
-    assert om.web_sample(cat, a, w.all_concepts, 0.2)[1] == om.web_sample(cat, b, w.all_concepts, 0.2, scenes=scenes, scene=0.0)[1]
+    assert cap.web_sample(cat, a, w.all_concepts, 0.2)[1] == cap.web_sample(cat, b, w.all_concepts, 0.2, scenes=scenes, scene=0.0)[1]
 
 
 def test_plants_can_be_scenes_objects_cannot():
@@ -198,13 +200,13 @@ def test_data_stage_refuses_a_missing_font(tmp_path):
 
 def test_emoji_sequences_render_as_one_ligature_glyph():
     """U+1F469 U+200D U+1F4BB is the woman technologist (one glyph through Raqm), not a woman beside a laptop."""
-    font = str(om.default_font())
-    technologist = om.glyph((0x1F469, 0x200D, 0x1F4BB), font)
-    woman, laptop = om.glyph(0x1F469, font), om.glyph(0x1F4BB, font)
+    font = str(omr.default_font())
+    technologist = omr.glyph((0x1F469, 0x200D, 0x1F4BB), font)
+    woman, laptop = omr.glyph(0x1F469, font), omr.glyph(0x1F4BB, font)
     assert technologist.size[0] < 1.3 * technologist.size[1]  # square-ish: one glyph, not two side by side
     assert np.asarray(technologist).shape != np.asarray(woman).shape or not np.array_equal(np.asarray(technologist), np.asarray(woman))
     assert not np.array_equal(np.asarray(technologist.resize(laptop.size)), np.asarray(laptop))
-    flag = om.glyph((0x1F1EB, 0x1F1F7), font)  # regional indicators F R: the flag of France, wider than tall
+    flag = omr.glyph((0x1F1EB, 0x1F1F7), font)  # regional indicators F R: the flag of France, wider than tall
     assert flag.size[0] > flag.size[1]
 
 

@@ -17,6 +17,7 @@ import open_clip
 from negprompt import metrics
 from negprompt.clip import backbone
 from negprompt.benchmarks import openmoji
+from negprompt.benchmarks import openmoji_render
 from negprompt.standin import regime
 
 
@@ -49,13 +50,13 @@ def main() -> None:
     args = ap.parse_args()
     net = backbone.load_backbone(backbone.STANDIN_MODEL, args.weights).model.eval()
     tokenizer = open_clip.get_tokenizer(backbone.STANDIN_MODEL)
-    world, font = openmoji.build_world(0), str(openmoji.default_font())
+    world, font = openmoji.build_world(0), str(openmoji_render.default_font())
     names = [c.name for c in world.id_classes]
     out = {"weights": args.weights, "sha256": backbone.sha256(args.weights), "styles": {}}
     print(f"{'style':10} top-1  own/other   ID max        ID mean       corr  ID z  MCM / MaxLogit AUROC: " + "  ".join(openmoji.OOD_SETS) + "  average")
     scale, scores = float(net.logit_scale.exp()), {}
     for style in openmoji.STYLE_NAMES:
-        ids, labels, ood = openmoji.validation_renders(world, args.seed, 32, args.per_class, args.per_set, font, style)
+        ids, labels, ood = openmoji_render.validation_renders(world, args.seed, 32, args.per_class, args.per_set, font, style)
         cos = regime.cosines(net, tokenizer, names, {"id": ids, **ood})
         scores[style] = {name: regime.zero_shot_scores(c, scale) for name, c in cos.items()}
         d = out["styles"][style] = regime.diagnose(cos.pop("id"), labels, cos, scale)

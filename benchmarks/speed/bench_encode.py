@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 import negprompt.clip.backbone  # noqa: F401  (registers the mini-world model config)
 from bench_step import FullLengthPrompts, median_seconds
-from negprompt.benchmarks.tables import imagenet_classes
+from negprompt.benchmarks.imagenet import imagenet_classes
 from negprompt.clip.features import ImageFiles, _collate, encode_images
 from negprompt.clip.prompts import PromptEncoder, TextTower, init_context
 

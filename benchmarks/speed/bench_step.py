@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 import negprompt.clip.backbone  # noqa: F401  (registers the mini-world model config)
-from negprompt.benchmarks.tables import imagenet_classes
+from negprompt.benchmarks.imagenet import imagenet_classes
 from negprompt.clip.prompts import PromptEncoder, TextTower, init_context
 from negprompt.methods.train import stage2_loss
 

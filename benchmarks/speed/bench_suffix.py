@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 import negprompt.clip.backbone  # noqa: F401  (registers the stand-in model configs)
-from negprompt.benchmarks.tables import imagenet_classes
+from negprompt.benchmarks.imagenet import imagenet_classes
 from negprompt.clip import prompts
 from negprompt.clip.prompts import PromptEncoder, TextTower, _finish_block, _heads, _merge_heads, _qkv, init_context
 

@@ -102,11 +102,11 @@ def diagnose_model(model, tokenizer, classnames: list[str], ids: np.ndarray, lab
 def world_renders(benchmark: str, seed: int, size: int, font: str = ""):
     """A generated world's ID names and its fresh held-out renders: (names, ID images, labels, {OOD set: images})."""
     from negprompt.benchmarks import miniworld
-    from negprompt.benchmarks import openmoji
+    from negprompt.benchmarks import openmoji, openmoji_render
 
     if benchmark == "openmoji":
         world = openmoji.build_world(seed)
-        ids, labels, ood = openmoji.validation_renders(world, seed + 1000, size, font=font or None)
+        ids, labels, ood = openmoji_render.validation_renders(world, seed + 1000, size, font=font or None)
     else:
         world = miniworld.build_world(seed)
         ids, labels, ood = miniworld.validation_renders(world, seed + 1000, size)

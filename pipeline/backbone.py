@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 from negprompt import NegPromptError
 from negprompt.clip import backbone
 from negprompt.benchmarks import miniworld
-from negprompt.standin import regime
+from negprompt.standin import contrastive, regime
 from negprompt.io import atomic_path, write_json
 from negprompt.workspace import BACKBONE, REPORTS, load_params
 from pipeline.common import run
@@ -29,7 +29,7 @@ def main():
                                      f"(the OpenMoji stand-in: weights/{backbone.STANDIN_MODEL}.safetensors)")
             world = miniworld.build_world(d.seed)
             images, captions, _ = miniworld.pretraining_pool(world, p.pretrain_images, p.seed + 1, d.image_size)
-            model = backbone.pretrain_clip(p.model, images, captions, p.steps, p.batch_size, p.lr, p.seed, device)
+            model = contrastive.pretrain_clip(p.model, images, captions, p.steps, p.batch_size, p.lr, p.seed, device)
             checkpoint = BACKBONE / f"{p.model}.safetensors"
             local = out / checkpoint.name
             save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(local))

@@ -28,8 +28,9 @@ from tqdm import tqdm
 
 from negprompt import NegPromptError
 from negprompt.clip import backbone
-from negprompt.benchmarks import openmoji
-from negprompt.standin import pretraining
+from negprompt.benchmarks import openmoji, openmoji_render
+from negprompt.standin import captions as cap
+from negprompt.standin import contrastive, pretraining
 from negprompt.standin import regime
 from negprompt.io import atomic_path, write_json
 from negprompt.workspace import load_params
@@ -59,8 +60,8 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
     started = time.perf_counter()
     if workers < 0:
         raise NegPromptError(f"--workers {workers}: expected 0 or more rendering processes")
-    font = font or str(openmoji.default_font())
-    openmoji.load_font(font)
+    font = font or str(openmoji_render.default_font())
+    openmoji_render.load_font(font)
     if not 0 <= web_noise <= 0.6:
         raise typer.BadParameter(f"--web-noise {web_noise}: expected a share between 0 and 0.6")
     if not 0 <= web_scene <= 1:
@@ -79,7 +80,7 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
         concepts = world.all_concepts
         pool, styles = pretraining.render_pool(world, per_concept, seed + 1, image_size, font, workers,
                                                progress=lambda it: tqdm(it, desc="render pool", unit="concept"))
-        net, log = backbone.pretrain_on_pool(model, pool, openmoji.style_captions(concepts), styles, steps, batch_size, lr, seed, dev)
+        net, log = contrastive.pretrain_on_pool(model, pool, cap.style_captions(concepts), styles, steps, batch_size, lr, seed, dev)
         del pool
         recipe["pool"] = {"steps": steps, "batch_size": batch_size, "lr": lr, "per_concept": per_concept, "concepts": len(concepts),
                           "vocabulary": vocabulary, "log": log}
@@ -92,15 +93,15 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
     if web_steps:
         web = dict(clutter_from=world.all_concepts, noise=web_noise, size=image_size, font=font, scenes=scenes, scene=web_scene)
         if vocabulary_share is None:
-            sample_batch = functools.partial(openmoji.web_batch, world.captioned, batch_size=batch_size, **web)
+            sample_batch = functools.partial(cap.web_batch, world.captioned, batch_size=batch_size, **web)
         else:
             sample_batch = pretraining.vocabulary_share_batches(world.captioned, vocabulary_share, batch_size, **web)
         stream = pretraining.step_batches(sample_batch, web_steps, seed + 3, workers)
-        net, log = backbone.continue_pretraining(net, tokenizer, stream, web_steps, web_lr, seed + 3, dev)
+        net, log = contrastive.continue_pretraining(net, tokenizer, stream, web_steps, web_lr, seed + 3, dev)
         recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "scene": web_scene, "scene_sets": scene_sets, "concepts": len(world.captioned),
                          "vocabulary": vocabulary, "vocabulary_share": vocabulary_share, "log": log}
     net = net.cpu().float()
-    ids, labels, ood = openmoji.validation_renders(world, seed + 2, image_size, font=font)
+    ids, labels, ood = openmoji_render.validation_renders(world, seed + 2, image_size, font=font)
     diag = regime.diagnose_model(net, tokenizer, [c.name for c in world.id_classes], ids, labels, ood)
     print(regime.summary_line(diag))
     stage = backbone_stage_diagnostics(net, model, font)  # what the backbone stage will report: the calibration target

@@ -21,7 +21,9 @@ import torch
 
 from negprompt.clip import backbone
 from negprompt.benchmarks import openmoji
-from negprompt.standin import pretraining
+from negprompt.benchmarks import openmoji_render
+from negprompt.standin import captions as cap
+from negprompt.standin import contrastive, pretraining
 from negprompt.clip.prompts import TextTower
 
 
@@ -45,9 +47,9 @@ def main() -> None:
     ap.add_argument("--json", default="")
     a = ap.parse_args()
     dev = backbone.resolve_device(a.device)
-    font = a.font or str(openmoji.default_font())
+    font = a.font or str(openmoji_render.default_font())
     world = openmoji.build_world(0, vocabulary=openmoji.VOCABULARY_TABLE)
-    sample = functools.partial(openmoji.web_batch, world.captioned, batch_size=a.batch_size, clutter_from=world.all_concepts,
+    sample = functools.partial(cap.web_batch, world.captioned, batch_size=a.batch_size, clutter_from=world.all_concepts,
                                noise=0.2, font=font, scenes=world.scenes_from(("place", "texture", "plant")), scene=0.3)
     rows = {}
     for w in a.workers:  # a fresh stream each, timed from its start (workers forked, caches cold) to its last batch
@@ -63,8 +65,8 @@ def main() -> None:
     tokens = tokenizer(captions)
     model = backbone.create_untrained(backbone.STANDIN_MODEL, dev).train()
     model.logit_scale.requires_grad_(False)
-    opt, sched = backbone.clip_optimizer(model, 1e-4, 10 ** 6)
-    step = functools.partial(backbone._contrastive_step, model, TextTower(model), open_clip.ClipLoss(), opt, sched, images, tokens, dev)
+    opt, sched = contrastive.clip_optimizer(model, 1e-4, 10 ** 6)
+    step = functools.partial(contrastive.contrastive_step, model, TextTower(model), open_clip.ClipLoss(), opt, sched, images, tokens, dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for deterministic in (False, True):
         torch.use_deterministic_algorithms(deterministic, warn_only=True)

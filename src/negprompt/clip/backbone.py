@@ -1,15 +1,14 @@
 """open_clip model resolution: real tags, local checkpoint files, and the tiny mini-world CLIP.
 
 The tiny model is an ordinary open_clip architecture registered from a JSON config
-(`resources/miniworld-tiny.json`, via `open_clip.add_model_config`) and pretrained here with
-open_clip's own tokenizer, model classes and `ClipLoss`, so every later stage loads it exactly
-as it loads ViT-B-16: `open_clip.create_model_and_transforms(name, pretrained=<file>)`.
+(`resources/miniworld-tiny.json`, via `open_clip.add_model_config`) and pretrained by
+`negprompt.standin.contrastive` with open_clip's own tokenizer, model classes and `ClipLoss`, so every
+later stage loads it exactly as it loads ViT-B-16: `open_clip.create_model_and_transforms(name, pretrained=<file>)`.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +16,9 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from negprompt import NegPromptError
 from negprompt.io import read_json
-from negprompt.clip.prompts import TextTower
 
 TINY_CONFIG = Path(__file__).parents[1] / "resources" / "miniworld-tiny.json"
 TINY_MODEL = TINY_CONFIG.stem
@@ -128,144 +125,6 @@ def create_untrained(model_name: str, device) -> torch.nn.Module:
         return open_clip.create_model(model_name, device=device)
     finally:
         root.setLevel(level)
-
-
-def clip_optimizer(model: torch.nn.Module, lr: float, steps: int):
-    """open_clip's trainer recipe: AdamW (weight decay 0.1 on matrices other than embeddings, none on
-    gains, biases, embeddings), linear warm-up over 5% of the steps, then cosine decay. Frozen
-    parameters (e.g. a ramped logit scale) are left out."""
-    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for n, p in trained if p.ndim >= 2 and "embedding" not in n]
-    other = [p for n, p in trained if not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
-    warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup))))
-    return opt, sched
-
-
-def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], steps: int, batch_size: int, lr: float,
-                  seed: int, device: torch.device) -> torch.nn.Module:
-    """Contrastive pretraining from scratch with open_clip's model, tokenizer and ClipLoss.
-
-    AdamW with linear warm-up then cosine decay (as open_clip's trainer); random flips are the
-    only augmentation because the generator already varies size, position, rotation and colour.
-    """
-    torch.manual_seed(seed)
-    model = create_untrained(model_name, device)
-    tokenizer = open_clip.get_tokenizer(model_name)
-    tokens = tokenizer(captions)
-    tower = TextTower(model)
-    inputs = normalize_images(images, model)
-    loss_fn = open_clip.ClipLoss()
-    opt, sched = clip_optimizer(model, lr, steps)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    bar = tqdm(range(steps), desc="pretrain tiny CLIP", unit="step")
-    for _ in bar:
-        idx = torch.randint(len(inputs), (batch_size,), generator=gen)
-        x = inputs[idx]
-        flip = torch.rand(batch_size, generator=gen) < 0.5
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x).to(device)
-        img_f = F.normalize(model.encode_image(x), dim=-1)
-        txt_f = F.normalize(tower.encode_tokens(tokens[idx].to(device)), dim=-1)  # = encode_text, EOT-truncated
-        loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))  # CLIP's clamp
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    return model.eval()
-
-
-def ramped_logit_scale(step: int, steps: int, start: float = 1 / 0.07, end: float = 100.0, ramp: float = 0.8) -> float:
-    """CLIP's scale grows from 1/0.07 to its clamp at 100 during training; a tiny model's learned
-    scale stalls near 14, and a fixed 100 from step 0 stalls the loss, so it is ramped (log-linear)."""
-    frac = min(1.0, step / max(1e-9, ramp * (steps - 1)))
-    return math.exp(math.log(start) + frac * (math.log(end) - math.log(start)))
-
-
-def _contrastive_step(model, tower: TextTower, loss_fn, opt, sched, images_uint8: np.ndarray, tokens: torch.Tensor,
-                      device: torch.device) -> torch.Tensor:
-    """One ClipLoss step on a batch of (image, caption) pairs; returns the loss."""
-    img_f = F.normalize(model.encode_image(normalize_images(np.ascontiguousarray(images_uint8), model).to(device)), dim=-1)
-    txt_f = F.normalize(tower.encode_tokens(tokens.to(device)), dim=-1)  # = encode_text, EOT-truncated
-    loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    sched.step()
-    return loss
-
-
-def pretrain_on_pool(model_name: str, pool: np.ndarray, captions: list[list[list[str]]], pool_styles: np.ndarray, steps: int,
-                     batch_size: int, lr: float, seed: int, device: torch.device, log_every: int = 100) -> tuple[torch.nn.Module, list[dict]]:
-    """Contrastive pretraining from scratch with open_clip's model, tokenizer and `ClipLoss` on a
-    pool of renders [C, K, H, W, 3] of C captioned concepts. Each batch holds distinct concepts (no
-    false negatives); each image's caption is drawn from its style's templates, captions[c][style].
-    AdamW, warm-up then cosine decay; the logit scale follows `ramped_logit_scale`.
-    Returns the model (eval mode) and a loss log."""
-    torch.manual_seed(seed)
-    C, K = pool.shape[:2]
-    if batch_size > C:
-        raise NegPromptError(f"batch_size {batch_size} is larger than the {C} captioned concepts (batches hold distinct concepts)")
-    model = create_untrained(model_name, device)
-    model.logit_scale.requires_grad_(False)
-    tokenizer = open_clip.get_tokenizer(model_name)
-    flat = [(c, s, t) for c in range(C) for s in range(len(captions[c])) for t in captions[c][s]]
-    tokens = tokenizer([t for _, _, t in flat])
-    index: dict[tuple[int, int], list[int]] = {}
-    for i, (c, s, _) in enumerate(flat):
-        index.setdefault((c, s), []).append(i)
-    tower = TextTower(model)
-    loss_fn = open_clip.ClipLoss()
-    opt, sched = clip_optimizer(model, lr, steps)
-    rng = np.random.default_rng(seed)
-    log = []
-    model.train()
-    bar = tqdm(range(steps), desc="pretrain stand-in CLIP", unit="step")
-    for step in bar:
-        ci = rng.choice(C, batch_size, replace=False)
-        ki = rng.integers(0, K, batch_size)
-        x = pool[ci, ki]
-        flip = rng.random(batch_size) < 0.5
-        x[flip] = x[flip, :, ::-1]
-        ti = [index[(c, pool_styles[c, k])][rng.integers(len(index[(c, pool_styles[c, k])]))] for c, k in zip(ci, ki)]
-        scale = ramped_logit_scale(step, steps)
-        model.logit_scale.fill_(math.log(scale))
-        loss = _contrastive_step(model, tower, loss_fn, opt, sched, x, tokens[ti], device)
-        if step % log_every == 0 or step == steps - 1:
-            log.append({"step": step, "loss": loss.item(), "logit_scale": scale, "lr": sched.get_last_lr()[0]})
-            bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{scale:.0f}")
-    return model.eval(), log
-
-
-def continue_pretraining(model: torch.nn.Module, tokenizer, sample_batch, steps: int, lr: float, seed: int, device: torch.device,
-                         log_every: int = 100) -> tuple[torch.nn.Module, list[dict]]:
-    """Further contrastive training of a pretrained CLIP on a stream of fresh captioned images:
-    `sample_batch(rng)` returns (uint8 images [B, H, W, 3], B captions). open_clip's ClipLoss at the
-    model's own (already final, frozen) logit scale; AdamW with warm-up and cosine decay; random
-    horizontal flips. Nothing is seen twice, so the model cannot memorise a pool."""
-    torch.manual_seed(seed)
-    model = model.to(device).float().train()
-    model.requires_grad_(True)
-    model.logit_scale.requires_grad_(False)
-    tower = TextTower(model)
-    loss_fn = open_clip.ClipLoss()
-    opt, sched = clip_optimizer(model, lr, steps)
-    rng = np.random.default_rng(seed)
-    log = []
-    bar = tqdm(range(steps), desc="continue pretraining", unit="step")
-    for step in bar:
-        x, captions = sample_batch(rng)
-        flip = rng.random(len(x)) < 0.5
-        x[flip] = x[flip, :, ::-1]
-        loss = _contrastive_step(model, tower, loss_fn, opt, sched, x, tokenizer(captions), device)
-        if step % log_every == 0 or step == steps - 1:
-            log.append({"step": step, "loss": loss.item(), "logit_scale": float(model.logit_scale.exp()), "lr": sched.get_last_lr()[0]})
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    return model.eval(), log
 
 
 def check_shipped(checkpoint) -> None:

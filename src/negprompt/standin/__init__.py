@@ -1,2 +1,3 @@
-"""What makes and diagnoses the stand-in CLIP of the OpenMoji benchmark: its pretraining recipe and the
-regime diagnostics measured on held-out renders. The pipeline loads the shipped weights; no stage trains them."""
+"""What makes and diagnoses the stand-in CLIPs: the contrastive loop (also how the backbone stage pretrains the
+mini-world's tiny CLIP), the OpenMoji stand-in's recipe and captions (`make pretrain` only: the pipeline loads the
+shipped weights) and the regime diagnostics measured on held-out renders."""

@@ -8,7 +8,9 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from negprompt import NegPromptError
-from negprompt.benchmarks.openmoji import STYLE_NAMES, STYLE_P, Concept, World, render, web_batch
+from negprompt.benchmarks.openmoji import STYLE_NAMES, STYLE_P, Concept, World
+from negprompt.benchmarks.openmoji_render import render
+from negprompt.standin.captions import web_batch
 
 
 def check_vocabulary_share(share: float) -> None:
@@ -24,7 +26,7 @@ def _shared_batch(vocab: tuple[Concept, ...], known: tuple[Concept, ...], k: int
 def vocabulary_share_batches(captioned: tuple[Concept, ...], share: float, batch_size: int, **web):
     """A phase-2 batch sampler that gives the pretraining-only vocabulary concepts `share` of each batch and the
     rest to the concepts the benchmark's world captions, so adding 1,000 new names does not dilute the ones the
-    world knew (uniform draws give the vocabulary its head count). `web`: `openmoji.web_batch`'s other options."""
+    world knew (uniform draws give the vocabulary its head count). `web`: `captions.web_batch`'s other options."""
     check_vocabulary_share(share)
     vocab = tuple(c for c in captioned if c.kind == "vocabulary")
     known = tuple(c for c in captioned if c.kind != "vocabulary")
@@ -82,7 +84,7 @@ def _step_batch(sample_batch, step: int, rng: np.random.Generator):
 
 
 def step_batches(sample_batch, steps: int, seed: int, workers: int = 0):
-    """Phase 2's stream for `backbone.continue_pretraining`: batch `step` is `sample_batch(default_rng([seed, step]))`,
+    """Phase 2's stream for `contrastive.continue_pretraining`: batch `step` is `sample_batch(default_rng([seed, step]))`,
     rendered by `workers` processes ahead of training. The returned callable takes (and ignores) the trainer's rng,
     which then draws only the flips."""
     batches = iter(seeded_stream(functools.partial(_step_batch, sample_batch), steps, seed, workers))

@@ -31,3 +31,4 @@ def run(fn) -> None:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(stage(fn))
     app()
+

@@ -9,7 +9,7 @@ from negprompt.io import load_tensors, read_table
 from negprompt.metrics import id_threshold
 from negprompt.clip.prompts import PromptEncoder
 from negprompt.methods.scores import negprompt
-from negprompt.workspace import BENCHMARK, FEATURES, NEG, SUBSETS, backbone_manifest, load_backbone, load_params
+from negprompt.workspace import BENCHMARK, NEG, SUBSETS, backbone_manifest, load_backbone, load_params, read_features
 from pipeline.common import run
 
 DETECTOR = Path("models/detector")
@@ -22,7 +22,7 @@ def main():
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()
     ctx = load_tensors(NEG / f"seed{seed}.safetensors")[0]
     subset, _, _ = read_table(SUBSETS / f"seed{seed}.parquet")
-    table, feats, _ = read_table(FEATURES / "train.parquet")
+    table, feats = read_features("train")
     calib = (table.view == 0).to_numpy() & table.path.isin(subset.path[subset.split == "calib"]).to_numpy()
     enc = PromptEncoder(bb.model, bb.tokenizer, names, len(ctx["pos_ctx"]))
     with torch.no_grad():

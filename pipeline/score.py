@@ -6,10 +6,11 @@ import typer
 from negprompt import NegPromptError
 from negprompt.methods import neglabel
 from negprompt.benchmarks.tables import read_classes
-from negprompt.io import load_tensors, read_table, save_tensors, write_table
+from negprompt.io import load_tensors, save_tensors, write_table
 from negprompt.clip.prompts import PromptEncoder, encode_texts
 from negprompt.methods.scores import local_scores, score_images
-from negprompt.workspace import BENCHMARK, FEATURES, NEG, NEGLABEL, POS, SCORES, backbone_manifest, load_backbone, load_params, local_features
+from negprompt.workspace import (BENCHMARK, NEG, NEGLABEL, POS, SCORES, check_backbone, load_backbone, load_params,
+                                 local_features, read_features)
 from pipeline.common import run
 
 
@@ -18,8 +19,7 @@ def neglabel_scores(img: torch.Tensor, p) -> dict[str, torch.Tensor]:
     and whether that label beats every ID label (the report shows which labels win OOD images)."""
     path = NEGLABEL / "features.safetensors"
     mined, meta = load_tensors(path)
-    if meta.get("backbone", {}).get("weights_sha256") != backbone_manifest()["weights_sha256"]:
-        raise NegPromptError(f"{path}: mined with another backbone; re-run the neglabel stage")
+    check_backbone(meta, path, "mined with another backbone; re-run the neglabel stage")
     s, id_sim, neg_sim = neglabel.score_features(img, neglabel.Mined(mined["id"], mined["neg"], [], [], [], 0), p.temperature, p.groups, p.seed)
     best = neg_sim.max(1)
     return {"neglabel": s, "neglabel_top": best.indices, "neglabel_wins": best.values > id_sim.max(1).values}
@@ -30,9 +30,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     p = params.score
     bb = load_backbone(params.neg.device)
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()  # all ID classes, also in open vocabulary
-    test, img, meta = read_table(FEATURES / "test.parquet")
-    if meta.get("backbone", {}).get("weights_sha256") != backbone_manifest()["weights_sha256"]:
-        raise NegPromptError(f"{FEATURES / 'test.parquet'}: features were encoded with another backbone; re-run the features stage")
+    test, img = read_features("test")
     neg = load_tensors(NEG / f"seed{seed}.safetensors")[0]
     pos = load_tensors(POS / f"seed{seed}.safetensors")[0]
     local = params.features.local

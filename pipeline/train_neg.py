@@ -1,6 +1,6 @@
 """Stage `train_neg` (Eqs. 3-7): learn p negative contexts shared across classes, positive frozen.
 
-After every epoch NegPrompt is evaluated (pipeline/epochs.py): the stage-2 loss on the held-out ID
+After every epoch NegPrompt is evaluated (pipeline/curves.py): the stage-2 loss on the held-out ID
 images (calib split) and, per OOD set, the test AUROC / FPR95 of its score (Eq. 3); `neg.select`
 keeps the epoch that is best on one of those curves (negprompt.methods.selection).
 """
@@ -16,8 +16,9 @@ from negprompt.clip.prompts import PromptEncoder, TextTower, init_context, init_
 from negprompt.methods.scores import negprompt
 from negprompt.methods.selection import criterion, ood_figures, resolve_select_set
 from negprompt.methods.train import stage2_loss, train_negative
-from pipeline import epochs
-from negprompt.workspace import BENCHMARK, NEG, POS, REPORTS, fewshot_features, load_backbone, load_params, write_curve
+from negprompt.workspace import (BENCHMARK, NEG, POS, REPORTS, fewshot_features, heldout_images, load_backbone,
+                                 load_params, test_images, write_curve)
+from negprompt.methods import curves
 from pipeline.common import run
 
 SCORE_BATCH = 8192  # test images scored at once: [B, k, p] similarities (ImageNet: k = 1000)
@@ -27,12 +28,12 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     start = time.perf_counter()
     params = load_params()
     p, pos = params.neg, params.pos
-    epochs.check_select("neg", p.select, params.subset.calib_per_class)
-    test = epochs.test_images()
+    curves.check_select("neg", p.select, params.subset.calib_per_class)
+    test = test_images()
     select_set = resolve_select_set(p.select_set, params.data.benchmark, list(test.ood), needed=p.select == "test")
     bb = load_backbone(p.device)
     feats, labels, names, _ = fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction)
-    held = epochs.heldout_images(seed, params.subset.calib_per_class, params.open_vocab, params.subset.open_vocab_fraction)
+    held = heldout_images(seed, params.subset.calib_per_class, params.open_vocab, params.subset.open_vocab_fraction)
     gen = torch.Generator().manual_seed(seed)
     if p.one_stage:  # Table 5 ablation: both contexts from their initialisation, trained together
         pos_ctx = init_context(TextTower(bb.model), bb.tokenizer, pos.ctx_init, pos.n_ctx, gen)
@@ -50,7 +51,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     held, test = held and held.to(device), test.to(device)
     ident = torch.from_numpy(test.sets == "id").to(device)
     crit = criterion("neg", p.select, select_set)
-    timer = epochs.Timer()
+    timer = curves.Timer()
 
     @torch.no_grad()
     def evaluate(live, epoch: int, state: dict, record: dict) -> dict:
@@ -72,22 +73,22 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
             pred = torch.cat(pred)
             out["test/id_acc"] = float((pred[ident] == test.labels[ident]).double().mean())
             out |= ood_figures(torch.cat(score).cpu(), test.sets, test.ood)
-        epochs.log_epoch(live, record | out)
+        curves.log_epoch(live, record | out)
         return out
 
-    with epochs.open_curves(f"neg_seed{seed}") as live:
+    with curves.open_curves(f"neg_seed{seed}") as live:
         live.log_params({"select": p.select, "schedule": p.schedule, "select_set": select_set})
         trained = train_negative(encoder, pos_ctx, neg0, feats, labels, scale, config, seed=seed, criterion=crit,
                                  on_epoch=lambda e, s, r: evaluate(live, e, s, r))
-        epochs.keep_summary(live, trained)
-    meta = epochs.selection_metadata(p.select, p.schedule, trained, crit) | ({"select_set": select_set} if p.select == "test" else {})
+        curves.keep_summary(live, trained)
+    meta = curves.selection_metadata(p.select, p.schedule, trained, crit) | ({"select_set": select_set} if p.select == "test" else {})
     save_tensors({"pos_ctx": trained.state["pos_ctx"], "neg_ctx": trained.state["neg_ctx"], "neg_ctx_init": neg0}, NEG / f"seed{seed}.safetensors",
                  {"backbone": bb.identity, "classnames": names, "loss_variant": p.loss_variant, **meta})
     curve = trained.curve
     write_curve([{"epoch": r["epoch"], "loss": r["train/loss"]} for r in curve], REPORTS / "train" / f"neg_seed{seed}.csv")
     print(f"seed {seed}: {p.num_prompts} negative prompts x {len(names)} classes, final loss {curve[-1]['train/loss']:.4f}")
     print(f"seed {seed}: kept epoch {trained.kept + 1} of {len(curve)} (neg.select: {p.select}, schedule: {p.schedule}); "
-          + epochs.cost_line(timer, time.perf_counter() - start))
+          + curves.cost_line(timer, time.perf_counter() - start))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,13 @@ def closure(module: str) -> set[Path]:
             continue
         seen.add(path)
         todo += [m for name in project_imports(path) for m in with_packages(name)]
-    return {p.relative_to(REPO) for p in seen if p.name != "__init__.py" or p.stat().st_size > 0}
+    return {p.relative_to(REPO) for p in seen if p.name != "__init__.py" or not docstring_only(p)}
+
+
+def docstring_only(path: Path) -> bool:
+    """A package's `__init__.py` holding nothing but its docstring runs no code: editing it changes no result."""
+    body = ast.parse(path.read_text()).body
+    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
 
 
 def covered(path: Path, deps: list[str]) -> bool:

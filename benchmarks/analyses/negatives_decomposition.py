@@ -23,8 +23,8 @@ import torch
 from negprompt import metrics
 from negprompt.methods import scores
 from negprompt.methods.scores import decomposed_scores
-from negprompt.io import load_tensors, read_table
-from negprompt.workspace import FEATURES, SCORES, fewshot_features, load_params
+from negprompt.io import load_tensors
+from negprompt.workspace import SCORES, fewshot_features, load_params, read_features
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     params = load_params()
-    test, img, _ = read_table(FEATURES / "test.parquet")
+    test, img = read_features("test")
     img, sets = torch.from_numpy(img), test.set.to_numpy()
     names = [n for n in np.unique(sets) if n != "id"]
 

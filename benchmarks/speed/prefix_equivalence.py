@@ -20,11 +20,11 @@ import torch
 
 from negprompt import metrics
 from negprompt.benchmarks.tables import read_classes
-from negprompt.io import load_tensors, read_table
+from negprompt.io import load_tensors
 from negprompt.clip.prompts import PromptEncoder, encode_texts
 from negprompt.methods.scores import score_images
 from negprompt.methods.train import train_negative
-from negprompt.workspace import BENCHMARK, FEATURES, NEG, POS, fewshot_features, load_backbone, load_params
+from negprompt.workspace import BENCHMARK, NEG, POS, fewshot_features, load_backbone, load_params, read_features
 
 
 def _max_diff(a: dict, b: dict) -> dict[str, float]:
@@ -49,7 +49,7 @@ def main() -> None:
     params = load_params()
     bb = load_backbone("cpu")
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()
-    test, img, _ = read_table(FEATURES / "test.parquet")
+    test, img = read_features("test")
     img, is_id = torch.from_numpy(img), (test.set == "id").to_numpy()
     scale = bb.model.logit_scale.exp().item()
     zero_shot = encode_texts(bb.model, bb.tokenizer, [params.score.zero_shot_template.format(n) for n in names])

@@ -1,15 +1,20 @@
 """The pipeline's workspace on disk: where each stage writes (relative to the repository root, as
 DVC runs stages there), and reading those outputs back: validated params, the shipped backbone by
-its manifest, one seed's cached few-shot features, per-epoch curves."""
+its manifest, and the feature cache (one reader, one backbone check), per-epoch curves."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 import yaml
 
 from negprompt import NegPromptError
+from negprompt.benchmarks.tables import open_vocab_classes, read_classes
 from negprompt.config import Params, validate
+from negprompt.io import atomic_path, read_json, read_table
 
 BENCHMARK = Path("data/benchmark")  # tables + manifest (+ images for the mini-world)
 SUBSETS = Path("data/subsets")
@@ -33,8 +38,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def backbone_manifest() -> dict:
-    from negprompt.io import read_json
-
     return read_json(BACKBONE / "manifest.json")
 
 
@@ -45,20 +48,41 @@ def load_backbone(device: str = "auto"):
     return load(m["model"], m["checkpoint"], resolve_device(device), m["weights_sha256"])
 
 
+@dataclass
+class Images:
+    """Cached image features of one split, with their labels (and, for the test split, their sets)."""
+
+    feats: torch.Tensor  # [N, d] L2-normalised
+    labels: torch.Tensor  # [N], -1 for OOD
+    sets: np.ndarray | None = None  # [N] "id" or an OOD set name (test only)
+    ood: tuple[str, ...] = ()  # the OOD set names, in order
+
+    def to(self, device) -> Images:
+        return Images(self.feats.to(device), self.labels.to(device), self.sets, self.ood)
+
+
+def read_features(split: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The one reader of the feature cache: `features/<split>.parquet` ("train" or "test") as its rows and
+    features [N, d], refused when the backbone that encoded them is not the workspace's."""
+    path = FEATURES / f"{split}.parquet"
+    table, feats, meta = read_table(path)
+    check_backbone(meta, path, "features were encoded with another backbone; re-run the features stage")
+    return table, feats
+
+
+def check_backbone(meta: dict, path: Path, what: str) -> None:
+    """An artefact's recorded backbone (its metadata's `backbone.weights_sha256`) must be the workspace's."""
+    if meta.get("backbone", {}).get("weights_sha256") != backbone_manifest()["weights_sha256"]:
+        raise NegPromptError(f"{path}: {what}")
+
+
 def fewshot_features(seed: int, open_vocab: bool, fraction: float, local: bool = False):
     """The cached features of seed `seed`'s few-shot images (all views): (feats [N, d], labels [N],
     class names trained on, patch features [N, P, d] float16 or None). Open vocabulary keeps the
     first `fraction` of classes only."""
-    import numpy as np
-
-    from negprompt.benchmarks.tables import open_vocab_classes, read_classes
-    from negprompt.io import read_table
-
     classes = read_classes(BENCHMARK / "classes.tsv")
     subset, _, _ = read_table(SUBSETS / f"seed{seed}.parquet")
-    table, feats, meta = read_table(FEATURES / "train.parquet")
-    if meta.get("backbone", {}).get("weights_sha256") != backbone_manifest()["weights_sha256"]:
-        raise NegPromptError(f"{FEATURES / 'train.parquet'}: features were encoded with another backbone; re-run the features stage")
+    table, feats = read_features("train")
     keep = table.path.isin(subset.path[subset.split == "train"]).to_numpy()
     names = classes.name.tolist()
     if open_vocab:
@@ -70,11 +94,29 @@ def fewshot_features(seed: int, open_vocab: bool, fraction: float, local: bool =
     return torch.from_numpy(np.ascontiguousarray(feats[keep])), torch.from_numpy(labels).long(), names, patches
 
 
+def heldout_images(seed: int, calib_per_class: int, open_vocab: bool, fraction: float) -> Images | None:
+    """Seed `seed`'s held-out ID images (the subset's `calib` split, view 0; open vocabulary: of
+    the trained classes only), or None when subset.calib_per_class is 0."""
+    if not calib_per_class:
+        return None
+    subset, _, _ = read_table(SUBSETS / f"seed{seed}.parquet")
+    table, feats = read_features("train")
+    keep = (table.path.isin(subset.path[subset.split == "calib"]) & (table.view == 0)).to_numpy()
+    if open_vocab:
+        keep = keep & table.label.isin(open_vocab_classes(len(read_classes(BENCHMARK / "classes.tsv")), fraction)).to_numpy()
+    return Images(torch.from_numpy(np.ascontiguousarray(feats[keep])), torch.from_numpy(table.label.to_numpy()[keep]).long())
+
+
+def test_images() -> Images:
+    """Every test image's features: ID then each OOD set, as the features stage cached them."""
+    table, feats = read_features("test")
+    ood = tuple(s for s in dict.fromkeys(table.set) if s != "id")
+    return Images(torch.from_numpy(feats), torch.from_numpy(table.label.to_numpy()).long(), table.set.to_numpy(), ood)
+
+
 def local_features(split: str):
     """Patch features [N, P, d] float16 of `split` ("train"/"test") as a read-only memory map
     (cached with features.local)."""
-    import numpy as np
-
     path = FEATURES / f"{split}_local.npy"
     if not path.is_file():
         raise NegPromptError(f"{path}: not found; GL-MCM and LoCoOp need features.local: true (re-run the features stage)")
@@ -86,9 +128,5 @@ def local_features(split: str):
 
 def write_curve(rows: list[dict], path: Path) -> None:
     """A per-epoch DVC plots file (CSV), written atomically."""
-    import pandas as pd
-
-    from negprompt.io import atomic_path
-
     with atomic_path(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)

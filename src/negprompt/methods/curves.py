@@ -1,5 +1,5 @@
-"""What both training stages share for their per-epoch evaluation: the held-out ID (calib) and
-test features, the checks of `select` before any work, and the DVCLive curves.
+"""What the two training stages share for their per-epoch evaluation: the check of `select` before any work,
+the DVCLive curves, the kept epoch's metadata and the evaluation's cost.
 
 Each run's curves go to reports/train/{pos,neg}_seed{N}/ (DVCLive: metrics.json holds the last
 epoch's figures plus `kept`, the kept epoch's; plots/metrics/**.tsv one file per curve, `step` =
@@ -8,57 +8,14 @@ epoch - 1). Units: accuracies are fractions (as train/acc always was), AUROC and
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from negprompt import NegPromptError
-from negprompt.benchmarks.tables import open_vocab_classes, read_classes
-from negprompt.io import read_table
 from negprompt.methods.selection import TEST_LABEL, Criterion
 from negprompt.methods.train import Trained
-from negprompt.workspace import BENCHMARK, FEATURES, REPORTS, SUBSETS, backbone_manifest
+from negprompt.workspace import REPORTS
 
 CURVES = REPORTS / "train"
-
-
-@dataclass
-class Images:
-    feats: torch.Tensor  # [N, d] L2-normalised
-    labels: torch.Tensor  # [N], -1 for OOD
-    sets: np.ndarray | None = None  # [N] "id" or an OOD set name (test only)
-    ood: tuple[str, ...] = ()  # the OOD set names, in order
-
-    def to(self, device) -> "Images":
-        return Images(self.feats.to(device), self.labels.to(device), self.sets, self.ood)
-
-
-def _features(name: str) -> tuple:
-    table, feats, meta = read_table(FEATURES / name)
-    if meta.get("backbone", {}).get("weights_sha256") != backbone_manifest()["weights_sha256"]:
-        raise NegPromptError(f"{FEATURES / name}: features were encoded with another backbone; re-run the features stage")
-    return table, feats
-
-
-def heldout_images(seed: int, calib_per_class: int, open_vocab: bool, fraction: float) -> Images | None:
-    """Seed `seed`'s held-out ID images (the subset's `calib` split, view 0; open vocabulary: of
-    the trained classes only), or None when subset.calib_per_class is 0."""
-    if not calib_per_class:
-        return None
-    subset, _, _ = read_table(SUBSETS / f"seed{seed}.parquet")
-    table, feats = _features("train.parquet")
-    keep = (table.path.isin(subset.path[subset.split == "calib"]) & (table.view == 0)).to_numpy()
-    if open_vocab:
-        keep = keep & table.label.isin(open_vocab_classes(len(read_classes(BENCHMARK / "classes.tsv")), fraction)).to_numpy()
-    return Images(torch.from_numpy(np.ascontiguousarray(feats[keep])), torch.from_numpy(table.label.to_numpy()[keep]).long())
-
-
-def test_images() -> Images:
-    table, feats = _features("test.parquet")
-    ood = tuple(s for s in dict.fromkeys(table.set) if s != "id")
-    return Images(torch.from_numpy(feats), torch.from_numpy(table.label.to_numpy()).long(), table.set.to_numpy(), ood)
 
 
 def check_select(stage: str, select: str, calib_per_class: int) -> None:

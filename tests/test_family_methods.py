@@ -217,3 +217,66 @@ def test_csp_keeps_the_lowest_15_percent_of_each_part_separately():
 def test_csp_empty_corpus_is_an_error():
     with pytest.raises(NegPromptError, match="csp.corpus"):
         csp.mine_corpus(None, None, ["a"], neglabel.Corpus({"noun": [], "adj": []}, "x.txt"))
+
+
+# ---------- the family on one benchmark, the registry, the leaderboard ----------
+
+def test_stream_scores_fill_id_and_one_set_per_column():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from negprompt.methods import family
+
+    g = torch.Generator().manual_seed(0)
+    idf, neg = F.normalize(torch.randn(3, 8, generator=g), dim=1), F.normalize(torch.randn(10, 8, generator=g), dim=1)
+    img = F.normalize(torch.randn(30, 8, generator=g), dim=1)
+    sets = np.array(["id"] * 20 + ["a"] * 6 + ["b"] * 4)
+    fp = SimpleNamespace(methods=["adaneg"], adaneg_slots=10, adaneg_thres=0.5, adaneg_gap=0.5, adaneg_lambda=0.1,
+                         adaneg_groups=5, adaneg_sample_adaptive=False, adaneg_beta=5.0, logit_scale=100.0, seed=0,
+                         stream_orders=[0, 1], stream_batch_size=8)
+    cols = family.stream_scores(img, sets, {"id": idf, "neg": neg}, fp)
+    assert sorted(cols) == ["adaneg@a@o0", "adaneg@a@o1", "adaneg@b@o0", "adaneg@b@o1"]
+    c = cols["adaneg@a@o0"]
+    assert np.isfinite(c[:26]).all() and np.isnan(c[26:]).all()
+
+
+def test_leaderboard_stream_entries_kendall_and_disagreeing_pairs():
+    import numpy as np
+    import pandas as pd
+
+    from negprompt.report import leaderboard
+
+    t = pd.DataFrame({"set": ["id"] * 4 + ["x"] * 2, "adaneg@x@o0": [1, 2, 3, 4, 0, 0.5],
+                      "adaneg@x@o1": [1, 2, 3, 4, 0, 3.5]})
+    e = leaderboard.stream_entries(t, "adaneg")
+    assert e["orders"] == [0, 1] and e["ood"]["x"]["auroc"] == pytest.approx((100 + 62.5) / 2)
+    assert e["ood"]["x"]["auroc_std"] == pytest.approx(18.75)
+    avg = {"mcm": {"auroc": 80.0}, "neglabel": {"auroc": 78.0}, "csp": {"auroc": 90.0}, "msp": {"auroc": 81.0}}
+    r = leaderboard.rank_agreement(avg)  # published: MCM < NegLabel < CSP; MSP has no figure
+    assert r["methods"] == ["mcm", "neglabel", "csp"] and r["tau"] == pytest.approx(1 / 3, abs=1e-4)
+    assert r["disagree"] == [("mcm", "neglabel")]
+    assert np.isnan(leaderboard.PUBLISHED["tanl"][0] or np.nan)
+
+
+def test_registry_register_score_and_errors(tmp_path):
+    from negprompt.methods import registry
+
+    ctx = registry.Context(None, None, ["a", "b"], E[:2], 100.0, "a photo of a {}.")
+    plugin = tmp_path / "cosine_gap.py"
+    plugin.write_text("from negprompt.methods import registry\n"
+                      "def gap(img, ctx):\n    s = img @ ctx.zero_shot.T\n    return s.max(1).values - s.mean(1)\n"
+                      "registry.register('cosine_gap', gap, 'Cosine gap')\n")
+    try:
+        assert registry.load_plugins([plugin.name], root=tmp_path) == ["cosine_gap"]
+        out = registry.score_all(E[:3], ctx)
+        assert out["cosine_gap"].tolist() == pytest.approx([0.5, 0.5, 0.0])
+    finally:
+        registry.unregister("cosine_gap")
+    for bad in ("MCM", "", "csp"):
+        with pytest.raises(NegPromptError, match="method name"):
+            registry.register(bad, lambda img, ctx: img[:, 0])
+    with pytest.raises(NegPromptError, match="family.methods: unknown method 'foo'"):
+        registry.check_family(["csp", "foo"])
+    with pytest.raises(NegPromptError, match="family.plugins"):
+        registry.load_plugins(["missing.py"], root=tmp_path)

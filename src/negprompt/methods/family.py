@@ -1,0 +1,109 @@
+"""CSP, AdaNeg and TANL on one benchmark: their labels (mined once, in the neglabel stage) and their scores on the
+cached test features (score stage), with the test-time methods on the fixed stream. docs/methods.md has the rules."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from negprompt.methods import adaneg, csp, neglabel, stream, tanl
+
+# On OpenMoji the corpus has names only. The stand-in's captions teach style words (openmoji.STYLES' templates):
+# CSP's adjective pool is these, or empty (family.csp_adjectives).
+CAPTION_ADJECTIVES = ("black and white", "greyscale", "sketch", "line drawing", "blurry", "dark", "pixelated")
+PAPER_NOUN, PAPER_ADJ = "The nice {}.", "This is a {} photo."  # OpenOOD-VLM: clip_fixed_ood_prompt.py L416, L646
+
+
+def templates(which: str, standin: str) -> dict:
+    """Prompts of every corpus-based family method: the papers' (`paper`) or the stand-in's caption template for all."""
+    if which == "paper":
+        return {"csp_noun": csp.NOUN_TEMPLATES, "csp_adj": csp.ADJ_TEMPLATES, "noun": PAPER_NOUN, "adj": PAPER_ADJ}
+    return {"csp_noun": (standin,), "csp_adj": (standin,), "noun": standin, "adj": standin}
+
+
+def csp_corpus(benchmark: str, names: list[str], corpus: neglabel.Corpus, adjectives: str, wordnet_dir: str = ""):
+    """CSP's pool: WordNet less its excluded lexicographer files on ImageNet; elsewhere the NegLabel corpus' nouns and
+    the stand-in's caption words as adjectives (`captions`) or none (`none`)."""
+    if benchmark.startswith("imagenet") and not corpus.source.endswith(".txt"):
+        wn = csp.wordnet_pools(wordnet_dir)
+        return neglabel.make_corpus(wn.parts, names, wn.source, 1)
+    adj = list(CAPTION_ADJECTIVES) if adjectives == "captions" else list(corpus.parts.get("adj", []))
+    return neglabel.Corpus({"noun": list(corpus.parts.get("noun", [])), "adj": adj}, corpus.source)
+
+
+def mine(model, tokenizer, names: list[str], corpus: neglabel.Corpus, csp_pool: neglabel.Corpus, fp, nl,
+         tpl: dict, noise_feats: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict]:
+    """Every family method's text features: CSP's mined labels, NegLabel's negatives in the family's templates
+    (AdaNeg), every candidate (TANL), and the noise images' features (TANL)."""
+    from negprompt.clip.prompts import encode_texts
+
+    with torch.no_grad():
+        out, info = {}, {}
+        if "csp" in fp.methods:
+            m = csp.mine_corpus(model, tokenizer, names, csp_pool, fp.csp_fraction, nl.percentile, fp.csp_near,
+                                fp.seed, tpl["csp_noun"], tpl["csp_adj"])
+            out |= {"csp_id": m.id_feats, "csp_neg": m.neg_feats}
+            info["csp"] = {"words": m.words, "parts": m.parts}
+        if {"adaneg", "tanl"} & set(fp.methods):
+            mined = neglabel.mine_corpus(model, tokenizer, names, corpus, nl.num_labels, nl.max_fraction,
+                                         nl.percentile, tpl["noun"], tpl["adj"])
+            out |= {"id": mined.id_feats, "neg": mined.neg_feats}
+            info["adaneg"] = {"words": mined.words, "parts": mined.parts}
+        if "tanl" in fp.methods:
+            cand = [encode_texts(model, tokenizer, [(tpl["adj"] if part == "adj" else tpl["noun"]).format(w)
+                                                    for w in words]).cpu()
+                    for part, words in corpus.parts.items() if words]
+            out |= {"cand": torch.cat(cand), "noise": noise_feats}
+    return out, info
+
+
+def noise_features(model, count: int, size: int, seed: int) -> torch.Tensor:
+    """TANL's noise images through the image tower, un-normalised as the official code feeds them (L747). [count, d]"""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        f = model.encode_image(tanl.noise_images(count, size, seed).to(device)).float().cpu()
+    return torch.nn.functional.normalize(f, dim=-1)
+
+
+def static_scores(img: torch.Tensor, feats: dict, fp) -> dict[str, torch.Tensor]:
+    """CSP: no memory, one score per image."""
+    if "csp_id" not in feats:
+        return {}
+    m = csp.Mined(feats["csp_id"], feats["csp_neg"], [], [])
+    return {"csp": csp.score(img, m, 1 / fp.logit_scale, min(fp.csp_groups, len(m.neg_feats)), fp.seed)}
+
+
+def steppers(feats: dict, fp) -> dict:
+    """The test-time methods' fresh-memory factories (one call per stream)."""
+    out = {}
+    groups = min(fp.adaneg_groups, len(feats.get("neg", [])) or 1)
+    if "adaneg" in fp.methods:
+        out["adaneg"] = lambda: adaneg.stepper(
+            feats["id"], feats["neg"], fp.adaneg_slots, thres=fp.adaneg_thres, gap=fp.adaneg_gap, lam=fp.adaneg_lambda,
+            groups=groups, sample_adaptive=fp.adaneg_sample_adaptive, beta=fp.adaneg_beta,
+            logit_scale=fp.logit_scale, seed=fp.seed)
+    if "tanl" in fp.methods:
+        out["tanl"] = lambda: tanl.stepper(
+            feats["id"], feats["cand"], feats["noise"], beta=fp.tanl_beta, memory=fp.tanl_memory, gamma=fp.tanl_gamma,
+            logit_scale=fp.logit_scale, seed=fp.seed, gap=fp.tanl_gap, score_queue=fp.tanl_score_queue,
+            alpha=fp.tanl_alpha)
+    return out
+
+
+def stream_column(method: str, ood_set: str, order: int) -> str:
+    return f"{method}@{ood_set}@o{order}"
+
+
+def stream_scores(img: torch.Tensor, sets: np.ndarray, feats: dict, fp) -> dict[str, np.ndarray]:
+    """Each test-time method on each OOD set's stream (ID + that set), for each order: column
+    `method@set@oR` holds the scores of the ID images and of that set's images, NaN elsewhere."""
+    out = {}
+    is_id = sets == "id"
+    for method, make in steppers(feats, fp).items():
+        for s in [x for x in dict.fromkeys(sets) if x != "id"]:
+            is_s = sets == s
+            for r in fp.stream_orders:
+                id_s, ood_s = stream.run(img[is_id], img[is_s], make, r, fp.stream_batch_size)
+                col = np.full(len(sets), np.nan, dtype=np.float32)
+                col[is_id], col[is_s] = id_s.numpy(), ood_s.numpy()
+                out[stream_column(method, s, r)] = col
+    return out

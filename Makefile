@@ -46,10 +46,11 @@ EXECUTOR ?= queue
 grid: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/experiments/grid.py --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS)) --only $(ONLY)
 
-# The OpenMoji stand-in CLIP's recipe after phase 1, three runs from the committed phase-1 checkpoint
-# (about 95 minutes on 2 CPU cores): web-like captions, then twice with scenes (objects small in front of
-# places and patterns). Its result, weights/openmoji-tiny.safetensors + .json, is committed: `make repro`
-# only loads it. Phase 1 from scratch: README, "The stand-in CLIP".
+# The OpenMoji stand-in CLIP's recipe after phase 1, five runs from the committed phase-1 checkpoint
+# (about 160 minutes on 2 CPU cores, benchmarks/RESULTS.md): web-like captions, then twice with scenes (objects
+# small in front of places and patterns), then twice with plants among the scenes. Its result,
+# weights/openmoji-tiny.safetensors + .json, is committed: `make repro` only loads it. Phase 1 from scratch:
+# docs/benchmark.md, "The stand-in CLIP, pretrained once and committed".
 # PRETRAIN_ARGS: options for every run, e.g. "--workers 15" on a GPU machine with 16 cores (rendering in
 # worker processes keeps the GPU fed; on 2 CPU cores training needs the cores itself)
 PRETRAIN_ARGS ?=
@@ -67,7 +68,7 @@ pretrain: install
 	mkdir -p build/pretrain
 	$(call WEB_AND_SCENES,weights/openmoji-tiny-phase1.safetensors,build/pretrain/,)
 
-# Issue 26's third design: every concept of the OpenMoji vocabulary (resources/openmoji_vocabulary.tsv) captioned
+# The whole-vocabulary design: every concept of the OpenMoji vocabulary (resources/openmoji_vocabulary.tsv) captioned
 # from phase 1 on (from scratch), then `make pretrain`'s web and scene runs; each run's manifest says whether it
 # passes the shipping rule (docs/benchmark.md). About 4 hours on 2 CPU cores; about 23 minutes on an H200 with
 # 16 cores and PRETRAIN_ARGS="--workers 15" (benchmarks/RESULTS.md). Writes build/pretrain/vocab-*.safetensors and .json.

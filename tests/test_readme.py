@@ -1,4 +1,5 @@
-"""The README's and docs' commands, run as written from a plain shell in a fresh clone; their links.
+"""The README's and docs' commands, run as written from a plain shell in a fresh clone (their links and
+figures: tests/test_docs.py).
 
 Every line of the ```bash blocks of README.md and then of docs/*.md (in name order) runs, in order, in
 one bash session whose PATH has a `python` that is *not* the project's (the system one, without
@@ -76,34 +77,6 @@ def test_readme_is_a_front_door():
             break
         rows.add(line.split("|")[1].strip(" *"))
     assert {"MCM (zero-shot)", "CoOp", "NegPrompt"} <= rows, rows
-
-
-def _slug(heading: str) -> str:
-    """GitHub's anchor for a Markdown heading."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-
-
-def _links(path: Path) -> list[str]:
-    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)  # not inside code blocks
-    return re.findall(r"\]\(([^)\s]+)\)", text)
-
-
-@pytest.mark.parametrize("page", ["README.md", "benchmarks/README.md", *(f"docs/{f.name}" for f in DOCS)])
-def test_relative_links_point_at_files_that_exist(page):
-    path = REPO / page
-    broken = []
-    for link in _links(path):
-        if re.match(r"[a-z]+:", link):
-            continue  # http(s), mailto
-        target, _, anchor = link.partition("#")
-        dest = (path.parent / target).resolve() if target else path
-        if not dest.exists():
-            broken.append(f"{link}: no such file")
-        elif anchor and dest.suffix == ".md":
-            headings = re.findall(r"^#+ (.+)$", re.sub(r"^```.*?^```", "", dest.read_text(), flags=re.S | re.M), re.M)
-            if anchor not in {_slug(h) for h in headings}:
-                broken.append(f"{link}: no heading with that anchor in {dest.relative_to(REPO)}")
-    assert not broken, f"{page}: " + "; ".join(broken)
 
 
 def _clone_env(clone: Path) -> None:

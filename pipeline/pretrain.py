@@ -4,11 +4,12 @@ Phase 1 (pool): renders a pool of captioned emoji of every concept (ID and OOD a
 pretraining-only ones) and pretrains `openmoji-tiny` from scratch with open_clip's ClipLoss, the
 logit scale ramped to CLIP's 100. Phase 2 (web): continues on freshly rendered images every step,
 textures included, with web-like captions (some name a secondary object or nothing the image
-shows), the mechanism behind real CLIP's per-image offset (README, "The stand-in CLIP").
+shows), the mechanism behind real CLIP's per-image offset (docs/benchmark.md, "The stand-in CLIP,
+pretrained once and committed").
 `--init` starts phase 2 from a saved checkpoint (`make pretrain` chains five runs from the
 committed `weights/openmoji-tiny-phase1.safetensors`: web captions, then twice with scenes, where
 objects stand small in front of places and patterns, then twice with plants among the scenes);
-without it both phases run (about 80
+without it both phases run (about 100
 minutes on 2 CPU cores); `--web-steps 0` stops after phase 1.
 
 Writes float16 safetensors weights plus a manifest (sha256, both phases' recipes and loss logs,

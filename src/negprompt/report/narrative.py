@@ -10,7 +10,7 @@ def paper_section(benchmark: str, agg: dict, open_vocab: bool) -> str:
     paper = report.PAPER.get(benchmark)
     if not paper:
         return (f"{benchmark} is this project's own benchmark: the paper has no numbers for it. "
-                "For the paper's tables run an ImageNet benchmark (README, 'Real data').")
+                "For the paper's tables run an ImageNet benchmark (docs/imagenet.md).")
     key = "average_open_vocab" if open_vocab and "average_open_vocab" in paper else "average"
     lines = ["| method | paper AUROC | ours AUROC | Δ | paper FPR95 | ours FPR95 | Δ |", "|---|---|---|---|---|---|---|"]
     for m, (a, f) in paper[key].items():

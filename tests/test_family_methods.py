@@ -280,3 +280,32 @@ def test_registry_register_score_and_errors(tmp_path):
         registry.check_family(["csp", "foo"])
     with pytest.raises(NegPromptError, match="family.plugins"):
         registry.load_plugins(["missing.py"], root=tmp_path)
+
+
+def test_the_docs_example_method_runs_as_written(tmp_path):
+    """docs/add-a-method.md's example, on the shipped stand-in's text tower and a few fake image features."""
+    import re
+    from pathlib import Path
+
+    from negprompt.clip.backbone import load_backbone
+    from negprompt.clip.prompts import encode_texts
+    from negprompt.methods import registry
+
+    root = Path(__file__).resolve().parents[1]
+    blocks = re.findall(r"```python\n(.*?)```", (root / "docs/add-a-method.md").read_text(), re.S)
+    example = next(b for b in blocks if "registry.register(\"generic_neg\"" in b)
+    assert 25 <= len(example.strip().splitlines()) <= 35
+    (tmp_path / "generic_neg.py").write_text(example)
+    bb = load_backbone("openmoji-tiny", root / "weights/openmoji-tiny.safetensors")
+    names = ["dog", "cat", "apple"]
+    zs = encode_texts(bb.model, bb.tokenizer, [f"a photo of a {n}." for n in names]).cpu()
+    try:
+        assert registry.load_plugins(["generic_neg.py"], root=tmp_path) == ["generic_neg"]
+        ctx = registry.Context(bb.model, bb.tokenizer, names, zs, 100.0, "a photo of a {}.")
+        noise = torch.randn(4, zs.shape[1], generator=torch.Generator().manual_seed(0))
+        img = torch.cat([zs, F.normalize(noise, dim=1)])
+        s = registry.score_all(img, ctx)["generic_neg"]
+        assert s.shape == (7,) and ((s > 0) & (s < 1)).all()
+        assert s[:3].min() > s[3:].max()  # an ID prompt's own feature is more ID than random directions
+    finally:
+        registry.unregister("generic_neg")

@@ -11,20 +11,25 @@ contexts (`state`) and the epoch's training figures (`record`: train/loss, train
 train/acc in stage 1); what it returns (e.g. held-out or test figures) joins the record. The loops
 return the per-epoch records and the kept contexts: the last epoch's, or with a `criterion`
 (`negprompt.methods.selection`) the arg-max (arg-min) epoch of that column of the records.
+
+With a `checkpoint` (`negprompt.methods.checkpoint`) a loop starts after the checkpoint's finished epochs,
+with their state restored, and saves its state after every epoch: a killed run continues bit-identically.
+`on_epoch` is called for the new epochs only; the checkpoint's `curve` holds the records of the others.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from negprompt import NegPromptError
-from negprompt.methods import losses
-from negprompt.config import NegParams, OptimParams
 from negprompt.clip.prompts import PromptEncoder
+from negprompt.config import NegParams, OptimParams
+from negprompt.methods import losses
+from negprompt.methods.checkpoint import Checkpoint, LoopState
 from negprompt.methods.selection import Criterion, select_epoch
 
 OFFICIAL_T_MAX = 50  # osr_nega_prompt.py L269-270: CosineAnnealingLR(optimizer, 50)
@@ -43,7 +48,10 @@ def _optimizer(params, name: str, lr: float, momentum: float, total_steps: int, 
     """SGD or AdamW with a cosine learning rate stepped after every batch: over all steps
     (`cosine`), or with the official period of 50 steps (`official`; `_epoch_end` steps it once
     more per epoch, core/train_clip.py L336), so that the rate cycles instead of decaying."""
-    opt = torch.optim.SGD(params, lr=lr, momentum=momentum) if name == "sgd" else torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    if name == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     t_max = max(1, total_steps) if schedule == "cosine" else OFFICIAL_T_MAX
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
 
@@ -80,6 +88,11 @@ class Precision:
         sched.step()
 
 
+def _resume(checkpoint: Checkpoint | None, state: LoopState) -> tuple[int, list[dict], list[dict]]:
+    """(first epoch to run, records so far, snapshots so far): the checkpoint's, restored into `state`."""
+    return checkpoint.restore(state) if checkpoint is not None else (0, [], [])
+
+
 def _batches(n: int, batch_size: int, gen: torch.Generator):
     order = torch.randperm(n, generator=gen)
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
@@ -88,7 +101,7 @@ def _batches(n: int, batch_size: int, gen: torch.Generator):
 def train_positive(encoder: PromptEncoder, ctx_init: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor,
                    logit_scale: float, config: OptimParams, *, seed: int, on_epoch: EpochHook | None = None,
                    local: torch.Tensor | None = None, locoop_lambda: float = 0.25, locoop_top_k: int = 200,
-                   criterion: Criterion | None = None) -> Trained:
+                   criterion: Criterion | None = None, checkpoint: Checkpoint | None = None) -> Trained:
     """CoOp: learn one shared context [n, w]. feats [N, d] L2-normalised, labels [N] in 0..k-1.
     `config` (the `pos` section) gives epochs, batch size, optimiser, schedule, amp and chunk.
     With `local` [N, P, d] patch features this is LoCoOp: + λ · `losses.locoop_entropy`.
@@ -102,8 +115,9 @@ def train_positive(encoder: PromptEncoder, ctx_init: torch.Tensor, feats: torch.
     precision = Precision(device, c.amp)
     feats, labels = feats.to(device), labels.to(device)
     desc = "train LoCoOp prompts" if local is not None else "train positive prompts"
-    curve, snapshots = [], []
-    for epoch in tqdm(range(c.epochs), desc=desc, unit="epoch"):
+    loop = LoopState({"ctx": ctx}, opt, sched, gen, precision.scaler)
+    start, curve, snapshots = _resume(checkpoint, loop)
+    for epoch in tqdm(range(start, c.epochs), desc=desc, unit="epoch", initial=start, total=c.epochs):
         total, correct = 0.0, 0
         for idx in _batches(len(feats), c.batch_size, gen):
             rate = opt.param_groups[0]["lr"]
@@ -123,6 +137,8 @@ def train_positive(encoder: PromptEncoder, ctx_init: torch.Tensor, feats: torch.
         curve.append(record | ((on_epoch(epoch, state, record) or {}) if on_epoch else {}))
         if criterion is not None:
             snapshots.append(state)
+        if checkpoint is not None:
+            checkpoint.save(loop, epoch + 1, curve, snapshots)
     return _finish(snapshots, curve, criterion, {"ctx": ctx.detach().cpu()})
 
 
@@ -138,8 +154,8 @@ def _paper_stage2(feats, labels, pos_feats, neg_feats, pos_logits, neg_logits, b
 STAGE2_LOSSES = {"official": _official_stage2, "paper": _paper_stage2}  # neg.loss_variant
 
 
-def stage2_loss(variant: str, feats: torch.Tensor, labels: torch.Tensor, pos_feats: torch.Tensor, neg_feats: torch.Tensor,
-                logit_scale: float, beta: float, gamma: float) -> torch.Tensor:
+def stage2_loss(variant: str, feats: torch.Tensor, labels: torch.Tensor, pos_feats: torch.Tensor,
+                neg_feats: torch.Tensor, logit_scale: float, beta: float, gamma: float) -> torch.Tensor:
     """feats [B, d], pos_feats [k, d], neg_feats [k, p, d] -> the stage-2 loss named by `variant`."""
     if variant not in STAGE2_LOSSES:
         raise NegPromptError(f"neg.loss_variant = {variant!r}: expected one of {', '.join(STAGE2_LOSSES)}")
@@ -150,7 +166,8 @@ def stage2_loss(variant: str, feats: torch.Tensor, labels: torch.Tensor, pos_fea
 
 def train_negative(encoder: PromptEncoder, pos_ctx: torch.Tensor, neg_ctx_init: torch.Tensor, feats: torch.Tensor,
                    labels: torch.Tensor, logit_scale: float, config: NegParams, *, seed: int,
-                   on_epoch: EpochHook | None = None, criterion: Criterion | None = None) -> Trained:
+                   on_epoch: EpochHook | None = None, criterion: Criterion | None = None,
+                   checkpoint: Checkpoint | None = None) -> Trained:
     """Learn p negative contexts [p, n, w] shared across classes. `config` (the `neg` section) gives
     the loss (variant, beta, gamma), epochs, batch size, optimiser, schedule, amp and chunk. The
     positive context is frozen and its text features computed once; with `one_stage` (Table 5
@@ -170,15 +187,18 @@ def train_negative(encoder: PromptEncoder, pos_ctx: torch.Tensor, neg_ctx_init: 
     if not one_stage:
         with torch.no_grad():
             frozen_pos = encoder(pos, chunk=chunk)  # [k, d], computed once: the positive prompts do not change
-    curve, snapshots = [], []
-    for epoch in tqdm(range(c.epochs), desc="train negative prompts", unit="epoch"):
+    loop = LoopState({"neg_ctx": neg_ctx, "pos_ctx": pos}, opt, sched, gen, precision.scaler)
+    start, curve, snapshots = _resume(checkpoint, loop)
+    for epoch in tqdm(range(start, c.epochs), desc="train negative prompts", unit="epoch", initial=start,
+                      total=c.epochs):
         total = 0.0
         for idx in _batches(len(feats), c.batch_size, gen):
             rate = opt.param_groups[0]["lr"]
             with precision.autocast:
                 pos_feats = frozen_pos if frozen_pos is not None else encoder(pos, chunk=chunk)
                 neg_feats = encoder(neg_ctx, chunk=chunk).transpose(0, 1)  # [p, k, d] -> [k, p, d]
-                loss = stage2_loss(c.loss_variant, feats[idx], labels[idx], pos_feats, neg_feats, logit_scale, c.beta, c.gamma)
+                loss = stage2_loss(c.loss_variant, feats[idx], labels[idx], pos_feats, neg_feats, logit_scale,
+                                   c.beta, c.gamma)
                 if one_stage:
                     loss = loss + F.cross_entropy(logit_scale * feats[idx] @ pos_feats.T, labels[idx])
             precision.step(loss, opt, sched)
@@ -189,4 +209,6 @@ def train_negative(encoder: PromptEncoder, pos_ctx: torch.Tensor, neg_ctx_init: 
         curve.append(record | ((on_epoch(epoch, state, record) or {}) if on_epoch else {}))
         if criterion is not None:
             snapshots.append(state)
+        if checkpoint is not None:
+            checkpoint.save(loop, epoch + 1, curve, snapshots)
     return _finish(snapshots, curve, criterion, {"pos_ctx": pos.detach().cpu(), "neg_ctx": neg_ctx.detach().cpu()})

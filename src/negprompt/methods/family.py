@@ -13,6 +13,13 @@ CAPTION_ADJECTIVES = ("black and white", "greyscale", "sketch", "line drawing", 
 PAPER_NOUN, PAPER_ADJ = "The nice {}.", "This is a {} photo."  # OpenOOD-VLM: clip_fixed_ood_prompt.py L416, L646
 
 
+def resolve_template(which: str, benchmark: str) -> str:
+    """family.template `auto`: the papers' on ImageNet, the stand-in's on the generated worlds (held-out renders)."""
+    if which != "auto":
+        return which
+    return "paper" if benchmark.startswith("imagenet") else "standin"
+
+
 def templates(which: str, standin: str) -> dict:
     """Prompts of every corpus-based family method: the papers' (`paper`) or the stand-in's caption template for all."""
     if which == "paper":

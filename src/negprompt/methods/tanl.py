@@ -69,17 +69,20 @@ def activation_aware(logits: torch.Tensor, num_id: int, gamma: int = 0) -> torch
 def otsu_threshold(scores: torch.Tensor) -> float:
     """Otsu's split of a score queue (official `find_best_threshold`, L15-80): over th = 0, 0.01, ..., 0.99 the
     smallest within-class variance w0·var0 + w1·var1 (classes score < th and >= th, population variances,
-    infinite when one is empty); among equal minima the middle one."""
+    infinite when one is empty); among equal minima the middle one. All thresholds at once: [100, n] masks."""
     ths = torch.arange(0, 1, 0.01, device=scores.device)
-    crit = []
-    for th in ths:
-        hi = scores >= th
-        w1 = hi.float().mean()
-        if w1 == 0 or w1 == 1:
-            crit.append(torch.tensor(float("inf"), device=scores.device))
-            continue
-        crit.append((1 - w1) * scores[~hi].var(unbiased=False) + w1 * scores[hi].var(unbiased=False))
-    crit = torch.stack(crit)
+    x = scores.float()[None]  # [1, n]
+    hi = (x >= ths[:, None]).float()  # [100, n]
+    lo = 1 - hi
+    n1, n0 = hi.sum(1), lo.sum(1)
+
+    def var(mask, n):
+        mean = (x * mask).sum(1) / n.clamp_min(1)
+        return (((x - mean[:, None]) ** 2) * mask).sum(1) / n.clamp_min(1)
+
+    w1 = n1 / x.shape[1]
+    crit = (1 - w1) * var(lo, n0) + w1 * var(hi, n1)
+    crit = torch.where((n1 == 0) | (n0 == 0), torch.full_like(crit, float("inf")), crit)
     best = torch.where(crit == crit.min())[0]
     return float(ths[best[len(best) // 2]])
 

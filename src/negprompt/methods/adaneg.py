@@ -43,7 +43,7 @@ def new_memory(id_feats: torch.Tensor, neg_feats: torch.Tensor, slots: int = 10)
     """A fresh memory (official L772-779): text features in slot 0, L empty slots, entropies 0, counts 1."""
     if slots < 1:
         raise NegPromptError(f"adaneg.slots = {slots}: must be at least 1 (paper: 10)")
-    text = torch.cat([id_feats, neg_feats]).float()
+    text = torch.cat([id_feats, neg_feats]).float().cpu()
     feats = torch.cat([text[:, None], text.new_zeros(len(text), slots, text.shape[1])], dim=1)
     return Memory(feats, text.new_zeros(len(text), slots + 1), torch.ones(len(text), dtype=torch.long), len(id_feats))
 
@@ -54,19 +54,24 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(p * torch.log(p + 1e-8)).sum(1)
 
 
-def write(memory: Memory, label: int, feat: torch.Tensor, ent: float) -> None:
+def write(memory: Memory, label: int, feat, ent: float) -> None:
     """Store one image in `label`'s memory (official L825-837). While `count < L` the next slot is filled. Once
     `count == L` the image replaces the slot of highest entropy, only if its own entropy is lower than some slot's.
     So L = 10 holds 9 test images: the last slot is never written (the official code's bound, kept)."""
-    if memory.count[label] == memory.slots:
-        ents = memory.entropy[label]
-        if bool((ent < ents).any()):
-            at = int(torch.argmax(ents))
-            memory.feats[label, at], memory.entropy[label, at] = feat, ent
+    _write(memory.feats.numpy(), memory.entropy.numpy(), memory.count.numpy(), memory.slots, label, feat, ent)
+
+
+def _write(feats, ents, count, slots: int, label: int, feat, ent: float) -> None:
+    """`write` on numpy views of the memory's CPU tensors: the per-image loop of a batch stays cheap."""
+    if count[label] == slots:
+        row = ents[label]
+        if (ent < row).any():
+            at = int(row.argmax())
+            feats[label, at], row[at] = feat, ent
     else:
-        at = int(memory.count[label])
-        memory.feats[label, at], memory.entropy[label, at] = feat, ent
-        memory.count[label] += 1
+        at = int(count[label])
+        feats[label, at], ents[label, at] = feat, ent
+        count[label] += 1
 
 
 def proxies(memory: Memory) -> torch.Tensor:
@@ -92,7 +97,7 @@ def step(memory: Memory, img: torch.Tensor, thres: float = 0.5, gap: float = 0.5
     S = NegLabel's grouped score on the text features; images with S > thres + gap(1 - thres) go to their top ID
     label (entropy of the ID softmax), then images with S < thres - gap·thres to their top negative (entropy of the
     negative softmax), each in batch order. The score is NL(s · x · proxiesᵀ) + λ · S (`in_score: combine`)."""
-    img = img.float()
+    img = img.float().cpu()
     c, t = memory.num_id, 1.0 / logit_scale
     sim = img @ memory.feats[:, 0].T  # [B, K] cosines to the text features
     vanilla = neglabel.score(sim[:, :c], sim[:, c:], t, groups, seed)
@@ -101,8 +106,9 @@ def step(memory: Memory, img: torch.Tensor, thres: float = 0.5, gap: float = 0.5
         if not mask.any():
             continue
         label, ent = part[mask].argmax(1) + offset, entropy(logit_scale * part[mask])
-        for f, k, e in zip(img[mask], label.tolist(), ent.tolist()):
-            write(memory, k, f, e)
+        views = memory.feats.numpy(), memory.entropy.numpy(), memory.count.numpy(), memory.slots
+        for f, k, e in zip(img[mask].numpy(), label.tolist(), ent.numpy()):  # float32 entropies, as official
+            _write(*views, k, f, e)
     if sample_adaptive:
         logits = sample_adaptive_logits(img, memory, beta, logit_scale)
     else:

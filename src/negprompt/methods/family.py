@@ -103,7 +103,16 @@ def stream_column(method: str, ood_set: str, order: int) -> str:
 def stream_scores(img: torch.Tensor, sets: np.ndarray, feats: dict, fp) -> dict[str, np.ndarray]:
     """Each test-time method on each OOD set's stream (ID + that set), for each order: column
     `method@set@oR` holds the scores of the ID images and of that set's images, NaN elsewhere."""
-    out = {}
+    out, threads = {}, torch.get_num_threads()
+    torch.set_num_threads(1)  # batches of 256 against a few hundred labels: threads cost more than they give
+    try:
+        _streams(img, sets, feats, fp, out)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def _streams(img, sets, feats, fp, out) -> None:
     is_id = sets == "id"
     for method, make in steppers(feats, fp).items():
         for s in [x for x in dict.fromkeys(sets) if x != "id"]:
@@ -113,7 +122,6 @@ def stream_scores(img: torch.Tensor, sets: np.ndarray, feats: dict, fp) -> dict[
                 col = np.full(len(sets), np.nan, dtype=np.float32)
                 col[is_id], col[is_s] = id_s.numpy(), ood_s.numpy()
                 out[stream_column(method, s, r)] = col
-    return out
 
 
 def heldout_choice(params, templates_=("paper", "standin"), adjectives=("none", "captions")) -> dict:

@@ -27,10 +27,11 @@ def templates(which: str, standin: str) -> dict:
     return {"csp_noun": (standin,), "csp_adj": (standin,), "noun": standin, "adj": standin}
 
 
-def csp_corpus(benchmark: str, names: list[str], corpus: neglabel.Corpus, adjectives: str, wordnet_dir: str = ""):
-    """CSP's pool: WordNet less its excluded lexicographer files on ImageNet; elsewhere the NegLabel corpus' nouns and
-    the stand-in's caption words as adjectives (`captions`) or none (`none`)."""
-    if benchmark.startswith("imagenet") and not corpus.source.endswith(".txt"):
+def csp_corpus(benchmark: str, names: list[str], corpus: neglabel.Corpus, adjectives: str, wordnet_dir: str = "",
+               corpus_file: str = ""):
+    """CSP's pool: on ImageNet without a word list (neglabel.corpus), WordNet less its excluded lexicographer files;
+    otherwise NegLabel's corpus with the stand-in's caption words as adjectives (`captions`) or its own (`none`)."""
+    if benchmark.startswith("imagenet") and not corpus_file:
         wn = csp.wordnet_pools(wordnet_dir)
         return neglabel.make_corpus(wn.parts, names, wn.source, 1)
     adj = list(CAPTION_ADJECTIVES) if adjectives == "captions" else list(corpus.parts.get("adj", []))

@@ -1,7 +1,8 @@
 """Stage `backbone`: resolve the CLIP weights (an open_clip tag, a local file such as the shipped
 OpenMoji stand-in, or, for the colour x shape mini-world, a tiny CLIP pretrained here), check them,
 and write a manifest with their sha256. For generated worlds it also writes the backbone's zero-shot
-diagnostics (reports/backbone.json) on fresh held-out renders, never on the benchmark's test sets."""
+diagnostics (reports/backbone.json) on fresh held-out renders, never on the benchmark's test sets.
+`pretrained: random` writes the architecture's seeded initial weights: ImageNet-scale timing without a download."""
 from safetensors.torch import save_file
 
 from negprompt import NegPromptError
@@ -18,7 +19,12 @@ def main():
     p, d = params.backbone, params.data
     device = backbone.resolve_device(p.device)
     with atomic_path(BACKBONE, directory=True) as out:
-        if p.pretrained:
+        if p.pretrained == backbone.RANDOM:  # a scale test: the architecture's cost, no learned weights
+            checkpoint = BACKBONE / f"{p.model}.random.safetensors"
+            local = out / checkpoint.name
+            save_file(backbone.random_weights(p.model, p.seed), str(local))
+            print(f"{p.model} with random weights (seed {p.seed}): a scale test; its figures are not results")
+        elif p.pretrained:
             checkpoint = backbone.resolve_weights(p.model, p.pretrained, p.cache_dir)
             backbone.check_shipped(checkpoint)
             local = checkpoint

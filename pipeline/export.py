@@ -3,6 +3,7 @@ from pathlib import Path
 
 import torch
 
+from negprompt import NegPromptError
 from negprompt.benchmarks.tables import read_classes
 from negprompt.detector import export_bundle
 from negprompt.io import load_tensors, read_table
@@ -17,6 +18,10 @@ DETECTOR = Path("models/detector")
 
 def main():
     params = load_params()
+    bb_manifest = backbone_manifest()
+    if bb_manifest.get("pretrained") == "random":  # checked before anything is read or written
+        raise NegPromptError(f"models/backbone holds {bb_manifest['model']} with random weights (backbone.pretrained: "
+                             "random, a scale test): a detector from it would detect nothing; use real weights")
     seed = params.subset.seeds[0]
     bb = load_backbone(params.neg.device)
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()

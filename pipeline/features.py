@@ -5,6 +5,8 @@ test.parquet: the ID test set and every OOD set.
 With features.local: train_local.npy / test_local.npy, the projected patch features [N, P, d]
 in float16, row-aligned with the parquet files (GL-MCM and LoCoOp need them). Plain .npy so they
 are written and read memory-mapped: ImageNet's ~90k test images x 196 patches x 512 are ~18 GB.
+An unreadable image stops the stage naming it (features.on_bad_image: error), or is dropped from
+the cache and counted (skip): every later stage reads its rows from these tables, so none sees it.
 """
 from pathlib import Path
 
@@ -33,7 +35,8 @@ def main():
     dtype = getattr(torch, p.dtype)
     if dtype != torch.float32 and device.type != "cuda":
         raise NegPromptError(f"features.dtype {p.dtype} needs a CUDA device (got {device}); use float32 on CPU")
-    kw = dict(batch_size=p.batch_size, num_workers=p.num_workers, device=device, dtype=dtype)
+    kw = dict(batch_size=p.batch_size, num_workers=p.num_workers, device=device, dtype=dtype,
+              strict=p.on_bad_image == "error")
     size = bb.model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     views = [train if view == 0 else train[train.split == "train"] for view in range(p.train_views)]
@@ -42,26 +45,63 @@ def main():
         def patches(name: str, n: int):
             return np.lib.format.open_memmap(out / name, mode="w+", dtype=np.float16, shape=(n, *shape)) if shape else None
 
-        train_local, start, tables, feats = patches("train_local.npy", sum(len(v) for v in views)), 0, [], []
+        train_local = patches("train_local.npy", sum(len(v) for v in views))
+        start, tables, feats, errors = 0, [], [], []
         for view, rows in enumerate(views):
             transform = bb.preprocess if view == 0 else augmented_view(bb.preprocess, size)
             torch.manual_seed(view)
             rows_local = None if train_local is None else train_local[start : start + len(rows)]
-            f, _ = encode_images(bb.model, transform, [root / x for x in rows.path], desc=f"encode train view {view}", local_out=rows_local, **kw)
+            paths = [root / x for x in rows.path]
+            f, errs = encode_images(bb.model, transform, paths, desc=f"encode train view {view}", local_out=rows_local, **kw)
             tables.append(rows.assign(view=view)[["path", "label", "split", "view"]])
             feats.append(f)
+            errors.extend(errs)
             start += len(rows)
         table = pd.concat(tables, ignore_index=True)
-        write_table(table, out / "train.parquet", np.concatenate(feats), meta)
+        train_feats, train_local = drop_unreadable(np.concatenate(feats), train_local, errors, out / "train_local.npy")
+        write_table(table[[not e for e in errors]].reset_index(drop=True), out / "train.parquet", train_feats,
+                    skipped_meta(meta, errors))
         test_local = patches("test_local.npy", len(test))
-        f, _ = encode_images(bb.model, bb.preprocess, [root / x for x in test.path], desc="encode test", local_out=test_local, **kw)
-        write_table(test, out / "test.parquet", f, meta)
+        f, test_errors = encode_images(bb.model, bb.preprocess, [root / x for x in test.path], desc="encode test",
+                                       local_out=test_local, **kw)
+        f, test_local = drop_unreadable(f, test_local, test_errors, out / "test_local.npy")
+        write_table(test[[not e for e in test_errors]].reset_index(drop=True), out / "test.parquet", f,
+                    skipped_meta(meta, test_errors))
         for mm in (train_local, test_local):
             if mm is not None:
                 mm.flush()
         del train_local, test_local, rows_local  # close the memory maps before the directory is moved into place
     local = f", and {shape[0]} patch features per image (float16)" if shape else ""
-    print(f"cached {len(table)} train and {len(test)} test features of dim {f.shape[1]}{local}")
+    skipped = [e for e in errors + test_errors if e]
+    note = f"; skipped {len(skipped)} unreadable images (on_bad_image: skip; first: {skipped[0]})" if skipped else ""
+    print(f"cached {len(table) - sum(map(bool, errors))} train and {len(f)} test features of dim {f.shape[1]}"
+          f"{local}{note}")
+
+
+def skipped_meta(meta: dict, errors: list[str]) -> dict:
+    """The cache's metadata, with the count of skipped images only when there were some (so a clean run's
+    files are byte-identical to those written before features.on_bad_image existed)."""
+    n = sum(map(bool, errors))
+    return {**meta, "skipped_images": n} if n else meta
+
+
+def drop_unreadable(feats: np.ndarray, local, errors: list[str], local_path: Path):
+    """Rows of unreadable images removed from the features [N, d] and, when cached, the patch memory map
+    (copied in blocks into a shorter one at the same path, so ImageNet-scale caches never sit in memory)."""
+    keep = np.array([not e for e in errors], dtype=bool)
+    if keep.all():
+        return feats, local
+    if local is not None:
+        short = np.lib.format.open_memmap(local_path.with_suffix(".tmp.npy"), mode="w+", dtype=local.dtype,
+                                          shape=(int(keep.sum()), *local.shape[1:]))
+        rows = np.flatnonzero(keep)
+        for i in range(0, len(rows), 1024):
+            short[i : i + 1024] = local[rows[i : i + 1024]]
+        short.flush()
+        del local, short
+        local_path.with_suffix(".tmp.npy").replace(local_path)
+        local = np.load(local_path, mmap_mode="r+")
+    return feats[keep], local
 
 
 if __name__ == "__main__":

@@ -42,6 +42,29 @@ class BackboneParams(Section):
     pretrain_images: int = Field(30000, ge=1)
     seed: int = 0
 
+    @field_validator("model")
+    @classmethod
+    def _known_architecture(cls, v):
+        """Caught with the params, not in the backbone stage: open_clip's architectures are its
+        `model_configs/*.json` (read as files, so a stage that needs no open_clip does not import it),
+        the project's own (`resources/*.json`), and hub models (`hf-hub:`, `local-dir:`)."""
+        if v.startswith(("hf-hub:", "local-dir:")) or v in known_architectures():
+            return v
+        stem = v.lower().split("-")[0]
+        close = sorted(m for m in known_architectures() if stem and stem in m.lower())[:6]
+        raise ValueError(f"not an open_clip architecture (close: {', '.join(close) or 'none'}; "
+                         "e.g. ViT-B-16, RN50, openmoji-tiny)")
+
+
+def known_architectures() -> set[str]:
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    spec = find_spec("open_clip")
+    dirs = [(Path(d) / "model_configs", "*.json") for d in (spec.submodule_search_locations or [])] if spec else []
+    dirs.append((Path(__file__).parent / "resources", "*-tiny.json"))  # the stand-ins (clip/backbone.py registers them)
+    return {f.stem for d, pattern in dirs if d.is_dir() for f in d.glob(pattern)}
+
 
 class SubsetParams(Section):
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
@@ -64,6 +87,7 @@ class FeaturesParams(Section):
     device: str = "auto"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     local: bool = False  # also cache patch features (GL-MCM, LoCoOp); ViT backbones only
+    on_bad_image: Literal["error", "skip"] = "error"  # an unreadable image file: stop naming it, or skip and count it
 
 
 class OptimParams(Section):

@@ -15,6 +15,8 @@ from negprompt.benchmarks.tables import Benchmark, class_folders, ood_table
 CONVENTIONAL_OOD = {"iNaturalist": "iNaturalist", "SUN": "SUN", "Places": "Places", "Textures": "dtd/images"}
 OPENOOD_OOD = {"near/SSB-hard": "ssb_hard", "near/NINCO": "ninco", "far/iNaturalist": "iNaturalist",
                "far/Textures": "dtd/images", "far/OpenImage-O": "openimage_o"}
+# images each required folder holds as distributed (MCM's subsets, DTD, ImageNet val); named in errors
+EXPECTED_COUNTS = {"iNaturalist": 10_000, "SUN": 10_000, "Places": 10_000, "dtd/images": 5_640, "val": 50_000}
 
 
 def resource_text(name: str) -> str:
@@ -36,7 +38,8 @@ def imagenet_val(root: Path, wnids: list[str]) -> pd.DataFrame:
     """(path, label) of val/, laid out per synset or flat with `val_labels.txt` (package data)."""
     val = root / "val"
     if not val.is_dir():
-        raise NegPromptError(f"{val}: ImageNet val folder does not exist (expected val/<wnid>/*.JPEG or a flat val/)")
+        raise NegPromptError(f"{val}: ImageNet val folder does not exist (expected 50,000 images: val/<wnid>/*.JPEG "
+                             "or flat)")
     if (val / wnids[0]).is_dir():
         return class_folders(val, wnids, root, "val")
     labels = [line.split() for line in resource_text("val_labels.txt").splitlines() if line.strip()]
@@ -44,6 +47,21 @@ def imagenet_val(root: Path, wnids: list[str]) -> pd.DataFrame:
     if missing:
         raise NegPromptError(f"{val}: {len(missing)} of the 50,000 val images listed in val_labels.txt are missing (first: {missing[0]})")
     return pd.DataFrame({"path": [f"val/{f}" for f, _ in labels], "label": [int(c) for _, c in labels]})
+
+
+def check_layout(root: Path, train_ids: list[str], ood_folders: list[str]) -> None:
+    """Every required folder, checked before any file is listed, so a half-copied tree fails in one
+    line naming the folder and what belongs there (docs/imagenet.md says where each comes from).
+    val/ is checked by `imagenet_val`, which names missing files too."""
+    train = root / "train"
+    missing = [w for w in train_ids if not (train / w).is_dir()] if train.is_dir() else train_ids
+    if missing:
+        raise NegPromptError(f"data.root {str(root)!r}: {len(missing)} of the {len(train_ids):,} train class folders "
+                             f"are missing (first: train/{missing[0]}/; expected train/<wnid>/*.JPEG, ~1,300 each)")
+    for rel in ood_folders:
+        if not (root / rel).is_dir():
+            raise NegPromptError(f"data.root {str(root)!r}: folder {rel}/ is missing (expected "
+                                 f"{EXPECTED_COUNTS[rel]:,} images; docs/imagenet.md says where to get it)")
 
 
 def read_imagenet(root: Path, benchmark: str, hard_split: str = "split1") -> Benchmark:
@@ -57,6 +75,7 @@ def read_imagenet(root: Path, benchmark: str, hard_split: str = "split1") -> Ben
         index = {w: i for i, w in enumerate(wnids)}
         classes = allc.iloc[[index[w] for w in id_ids]].reset_index(drop=True)
         val = imagenet_val(root, wnids)
+        check_layout(root, id_ids, [])
         val_wnid = val.label.map(lambda i: wnids[i])
         id_map = {w: i for i, w in enumerate(id_ids)}
         test_id = val[val_wnid.isin(id_map)].assign(label=lambda d: val_wnid[d.index].map(id_map), set="id")
@@ -65,6 +84,7 @@ def read_imagenet(root: Path, benchmark: str, hard_split: str = "split1") -> Ben
     else:
         classes = allc
         test_id = imagenet_val(root, wnids).assign(set="id")
+        check_layout(root, wnids, list(CONVENTIONAL_OOD.values()) if benchmark == "imagenet_conventional" else [])
         sets, required = (CONVENTIONAL_OOD, True) if benchmark == "imagenet_conventional" else (OPENOOD_OOD, False)
         ood, names = ood_table(root, sets, required=required)
         if not names:

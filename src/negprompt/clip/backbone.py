@@ -46,6 +46,24 @@ def check_model_name(model: str) -> None:
         raise NegPromptError(f"backbone.model {model!r} is not an open_clip model (close: {', '.join(close) or 'none'})")
 
 
+RANDOM = "random"  # backbone.pretrained value: the architecture untrained, for scale tests (never results)
+
+
+def random_weights(model: str, seed: int) -> dict[str, torch.Tensor]:
+    """The state dict of `model` as open_clip initialises it, seeded: what a scale test needs is the
+    architecture's shapes and cost (77-token context, 196 patches, width 512/768), not its weights."""
+    check_model_name(model)
+    torch.manual_seed(seed)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # open_clip warns that no pretrained weights are loaded: that is the point
+    try:
+        net = open_clip.create_model(model, device="cpu")
+    finally:
+        root.setLevel(level)
+    return {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+
+
 def resolve_weights(model: str, pretrained: str, cache_dir: str | None = None) -> Path:
     """A local file for `pretrained`: the path itself, or the open_clip tag downloaded into `cache_dir`."""
     check_model_name(model)

@@ -75,10 +75,9 @@ def encode_images(model: torch.nn.Module, transform, paths: list[Path], batch_si
 
     `local_out` [N, P, d] (e.g. a float16 `np.lib.format.open_memmap`) receives the L2-normalised
     patch features batch by batch, so ImageNet-scale patch caches never sit in memory.
-    strict=True raises on the first unreadable image, naming the file.
+    strict=True raises on the first unreadable image, naming the file; otherwise an unreadable image's
+    row (global and local) is zero and its error string says why, so the caller can drop it.
     """
-    if local_out is not None and not strict:
-        raise ValueError("patch features are cached in strict mode only (rows must stay aligned)")
     device = torch.device(device)
     loader = DataLoader(ImageFiles(paths, transform), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=_collate, pin_memory=device.type == "cuda")
@@ -93,7 +92,9 @@ def encode_images(model: torch.nn.Module, transform, paths: list[Path], batch_si
             with autocast:
                 if local_out is not None:
                     f, tokens = encode_with_patches(model, images.to(device, non_blocking=True))
-                    local_out[len(errors) : len(errors) + len(errs)] = F.normalize(tokens.float(), dim=-1).cpu().numpy()
+                    tokens = F.normalize(tokens.float(), dim=-1)
+                    tokens[torch.tensor([bool(e) for e in errs], device=tokens.device)] = 0.0
+                    local_out[len(errors) : len(errors) + len(errs)] = tokens.cpu().numpy()
                 else:
                     f = model.encode_image(images.to(device, non_blocking=True))
             feats.append(F.normalize(f.float(), dim=-1).cpu().numpy())

@@ -63,6 +63,16 @@ def negatives_note(agg: dict, sim) -> str:
             "`benchmarks/analyses/negatives_decomposition.py` separates the negatives' constant weight from their per-image part).")
 
 
+def scale_test_note(bb: dict) -> str:
+    """The report's first lines when the backbone had random weights (`backbone.pretrained: random`):
+    such a run measures time and memory at the architecture's size, and its figures mean nothing."""
+    if bb.get("pretrained") != "random":
+        return ""
+    return (f"\n> **Scale test, not results.** The backbone is `{bb['model']}` with random weights "
+            "(`backbone.pretrained: random`): this run measures time and memory, and every figure below is noise "
+            "from an untrained model.\n")
+
+
 def report_markdown(name: str, bench: dict, bb: dict, params, agg: dict, sim, diag: dict, *, protocol_md: str,
                     neglabel_md: str, text_space_md: str, sheets: str) -> str:
     """reports/report.md: what ran, every method's table, the notes that say who wins and why, and the
@@ -72,7 +82,7 @@ def report_markdown(name: str, bench: dict, bb: dict, params, agg: dict, sim, di
                   f"(λ = {p.locoop.lam}, top-k = {p.locoop.top_fraction:.0%} of the classes) and scored with GL-MCM, as its paper reports it."
                   if "locoop" in agg["average"] else "GL-MCM and LoCoOp need patch features: run with `features.local: true` (ViT backbones).")
     return f"""# NegPrompt report: {name}
-
+{scale_test_note(bb)}
 ## What ran
 - Benchmark: **{name}**, {bench['counts']['classes']} ID classes, {bench['counts']['test_id']} ID test images; OOD sets: {', '.join(f"{s} ({bench['counts'].get('test_' + s, '?')})" for s in bench['ood_sets'])}.
 - Backbone: `{bb['model']}` ({bb['pretrained'] or 'pretrained in this pipeline'}), weights sha256 `{bb['weights_sha256'][:16]}…`.

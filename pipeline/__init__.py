@@ -1,4 +1,5 @@
 """Thin Typer commands, one per DVC stage: read a params section, call the library, write outputs."""
+
 import os
 import platform
 import sys
@@ -13,12 +14,15 @@ if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("NEGPROM
     for _name, _value in PINNED_KERNELS.items():
         os.environ.setdefault(_name, _value)
 
-from importlib.util import find_spec
+from importlib.util import find_spec  # noqa: E402
 
 # DVC runs `python -m pipeline.<stage>` with whatever `python` is first on PATH. Found, not imported:
 # a stage that needs no open_clip does not pay for importing it.
 _missing = [name for name in ("negprompt", "open_clip", "torch") if find_spec(name) is None]
 if _missing:
-    print(f"error: {sys.executable} lacks the project's dependencies (no module {_missing[0]!r}): "
-          "run `source .venv/bin/activate` (after `make install`) and then `dvc ...`, or use the make targets", file=sys.stderr)
+    print(
+        f"error: {sys.executable} lacks the project's dependencies (no module {_missing[0]!r}): "
+        "run `source .venv/bin/activate` (after `make install`) and then `dvc ...`, or use the make targets",
+        file=sys.stderr,
+    )
     raise SystemExit(2)

@@ -1,4 +1,5 @@
 """What every stage shares: one-line user errors, the same threads and determinism everywhere."""
+
 from __future__ import annotations
 
 import functools
@@ -22,7 +23,7 @@ def stage(fn):
             return fn(*args, **kwargs)
         except NegPromptError as e:
             print(f"error: {e}", file=sys.stderr)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
 
     return wrapper
 
@@ -31,4 +32,3 @@ def run(fn) -> None:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(stage(fn))
     app()
-

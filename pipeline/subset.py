@@ -1,5 +1,6 @@
 """Stage `subset`: per seed, 16 shots per ID class (+ held-out calibration images), and the
 open-vocabulary class list (first 10% of ID classes)."""
+
 import pandas as pd
 
 from negprompt.benchmarks import tables as data
@@ -17,7 +18,9 @@ def main():
             table = data.sample_fewshot(pool, classes, p.shots, p.calib_per_class, seed)
             write_table(table, out / f"seed{seed}.parquet")
         ov = data.open_vocab_classes(len(classes), p.open_vocab_fraction)
-        pd.DataFrame({"label": ov, "class_id": classes.class_id[ov], "name": classes.name[ov]}).to_csv(out / "open_vocab_classes.tsv", sep="\t", index=False)
+        pd.DataFrame({"label": ov, "class_id": classes.class_id[ov], "name": classes.name[ov]}).to_csv(
+            out / "open_vocab_classes.tsv", sep="\t", index=False
+        )
     print(f"{len(p.seeds)} seeds x {p.shots} shots x {len(classes)} classes; open vocabulary: {len(ov)} classes")
 
 

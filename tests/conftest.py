@@ -1,4 +1,5 @@
 """Fixtures shared by the test modules; plain helpers are in tests/helpers.py."""
+
 import numpy as np
 import open_clip
 import pandas as pd
@@ -36,12 +37,17 @@ def world(tmp_path):
     pool = pd.DataFrame(rows, columns=["path", "label"])
     write_table(pool, bench / "pool.parquet")
     write_table(pool.assign(set="id"), bench / "test.parquet")
-    pd.DataFrame({"class_id": ["c0", "c1", "c2"], "name": ["red star", "blue ring", "gold heart"]}).to_csv(bench / "classes.tsv", sep="\t", index=False)
+    pd.DataFrame({"class_id": ["c0", "c1", "c2"], "name": ["red star", "blue ring", "gold heart"]}).to_csv(
+        bench / "classes.tsv", sep="\t", index=False
+    )
     write_json({"root": "data/benchmark/images"}, bench / "manifest.json")
     ckpt = tmp_path / "models/backbone/tiny.safetensors"
     ckpt.parent.mkdir(parents=True)
     save_file({k: v.contiguous() for k, v in open_clip.create_model(TINY_MODEL).state_dict().items()}, str(ckpt))
-    write_json({"model": TINY_MODEL, "pretrained": "", "checkpoint": str(ckpt), "weights_sha256": sha256(ckpt)}, tmp_path / "models/backbone/manifest.json")
+    write_json(
+        {"model": TINY_MODEL, "pretrained": "", "checkpoint": str(ckpt), "weights_sha256": sha256(ckpt)},
+        tmp_path / "models/backbone/manifest.json",
+    )
     write_params(tmp_path, subset={"seeds": [1], "shots": 2, "calib_per_class": 1})
     assert stage(tmp_path, "subset").returncode == 0
     return tmp_path

@@ -1,6 +1,7 @@
 """What several test modules share: the repository, a tiny configuration, throwaway git + dvc
 repositories, running one stage or DVC, and the one-line error every bad input must give.
 (Fixtures are in conftest.py.)"""
+
 import os
 import shutil
 import subprocess
@@ -32,11 +33,19 @@ def make_repo(tmp: Path, params: dict) -> Path:
     work = tmp / "repo"
     for rel in ("dvc.yaml", "pipeline", "src", "weights"):
         src = REPO / rel
-        (shutil.copytree(src, work / rel, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")) if src.is_dir() else
-         (work.mkdir(parents=True, exist_ok=True), shutil.copy(src, work / rel)))
+        (
+            shutil.copytree(src, work / rel, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            if src.is_dir()
+            else (work.mkdir(parents=True, exist_ok=True), shutil.copy(src, work / rel))
+        )
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ)
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"], ["git", "config", "user.name", "t"], [DVC, "init", "-q"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "config", "user.email", "t@t"],
+        ["git", "config", "user.name", "t"],
+        [DVC, "init", "-q"],
+    ):
         subprocess.run(cmd, cwd=work, check=True, env=env, capture_output=True)
     shutil.copytree(REPO / ".dvc/plots", work / ".dvc/plots")  # the ROC template and the offline HTML page
     shutil.copy(REPO / ".dvc/config", work / ".dvc/config")
@@ -58,7 +67,9 @@ def dvc(work: Path, *args, check=True):
 
 def stage(work: Path, name: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "NEGPROMPT_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", f"pipeline.{name}", *args], cwd=work, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", f"pipeline.{name}", *args], cwd=work, env=env, capture_output=True, text=True
+    )
 
 
 def write_params(work: Path, **sections) -> None:

@@ -1,4 +1,5 @@
 """params.yaml and the config's defaults are one source: they must agree key for key."""
+
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ def flatten(d: dict, prefix: str = "") -> dict:
 def test_config_defaults_are_params_yaml():
     shipped = flatten(yaml.safe_load((REPO / "params.yaml").read_text()))
     defaults = flatten(Params().model_dump())
-    assert set(shipped) == set(defaults), f"keys only in params.yaml: {set(shipped) - set(defaults)}, only in config.py: {set(defaults) - set(shipped)}"
+    assert set(shipped) == set(defaults), (
+        f"keys only in params.yaml: {set(shipped) - set(defaults)}, only in config.py: {set(defaults) - set(shipped)}"
+    )
     differ = {k: (shipped[k], defaults[k]) for k in shipped if shipped[k] != defaults[k]}
     assert not differ, f"params.yaml vs config.py defaults: {differ}"
 

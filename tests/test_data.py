@@ -9,7 +9,9 @@ from negprompt.benchmarks.worlds import read_world
 
 
 def _pool(k=5, n=20):
-    return pd.DataFrame({"path": [f"c{c}/{i}.png" for c in range(k) for i in range(n)], "label": np.repeat(np.arange(k), n)})
+    return pd.DataFrame(
+        {"path": [f"c{c}/{i}.png" for c in range(k) for i in range(n)], "label": np.repeat(np.arange(k), n)}
+    )
 
 
 def _classes(k=5):

@@ -10,8 +10,8 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from negprompt.benchmarks import miniworld as mw
-from negprompt.clip.backbone import TINY_MODEL, sha256
 from negprompt.cli import app
+from negprompt.clip.backbone import TINY_MODEL, sha256
 from negprompt.detector import export_bundle
 
 
@@ -28,8 +28,15 @@ def bundle(tmp_path_factory):
     ckpt = _checkpoint(tmp / "tiny.safetensors", 0)
     manifest = {"model": TINY_MODEL, "pretrained": "", "checkpoint": str(ckpt), "weights_sha256": sha256(ckpt)}
     g = torch.Generator().manual_seed(0)
-    export_bundle(tmp / "detector", manifest, ["crimson star", "teal ring", "gold heart"], torch.randn(4, 128, generator=g) * 0.02,
-                  torch.randn(2, 4, 128, generator=g) * 0.02, temperature=1.0, threshold=0.34)
+    export_bundle(
+        tmp / "detector",
+        manifest,
+        ["crimson star", "teal ring", "gold heart"],
+        torch.randn(4, 128, generator=g) * 0.02,
+        torch.randn(2, 4, 128, generator=g) * 0.02,
+        temperature=1.0,
+        threshold=0.34,
+    )
     return tmp / "detector"
 
 
@@ -57,7 +64,9 @@ def test_unreadable_files_get_no_verdict(bundle, images, tmp_path, fmt):
     """An unreadable file's row has null verdict columns in every format, so keeping the
     in-distribution images with is_ood == False never passes an unreadable file on."""
     out = tmp_path / f"res.{fmt}"
-    res = CliRunner().invoke(app, ["detect", str(bundle), str(images), "--out", str(out), "--format", fmt, "--threshold", "2"])
+    res = CliRunner().invoke(
+        app, ["detect", str(bundle), str(images), "--out", str(out), "--format", fmt, "--threshold", "2"]
+    )
     assert res.exit_code == 0, res.output
     assert "3 images scored: 3 flagged OOD" in res.output and "4 unreadable" in res.output
     if fmt == "csv":
@@ -82,8 +91,16 @@ def test_unreadable_files_get_no_verdict(bundle, images, tmp_path, fmt):
     assert df[names.isin(UNREADABLE)][VERDICT].isna().all().all()
     # with threshold 2 every readable image is OOD: filtering for ID keeps nothing, never an unreadable file
     assert len(df[df.is_ood == False]) == 0  # noqa: E712
-    res = CliRunner().invoke(app, ["detect", str(bundle), str(images), "--out", str(out), "--format", fmt, "--threshold", "0"])
-    df = pd.read_parquet(out) if fmt == "parquet" else pd.read_csv(out) if fmt == "csv" else pd.DataFrame(json.loads(out.read_text()))
+    res = CliRunner().invoke(
+        app, ["detect", str(bundle), str(images), "--out", str(out), "--format", fmt, "--threshold", "0"]
+    )
+    df = (
+        pd.read_parquet(out)
+        if fmt == "parquet"
+        else pd.read_csv(out)
+        if fmt == "csv"
+        else pd.DataFrame(json.loads(out.read_text()))
+    )
     kept = df[df.is_ood == False].path.map(lambda p: p.split("/")[-1])  # noqa: E712
     assert sorted(kept) == ["img0.png", "img1.jpg", "img2.jpg"]
 
@@ -105,11 +122,26 @@ def test_detect_scores_images_and_reports_bad_files(bundle, images, tmp_path):
 
 
 def test_detect_strict_and_formats(bundle, images, tmp_path):
-    res = CliRunner().invoke(app, ["detect", str(bundle), str(images), "--out", str(tmp_path / "r.json"), "--format", "json", "--strict"])
+    res = CliRunner().invoke(
+        app, ["detect", str(bundle), str(images), "--out", str(tmp_path / "r.json"), "--format", "json", "--strict"]
+    )
     assert res.exit_code == 1
     rows = json.loads((tmp_path / "r.json").read_text())
     assert len(rows) == 7
-    res = CliRunner().invoke(app, ["detect", str(bundle), str(images / "img0.png"), "-o", str(tmp_path / "r.parquet"), "--format", "parquet", "--threshold", "2"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "detect",
+            str(bundle),
+            str(images / "img0.png"),
+            "-o",
+            str(tmp_path / "r.parquet"),
+            "--format",
+            "parquet",
+            "--threshold",
+            "2",
+        ],
+    )
     assert res.exit_code == 0 and pd.read_parquet(tmp_path / "r.parquet").is_ood.all()
 
 

@@ -1,5 +1,6 @@
 """Every stage reruns when code it runs changes: each project file a stage's command imports
 (transitively, function-level imports included) is among the stage's `deps` in dvc.yaml."""
+
 import ast
 from pathlib import Path
 
@@ -85,5 +86,7 @@ def test_the_check_fails_when_an_import_is_dropped_from_deps(stage):
     broken = yaml.safe_load((REPO / "dvc.yaml").read_text())
     broken["stages"][stage]["deps"] = [d for d in broken["stages"][stage]["deps"] if d != dropped]
     if dropped not in STAGES["stages"][stage]["deps"]:  # covered by a folder: drop the folder instead
-        broken["stages"][stage]["deps"] = [d for d in broken["stages"][stage]["deps"] if not covered(Path(dropped), [d])]
+        broken["stages"][stage]["deps"] = [
+            d for d in broken["stages"][stage]["deps"] if not covered(Path(dropped), [d])
+        ]
     assert dropped in missing_deps(broken).get(stage, [])

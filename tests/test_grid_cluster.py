@@ -1,6 +1,7 @@
 """The experiment grid as cluster jobs (`grid.py --executor local|slurm`, benchmarks/experiments/grid_cluster.py):
 submitit's local backend end to end with a row failing on purpose and `--resume`; a real single-node Slurm (Debian's
 slurm-wlm and munge, started here as root) on the same rows, with the same metrics; bad input before any submission."""
+
 import json
 import os
 import shutil
@@ -25,14 +26,25 @@ def git(cwd, *args):
 
 def grid(work: Path, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "GRID_POLL_S": "1", **(env or {})}
-    return subprocess.run([sys.executable, str(GRID), "--grid", str(TINY_GRID), *args], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(GRID), "--grid", str(TINY_GRID), *args],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def experiments(work: Path) -> dict[str, dict]:
     """{experiment name: its metrics} of `dvc exp show` at HEAD."""
     shown = json.loads(dvc(work, "exp", "show", "--json").stdout)
-    return {e["name"]: e["revs"][0]["data"]["metrics"] for rev in shown for e in (rev.get("experiments") or []) if e.get("name")}
+    return {
+        e["name"]: e["revs"][0]["data"]["metrics"]
+        for rev in shown
+        for e in (rev.get("experiments") or [])
+        if e.get("name")
+    }
 
 
 def remote_exps(work: Path) -> set[str]:
@@ -40,7 +52,8 @@ def remote_exps(work: Path) -> set[str]:
 
 
 def with_remotes(tmp: Path, params: dict) -> Path:
-    """make_repo's repository with a DVC remote (`store`, committed) and a bare Git remote (`origin`) it is pushed to."""
+    """make_repo's repository with a DVC remote (`store`, committed) and a bare Git remote (`origin`) it is
+    pushed to."""
     work = make_repo(tmp, params)
     dvc(work, "remote", "add", "-d", "store", str(tmp / "dvc-store"))
     git(work, "add", "-A")
@@ -54,7 +67,8 @@ def with_remotes(tmp: Path, params: dict) -> Path:
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
     """A tiny repository with a Git remote (bare, `origin`) and a DVC remote, after the stages the rows share (data,
-    backbone, NegLabel, features, stage 1) ran, were committed and pushed (outputs and run-cache): no job recomputes them."""
+    backbone, NegLabel, features, stage 1) ran, were committed and pushed (outputs and run-cache): no job recomputes
+    them."""
     params = tiny_params()
     params["subset"]["seeds"] = [1]
     tmp = tmp_path_factory.mktemp("grid-cluster")
@@ -64,7 +78,9 @@ def driver(tmp_path_factory):
     git(work, "add", "-A")
     git(work, "commit", "-qm", "dvc repro")
     git(work, "push", "-q", "origin", "HEAD:main")
-    shutil.copytree(tmp / "dvc-store", tmp / "dvc-store-before-the-grid")  # for the Slurm run: none of the rows' stages in it
+    shutil.copytree(
+        tmp / "dvc-store", tmp / "dvc-store-before-the-grid"
+    )  # for the Slurm run: none of the rows' stages in it
     return work
 
 
@@ -91,11 +107,15 @@ def test_local_executor_runs_the_grid_reports_the_failed_row_and_resume_runs_not
     assert (driver / "reports/grid.png").stat().st_size > 1000
     assert experiments(driver)["grid-p1"], "grid-p1 not in dvc exp show"
     # the shared stages came from the DVC remote (the base commit's outputs), not recomputed in the job
-    job_log = Path(next(line for line in log.splitlines() if "submitted grid-p1" in line).rsplit("log ", 1)[1]).read_text()
+    job_log = Path(
+        next(line for line in log.splitlines() if "submitted grid-p1" in line).rsplit("log ", 1)[1]
+    ).read_text()
     assert "Running stage 'train_pos@1'" not in job_log and "Running stage 'train_neg@1'" in job_log, job_log[-3000:]
 
     start = time.time()
-    again = grid(driver, "--only", "p1,p2", "--executor", "local", "--resume")  # (`fails` would run again: no experiment of it)
+    again = grid(
+        driver, "--only", "p1,p2", "--executor", "local", "--resume"
+    )  # (`fails` would run again: no experiment of it)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "already in origin" in again.stdout and "submitted" not in again.stdout + again.stderr, again.stdout
     print(f"\nlocal executor, 3 rows (1 failing), all at once: {wall:.0f} s; --resume: {time.time() - start:.0f} s")
@@ -117,9 +137,12 @@ def load(name: str):
 @pytest.fixture(scope="module")
 def slurm():
     """munged, slurmctld and slurmd on localhost, 2 CPUs (two job slots); {SLURM_CONF: ...} for the Slurm commands.
-    Stopped at the end of the module, by their pid files; skipped with the reason where Slurm cannot be installed or started."""
+    Stopped at the end of the module, by their pid files; skipped with the reason where Slurm cannot be installed or
+    started."""
     local = load("slurm_localhost")
-    root = Path(tempfile.mkdtemp(prefix="grid-slurm-"))  # not under pytest's 0700 directories: munged runs as user munge
+    root = Path(
+        tempfile.mkdtemp(prefix="grid-slurm-")
+    )  # not under pytest's 0700 directories: munged runs as user munge
     try:
         yield local.start(root, cpus=2)
     except local.SlurmUnavailable as e:
@@ -139,8 +162,20 @@ def test_real_slurm_runs_two_rows_with_the_local_executors_metrics(driver, local
     for name in ("grid-p1", "grid-p2"):
         dvc(driver, "exp", "remove", name)
     start = time.time()
-    res = grid(driver, "--only", "p1,p2", "--executor", "slurm", "--resource", "cpus=1", "--resource", "mem_gb=1",
-               "--resource", "partition=debug", env=slurm)
+    res = grid(
+        driver,
+        "--only",
+        "p1,p2",
+        "--executor",
+        "slurm",
+        "--resource",
+        "cpus=1",
+        "--resource",
+        "mem_gb=1",
+        "--resource",
+        "partition=debug",
+        env=slurm,
+    )
     wall = time.time() - start
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "failed: " not in res.stdout + res.stderr, res.stdout[-3000:]
@@ -171,7 +206,11 @@ def test_unknown_resource_key_is_one_line_before_submission(bare):
     no_job_submitted(bare)
     bad = bare / "bad.yaml"
     bad.write_text("defaults: {cpus: 1, memory: 4}\n")
-    one_line_error(grid(bare, "--only", "p1", "--executor", "local", "--resources", str(bad)), "unknown resource key memory", "bad.yaml")
+    one_line_error(
+        grid(bare, "--only", "p1", "--executor", "local", "--resources", str(bad)),
+        "unknown resource key memory",
+        "bad.yaml",
+    )
 
 
 def test_unknown_partition_is_one_line_before_submission(bare, tmp_path):
@@ -180,7 +219,16 @@ def test_unknown_partition_is_one_line_before_submission(bare, tmp_path):
     for cmd, text in (("sbatch", "echo 'sbatch must not be called' >&2; exit 1"), ("sinfo", "printf 'debug\\ngpu\\n'")):
         (fake / cmd).write_text(f"#!/bin/sh\n{text}\n")
         (fake / cmd).chmod(0o755)
-    res = grid(bare, "--only", "p1", "--executor", "slurm", "--resource", "partition=gpux", env={"PATH": f"{fake}:{BIN}:{os.environ['PATH']}"})
+    res = grid(
+        bare,
+        "--only",
+        "p1",
+        "--executor",
+        "slurm",
+        "--resource",
+        "partition=gpux",
+        env={"PATH": f"{fake}:{BIN}:{os.environ['PATH']}"},
+    )
     one_line_error(res, "unknown partition 'gpux'", "debug, gpu")
     no_job_submitted(bare)
 
@@ -195,7 +243,9 @@ def test_base_commit_not_pushed_is_one_line(bare):
     (bare / "note.txt").write_text("x")
     git(bare, "add", "note.txt")
     git(bare, "commit", "-qm", "not pushed")
-    one_line_error(grid(bare, "--only", "p1", "--executor", "local"), "is not on the Git remote 'origin'", "git push origin HEAD")
+    one_line_error(
+        grid(bare, "--only", "p1", "--executor", "local"), "is not on the Git remote 'origin'", "git push origin HEAD"
+    )
     no_job_submitted(bare)
 
 
@@ -223,12 +273,19 @@ def test_resources_layer_defaults_group_row_and_command_line():
 
 
 def test_an_earlier_drivers_running_job_is_not_run_twice(bare):
-    """The state file names a job still running for this base commit: without --resume, one line and nothing submitted."""
-    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "submitit"])  # alive, and looks like a submitit job
+    """The state file names a job still running for this base commit: without --resume, one line and nothing
+    submitted."""
+    job = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "submitit"]
+    )  # alive, and looks like a submitit job
     try:
         state = bare / ".dvc/tmp/grid/state.json"
         state.parent.mkdir(parents=True)
-        state.write_text(json.dumps({"base": git(bare, "rev-parse", "HEAD").strip(), "executor": "local", "jobs": {"p1": str(job.pid)}}))
+        state.write_text(
+            json.dumps(
+                {"base": git(bare, "rev-parse", "HEAD").strip(), "executor": "local", "jobs": {"p1": str(job.pid)}}
+            )
+        )
         res = grid(bare, "--only", "p1,p2", "--executor", "local")
         one_line_error(res, f"grid-p1: {job.pid}", "--resume")
         no_job_submitted(bare)

@@ -1,4 +1,5 @@
 """Every stage runs the same CPU kernels on any x86-64 machine (pipeline/__init__.py pins them)."""
+
 import os
 import platform
 import subprocess
@@ -8,16 +9,27 @@ import pytest
 
 from tests.helpers import REPO
 
-PROBE = "import pipeline, os, torch; print(torch.backends.cpu.get_cpu_capability(), os.environ['MKL_CBWR'], os.environ['ONEDNN_MAX_CPU_ISA'])"
+PROBE = (
+    "import pipeline, os, torch; "
+    "print(torch.backends.cpu.get_cpu_capability(), os.environ['MKL_CBWR'], os.environ['ONEDNN_MAX_CPU_ISA'])"
+)
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the kernels are pinned on x86-64 only")
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="the kernels are pinned on x86-64 only"
+)
 def test_a_stage_process_runs_avx2_kernels_and_a_user_setting_wins():
     env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")}
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["AVX2", "AVX2", "AVX2"]
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=env | {"ATEN_CPU_CAPABILITY": "default"},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=REPO,
+        env=env | {"ATEN_CPU_CAPABILITY": "default"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.split()[0] == "DEFAULT"
 
 

@@ -6,9 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from negprompt import metrics
-from negprompt.methods import losses
+from negprompt.methods import losses, scores
 from negprompt.standin import regime
-from negprompt.methods import scores
 
 
 def _unit(*shape, seed=0):
@@ -26,7 +25,9 @@ def test_nis_is_cross_entropy_to_uniform_and_shift_invariant():
 def test_npd_and_nnd_against_hand_sums():
     pos, neg = _unit(3, 5), _unit(3, 2, 5, seed=1)
     npd = -sum(float(neg[j, i] @ pos[j]) for j in range(3) for i in range(2)) / 6
-    nnd = sum(float(neg[j, i] @ neg[j, l]) for j in range(3) for i in range(2) for l in range(2) if l != i) / (3 * 2 * 1)
+    nnd = sum(float(neg[j, i] @ neg[j, m]) for j in range(3) for i in range(2) for m in range(2) if m != i) / (
+        3 * 2 * 1
+    )
     assert losses.npd(pos, neg).item() == pytest.approx(npd)
     assert losses.nnd(neg).item() == pytest.approx(nnd)
 
@@ -53,7 +54,7 @@ def test_official_stage2_against_hand_computation():
                 x = float(logits[b, j, m])
                 per.append(-(y * math.log(1 / (1 + math.exp(-x))) + (1 - y) * math.log(1 / (1 + math.exp(x)))))
         nis += sum(per) / len(per) / B
-    npd = -sum(sum(1 - float(pos[j] @ neg[j, l]) for l in range(p)) / p for j in range(k)) / k
+    npd = -sum(sum(1 - float(pos[j] @ neg[j, i]) for i in range(p)) / p for j in range(k)) / k
     nnd = sum(float(neg[j].mean(0).norm()) - 1 for j in range(k)) / k
     got = losses.official_stage2(logits, labels, pos, neg, beta=0.1, gamma=0.05).item()
     assert got == pytest.approx(nis + 0.1 * npd + 0.05 * nnd)
@@ -77,7 +78,9 @@ def test_extended_mcm_against_hand_computation_and_mcm_when_p_is_zero():
     neg = torch.tensor([[[0.2], [0.0]]])
     e = [math.exp(v) for v in (0.3, 0.1, 0.2, 0.0)]
     assert scores.extended_mcm(pos, neg).item() == pytest.approx(e[0] / sum(e))
-    assert scores.extended_mcm(pos, neg, temperature=0.5).item() == pytest.approx(math.exp(0.6) / sum(math.exp(2 * v) for v in (0.3, 0.1, 0.2, 0.0)))
+    assert scores.extended_mcm(pos, neg, temperature=0.5).item() == pytest.approx(
+        math.exp(0.6) / sum(math.exp(2 * v) for v in (0.3, 0.1, 0.2, 0.0))
+    )
     assert torch.allclose(scores.extended_mcm(pos, torch.zeros(1, 2, 0)), scores.mcm(pos))
     logits = torch.tensor([[1.0, 3.0]])
     assert scores.energy(logits).item() == pytest.approx(math.log(math.exp(1) + math.exp(3)))
@@ -103,9 +106,13 @@ def test_locoop_entropy_selects_patches_whose_top_k_misses_the_label():
     probs = torch.softmax(logits[0], dim=1)
     entropy = lambda p: -(p * torch.log(p + 1e-5)).sum()  # noqa: E731
     # top-1: patches 0 and 2 miss the label (OOD regions), patch 1 predicts it (kept out)
-    assert losses.locoop_entropy(logits, label, top_k=1).item() == pytest.approx(-(entropy(probs[0]) + entropy(probs[2])).item() / 2, rel=1e-5)
+    assert losses.locoop_entropy(logits, label, top_k=1).item() == pytest.approx(
+        -(entropy(probs[0]) + entropy(probs[2])).item() / 2, rel=1e-5
+    )
     # top-2 over patches 0 and 1: patch 0's top two {0, 2} miss the label, patch 1's contain it
-    assert losses.locoop_entropy(logits[:, :2], label, top_k=2).item() == pytest.approx(-entropy(probs[0]).item(), rel=1e-5)
+    assert losses.locoop_entropy(logits[:, :2], label, top_k=2).item() == pytest.approx(
+        -entropy(probs[0]).item(), rel=1e-5
+    )
     # top-3 contains every class: no OOD patch, the term is zero but keeps the graph
     x = logits.clone().requires_grad_()
     zero = losses.locoop_entropy(x, label, top_k=3)

@@ -1,4 +1,5 @@
 """NegLabel: the score against a hand computation, NegMining's choice, corpora and their errors."""
+
 import math
 
 import pytest
@@ -6,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from negprompt import NegPromptError
-from negprompt.methods import neglabel
 from negprompt.benchmarks import openmoji
+from negprompt.methods import neglabel
 
 
 def test_score_one_group_is_the_papers_equation():
@@ -27,15 +28,24 @@ def test_score_with_groups_is_the_mean_over_groups():
     assert sorted(torch.cat(groups).tolist()) == list(range(10)) and sorted(len(x) for x in groups) == [3, 3, 4]
     expected = torch.stack([neglabel.score(id_sim, neg_sim[:, idx], 0.05, 1) for idx in groups]).mean(0)
     assert torch.allclose(neglabel.score(id_sim, neg_sim, 0.05, groups=3, seed=5), expected)
-    assert not torch.allclose(neglabel.score(id_sim, neg_sim, 0.05, groups=3, seed=5), neglabel.score(id_sim, neg_sim, 0.05, 1))
+    assert not torch.allclose(
+        neglabel.score(id_sim, neg_sim, 0.05, groups=3, seed=5), neglabel.score(id_sim, neg_sim, 0.05, 1)
+    )
 
 
 def test_mining_keeps_the_candidates_farthest_by_the_percentile():
     id_feats = F.normalize(torch.eye(4)[:3], dim=1)  # three ID labels on axes 0-2
-    cands = F.normalize(torch.tensor([[1.0, 0, 0, 0.1],  # near label 0
-                                      [0, 0, 0, 1.0],  # orthogonal to every ID label
-                                      [0.3, 0.3, 0.3, 1.0],  # a little to all
-                                      [-1.0, -1.0, -1.0, 0.2]]), dim=1)  # opposite every ID label: farthest
+    cands = F.normalize(
+        torch.tensor(
+            [
+                [1.0, 0, 0, 0.1],  # near label 0
+                [0, 0, 0, 1.0],  # orthogonal to every ID label
+                [0.3, 0.3, 0.3, 1.0],  # a little to all
+                [-1.0, -1.0, -1.0, 0.2],
+            ]
+        ),
+        dim=1,
+    )  # opposite every ID label: farthest
     d = neglabel.candidate_distance(cands, id_feats, percentile=95)
     expected = -torch.quantile(cands @ id_feats.T, 0.95, dim=1)
     assert torch.allclose(d, expected)
@@ -47,10 +57,15 @@ def test_mining_keeps_the_candidates_farthest_by_the_percentile():
 def test_id_names_are_never_mined(tiny_clip):
     model, tok = tiny_clip
     ids = ["red circle", "blue square"]
-    corpus = neglabel.make_corpus({"noun": ["Red_Circle", "green star", "blue  square", "yellow heart", "green star"]}, ids, "test", 1)
+    corpus = neglabel.make_corpus(
+        {"noun": ["Red_Circle", "green star", "blue  square", "yellow heart", "green star"]}, ids, "test", 1
+    )
     assert corpus.parts["noun"] == ["green star", "yellow heart"]
     mined = neglabel.mine_corpus(model, tok, ids, corpus, num_labels=10, max_fraction=1.0, percentile=95)
-    assert set(mined.words) <= {"green star", "yellow heart"} and mined.neg_feats.shape == (len(mined.words), mined.id_feats.shape[1])
+    assert set(mined.words) <= {"green star", "yellow heart"} and mined.neg_feats.shape == (
+        len(mined.words),
+        mined.id_feats.shape[1],
+    )
 
 
 def test_mine_count_keeps_the_papers_selectivity_on_small_corpora():
@@ -79,7 +94,9 @@ def write_wordnet(root):
     wn = root / "corpora" / "wordnet"
     wn.mkdir(parents=True)
     (wn / "lexnames").write_text("00\tadj.all\t3\n01\tadj.pert\t3\n02\tadv.all\t4\n03\tnoun.Tops\t1\n")
-    header = "  1 This database is provided to the LICENSEE by\n  2 WordNet 3.0 Copyright 2006 by Princeton University.\n"
+    header = (
+        "  1 This database is provided to the LICENSEE by\n  2 WordNet 3.0 Copyright 2006 by Princeton University.\n"
+    )
     for pos in ("noun", "verb", "adj", "adv"):
         (wn / f"data.{pos}").write_text(header)
         (wn / f"{pos}.exc").write_text("")

@@ -1,4 +1,5 @@
 """The OpenMoji world: its concept table, rendering, the shipped stand-in's recipe and bad input."""
+
 import functools
 import json
 
@@ -7,13 +8,12 @@ import pytest
 import torch
 
 from negprompt import NegPromptError
-from negprompt.clip import backbone
 from negprompt.benchmarks import openmoji as om
 from negprompt.benchmarks import openmoji_render as omr
-from negprompt.standin import captions as cap
-from negprompt.standin import contrastive, pretraining
-from negprompt.standin import regime
 from negprompt.benchmarks.worlds import read_world, write_world
+from negprompt.clip import backbone
+from negprompt.standin import captions as cap
+from negprompt.standin import contrastive, pretraining, regime
 from tests.helpers import REPO, one_line_error, stage, write_params
 
 
@@ -84,12 +84,29 @@ def test_pretraining_recipe_on_a_tiny_configuration(tmp_path):
     concepts = w.all_concepts[:40]
     small = om.World(concepts[:20], {s: w.ood[s][:3] for s in om.OOD_SETS}, concepts[20:])
     pool, styles = pretraining.render_pool(small, 2, 0, 32)
-    model, log = contrastive.pretrain_on_pool(backbone.STANDIN_MODEL, pool, cap.style_captions(small.all_concepts), styles, steps=3, batch_size=16, lr=1e-3, seed=0, device="cpu", log_every=1)
-    assert [r["step"] for r in log] == [0, 1, 2] and log[0]["logit_scale"] == pytest.approx(1 / 0.07) and log[-1]["logit_scale"] == pytest.approx(100)
+    model, log = contrastive.pretrain_on_pool(
+        backbone.STANDIN_MODEL,
+        pool,
+        cap.style_captions(small.all_concepts),
+        styles,
+        steps=3,
+        batch_size=16,
+        lr=1e-3,
+        seed=0,
+        device="cpu",
+        log_every=1,
+    )
+    assert (
+        [r["step"] for r in log] == [0, 1, 2]
+        and log[0]["logit_scale"] == pytest.approx(1 / 0.07)
+        and log[-1]["logit_scale"] == pytest.approx(100)
+    )
     ids, labels, ood = omr.validation_renders(small, 0, 32, id_per_class=2, ood_per_set=6)
     import open_clip
 
-    diag = regime.diagnose_model(model, open_clip.get_tokenizer(backbone.STANDIN_MODEL), [c.name for c in small.id_classes], ids, labels, ood)
+    diag = regime.diagnose_model(
+        model, open_clip.get_tokenizer(backbone.STANDIN_MODEL), [c.name for c in small.id_classes], ids, labels, ood
+    )
     assert set(diag["ood"]) == set(om.OOD_SETS) and 0 <= diag["zero_shot_top1"] <= 1
     assert set(diag["sets"]["id"]) == {"n", "max_cos", "mean_cos", "corr_max_mean", "max_z"}
 
@@ -103,8 +120,16 @@ def test_pretraining_recipe_on_a_tiny_configuration(tmp_path):
         return images, captions
 
     before = model.visual.conv1.weight.detach().clone()
-    model, log = contrastive.continue_pretraining(model, open_clip.get_tokenizer(backbone.STANDIN_MODEL), sample_batch, steps=2, lr=1e-3, seed=0,
-                                               device=torch.device("cpu"), log_every=1)
+    model, log = contrastive.continue_pretraining(
+        model,
+        open_clip.get_tokenizer(backbone.STANDIN_MODEL),
+        sample_batch,
+        steps=2,
+        lr=1e-3,
+        seed=0,
+        device=torch.device("cpu"),
+        log_every=1,
+    )
     assert [r["step"] for r in log] == [0, 1] and log[0]["logit_scale"] == pytest.approx(100, rel=1e-4)
     assert not torch.equal(before, model.visual.conv1.weight)
 
@@ -113,14 +138,29 @@ def test_worker_processes_render_the_same_pool_and_batches_as_one_process():
     """--workers: phase 1's pool and phase 2's batches come from generators seeded per concept and per step, so the
     rendering processes change where they are drawn, not what is drawn; every step's batch is a fresh one."""
     w = om.build_world(0, vocabulary=om.VOCABULARY_TABLE)
-    small = om.World(w.id_classes[:6], {s: w.ood[s][:2] for s in om.OOD_SETS}, tuple(c for c in w.pretrain_only if isinstance(c.codepoint, tuple))[:4])  # sequences among them
+    small = om.World(
+        w.id_classes[:6],
+        {s: w.ood[s][:2] for s in om.OOD_SETS},
+        tuple(c for c in w.pretrain_only if isinstance(c.codepoint, tuple))[:4],
+    )  # sequences among them
     assert any(isinstance(c.codepoint, tuple) for c in small.all_concepts)
     one, two = (pretraining.render_pool(small, 3, 7, 32, workers=n) for n in (0, 2))
-    assert one[0].shape == (len(small.all_concepts), 3, 32, 32, 3) and np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    assert (
+        one[0].shape == (len(small.all_concepts), 3, 32, 32, 3)
+        and np.array_equal(one[0], two[0])
+        and np.array_equal(one[1], two[1])
+    )
     assert not np.array_equal(one[0], pretraining.render_pool(small, 3, 8, 32)[0])  # the seed matters
 
-    sample = functools.partial(cap.web_batch, small.captioned, batch_size=8, clutter_from=small.all_concepts, noise=0.2,
-                               scenes=small.scenes, scene=0.5)
+    sample = functools.partial(
+        cap.web_batch,
+        small.captioned,
+        batch_size=8,
+        clutter_from=small.all_concepts,
+        noise=0.2,
+        scenes=small.scenes,
+        scene=0.5,
+    )
     streams = [pretraining.step_batches(sample, 3, 0, workers=n) for n in (0, 2)]
     batches = [[s(None) for _ in range(3)] for s in streams]
     for (x0, c0), (x2, c2) in zip(*batches):
@@ -160,7 +200,10 @@ def test_scene_captions_name_the_object_the_scene_or_both():
     assert all(im.shape == (32, 32, 3) for im, _ in samples)
     # no scene share: the stream of samples is the one without scenes
     a, b = np.random.default_rng(1), np.random.default_rng(1)
-    assert cap.web_sample(cat, a, w.all_concepts, 0.2)[1] == cap.web_sample(cat, b, w.all_concepts, 0.2, scenes=scenes, scene=0.0)[1]
+    assert (
+        cap.web_sample(cat, a, w.all_concepts, 0.2)[1]
+        == cap.web_sample(cat, b, w.all_concepts, 0.2, scenes=scenes, scene=0.0)[1]
+    )
 
 
 def test_plants_can_be_scenes_objects_cannot():
@@ -204,7 +247,9 @@ def test_emoji_sequences_render_as_one_ligature_glyph():
     technologist = omr.glyph((0x1F469, 0x200D, 0x1F4BB), font)
     woman, laptop = omr.glyph(0x1F469, font), omr.glyph(0x1F4BB, font)
     assert technologist.size[0] < 1.3 * technologist.size[1]  # square-ish: one glyph, not two side by side
-    assert np.asarray(technologist).shape != np.asarray(woman).shape or not np.array_equal(np.asarray(technologist), np.asarray(woman))
+    assert np.asarray(technologist).shape != np.asarray(woman).shape or not np.array_equal(
+        np.asarray(technologist), np.asarray(woman)
+    )
     assert not np.array_equal(np.asarray(technologist.resize(laptop.size)), np.asarray(laptop))
     flag = omr.glyph((0x1F1EB, 0x1F1F7), font)  # regional indicators F R: the flag of France, wider than tall
     assert flag.size[0] > flag.size[1]
@@ -213,7 +258,7 @@ def test_emoji_sequences_render_as_one_ligature_glyph():
 def test_pretraining_world_adds_the_vocabulary_and_keeps_the_benchmarks_roles():
     bench, full = om.build_world(0), om.build_world(0, vocabulary=om.VOCABULARY_TABLE)
     assert full.id_classes == bench.id_classes and full.ood == bench.ood  # same ID, near, plant, place, texture
-    extra = full.pretrain_only[len(bench.pretrain_only):]
+    extra = full.pretrain_only[len(bench.pretrain_only) :]
     assert full.pretrain_only[: len(bench.pretrain_only)] == bench.pretrain_only
     rows = om.read_vocabulary()
     assert len(extra) == sum(r == "vocabulary" for _, _, r in rows) > 1000
@@ -242,8 +287,14 @@ def test_vocabulary_share_keeps_the_benchmarks_names_exposure():
 
 def test_pretrain_rejects_a_bad_vocabulary_share_or_workers_before_any_work(tmp_path):
     out = tmp_path / "w.safetensors"
-    one_line_error(stage(REPO, "pretrain", "--vocabulary-share", "0.3", "--out", str(out)), "--vocabulary-share needs --vocabulary")
-    one_line_error(stage(REPO, "pretrain", "--vocabulary", "--vocabulary-share", "1.5", "--out", str(out)), "--vocabulary-share 1.5", "between 0 and 1")
+    one_line_error(
+        stage(REPO, "pretrain", "--vocabulary-share", "0.3", "--out", str(out)), "--vocabulary-share needs --vocabulary"
+    )
+    one_line_error(
+        stage(REPO, "pretrain", "--vocabulary", "--vocabulary-share", "1.5", "--out", str(out)),
+        "--vocabulary-share 1.5",
+        "between 0 and 1",
+    )
     one_line_error(stage(REPO, "pretrain", "--workers", "-1", "--out", str(out)), "--workers -1", "0 or more")
     assert not out.exists()
 
@@ -256,17 +307,33 @@ def test_vocabulary_name_collision_is_one_error_naming_both(tmp_path):
 
 
 def test_clip_like_checks_each_condition_of_the_shipping_rule():
-    d = {"average": {"neglabel": {"auroc": 82.0, "fpr95": 60.0}, "mcm": {"auroc": 81.0, "fpr95": 62.0}, "maxlogit": {"auroc": 70.0, "fpr95": 90.0}},
-         "zero_shot_top1": 0.61, "cos_own": [0.31, 0.05]}
+    d = {
+        "average": {
+            "neglabel": {"auroc": 82.0, "fpr95": 60.0},
+            "mcm": {"auroc": 81.0, "fpr95": 62.0},
+            "maxlogit": {"auroc": 70.0, "fpr95": 90.0},
+        },
+        "zero_shot_top1": 0.61,
+        "cos_own": [0.31, 0.05],
+    }
     assert all(regime.clip_like(d).values())
     d["average"]["neglabel"]["fpr95"] = 63.0  # ahead in AUROC only: not ahead
     d["zero_shot_top1"] = 0.59
-    assert regime.clip_like(d) == {"neglabel > mcm": False, "mcm > maxlogit": True, "top-1 >= 60%": False, "own cosine <= .5": True}
+    assert regime.clip_like(d) == {
+        "neglabel > mcm": False,
+        "mcm > maxlogit": True,
+        "top-1 >= 60%": False,
+        "own cosine <= .5": True,
+    }
 
 
 def test_trained_on_vocabulary_reads_the_nested_recipe(tmp_path):
     manifest = tmp_path / "w.json"
-    manifest.write_text(json.dumps({"recipe": {"web": {"steps": 3}, "pool": {"recipe": {"web": {"vocabulary": True}, "pool": {"init": "x"}}}}}))
+    manifest.write_text(
+        json.dumps(
+            {"recipe": {"web": {"steps": 3}, "pool": {"recipe": {"web": {"vocabulary": True}, "pool": {"init": "x"}}}}}
+        )
+    )
     assert om.trained_on_vocabulary(manifest)
     manifest.write_text(json.dumps({"recipe": {"web": {"vocabulary": False}, "pool": {"init": "x"}}}))
     assert not om.trained_on_vocabulary(manifest) and not om.trained_on_vocabulary(tmp_path / "none.json")

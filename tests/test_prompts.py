@@ -100,7 +100,10 @@ def test_patch_features_match_the_pooled_feature_and_resnets_are_refused(tiny_cl
 @pytest.fixture(scope="module")
 def text_towers(tiny_clip):
     torch.manual_seed(0)
-    return {"tiny": tiny_clip, **{n: (open_clip.create_model(n).eval(), open_clip.get_tokenizer(n)) for n in ("ViT-B-16", "RN50")}}
+    return {
+        "tiny": tiny_clip,
+        **{n: (open_clip.create_model(n).eval(), open_clip.get_tokenizer(n)) for n in ("ViT-B-16", "RN50")},
+    }
 
 
 @pytest.mark.parametrize("name", ["tiny", "ViT-B-16", "RN50"])
@@ -115,7 +118,14 @@ def test_shared_prefix_equals_the_full_sequence(text_towers, name, n_ctx, chunk)
     assert shared.shared_prefix and not full.shared_prefix
     g = torch.Generator().manual_seed(n_ctx)
     base = torch.randn(3, n_ctx, shared.tower.width, generator=g) * 0.02
-    weights = torch.randn(3, len(names), model.text_projection.shape[-1] if not isinstance(model.text_projection, torch.nn.Linear) else model.text_projection.out_features, generator=g)
+    weights = torch.randn(
+        3,
+        len(names),
+        model.text_projection.shape[-1]
+        if not isinstance(model.text_projection, torch.nn.Linear)
+        else model.text_projection.out_features,
+        generator=g,
+    )
     results = []
     for enc in (shared, full):
         ctx = base.clone().requires_grad_()

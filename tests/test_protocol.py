@@ -1,4 +1,5 @@
 """The report's Protocol section from per-epoch curves (negprompt.methods.protocol)."""
+
 import pandas as pd
 
 from negprompt.methods import protocol
@@ -15,12 +16,16 @@ def curve(texture: list[float], near: list[float], acc: list[float], calib: list
 
 
 def runs(select: str) -> dict:
-    neg = [curve([70, 80, 75], [60, 50, 65], [0.5] * 3, [2.0, 1.0, 1.5], "calib/loss"),
-           curve([72, 71, 78], [61, 62, 60], [0.5] * 3, [1.0, 2.0, 3.0], "calib/loss")]
+    neg = [
+        curve([70, 80, 75], [60, 50, 65], [0.5] * 3, [2.0, 1.0, 1.5], "calib/loss"),
+        curve([72, 71, 78], [61, 62, 60], [0.5] * 3, [1.0, 2.0, 3.0], "calib/loss"),
+    ]
     pos = [curve([70, 71, 72], [60, 61, 62], [0.4, 0.6, 0.5], [0.3, 0.2, 0.1], "calib/id_acc")] * 2
     pick = {"last": [2, 2], "test": [1, 2], "id_val": [1, 0]}[select]
-    return {"pos": protocol.StageRuns("last", "cosine", pos, [2, 2]),
-            "neg": protocol.StageRuns(select, "official", neg, pick, "texture")}
+    return {
+        "pos": protocol.StageRuns("last", "cosine", pos, [2, 2]),
+        "neg": protocol.StageRuns(select, "official", neg, pick, "texture"),
+    }
 
 
 def test_rules_pick_their_arg_max_and_test_is_never_below_last():
@@ -36,8 +41,14 @@ def test_rules_pick_their_arg_max_and_test_is_never_below_last():
 
 def test_summary_records_settings_kept_epochs_and_optimism():
     s = protocol.summary(runs("test"), SETS)
-    assert s["neg"] == {"select": "test", "schedule": "official", "epochs": 3, "kept_epochs": [2, 3], "select_set": "texture",
-                        "kept_minus_last": {"auroc": -2.5, "fpr95": 2.5}}  # average: texture +2.5, near -7.5
+    assert s["neg"] == {
+        "select": "test",
+        "schedule": "official",
+        "epochs": 3,
+        "kept_epochs": [2, 3],
+        "select_set": "texture",
+        "kept_minus_last": {"auroc": -2.5, "fpr95": 2.5},
+    }  # average: texture +2.5, near -7.5
     assert s["pos"]["kept_minus_last"] == {"auroc": 0.0, "fpr95": 0.0} and s["pos"]["select"] == "last"
 
 
@@ -51,7 +62,10 @@ def test_section_labels_test_selection_and_shows_delta_and_epochs():
 
 
 def test_header_sentences():
-    assert protocol.kept_sentence("last", "last") == "The last epoch is kept: unlike the official code, nothing is selected on test data."
+    assert (
+        protocol.kept_sentence("last", "last")
+        == "The last epoch is kept: unlike the official code, nothing is selected on test data."
+    )
     s = protocol.kept_sentence("test", "test", "texture")
     assert s.count(TEST_LABEL) == 2 and "test AUROC on texture" in s
     assert protocol.test_label("last", "last") == ""

@@ -1,4 +1,5 @@
 """The report says in words when a baseline beats NegPrompt, and why when the backbone explains it."""
+
 import pytest
 
 from negprompt.report.narrative import ranking_note
@@ -10,7 +11,9 @@ def test_ranking_note_names_the_methods_that_beat_negprompt_and_the_backbone_cau
     note = ranking_note(avg, inverted)
     assert "is beaten by MaxLogit (64.50)" in note and "beats MCM, CoOp" in note and "not in real CLIP's regime" in note
     assert "not in real CLIP's regime" not in ranking_note(avg, {})
-    assert ranking_note({"negprompt": {"auroc": 90.0}, "mcm": {"auroc": 80.0}}, inverted).startswith("**NegPrompt has the best")
+    assert ranking_note({"negprompt": {"auroc": 90.0}, "mcm": {"auroc": 80.0}}, inverted).startswith(
+        "**NegPrompt has the best"
+    )
 
 
 def test_similarity_summary_has_one_row_per_set_in_table_order():
@@ -18,8 +21,15 @@ def test_similarity_summary_has_one_row_per_set_in_table_order():
 
     from negprompt.report.tables import similarity_summary
 
-    t = pd.DataFrame({"set": ["id", "id", "plant", "texture"], "pos_sim_max": [0.5, 0.7, 0.4, 0.3], "neg_sim_max": 0.0,
-                      "neg_init_sim_mean": 0.4, "neg_sim_mean": [-0.2, 0.0, -0.3, 0.1]})
+    t = pd.DataFrame(
+        {
+            "set": ["id", "id", "plant", "texture"],
+            "pos_sim_max": [0.5, 0.7, 0.4, 0.3],
+            "neg_sim_max": 0.0,
+            "neg_init_sim_mean": 0.4,
+            "neg_sim_mean": [-0.2, 0.0, -0.3, 0.1],
+        }
+    )
     s = similarity_summary([t, t])
     assert list(s.index) == ["ID", "plant", "texture"]
     assert s.loc["ID", "positive (max)"] == 0.6 and s.loc["texture", "negative after training (mean)"] == 0.1
@@ -30,11 +40,18 @@ def test_negatives_note_gives_each_sets_gain_over_coop_and_its_cosine_to_the_neg
 
     from negprompt.report.narrative import negatives_note
 
-    agg = {"average": {"coop": {}, "negprompt": {}},
-           "ood": {"plant": {"coop": {"auroc": 70.0}, "negprompt": {"auroc": 54.0}}, "texture": {"coop": {"auroc": 55.0}, "negprompt": {"auroc": 83.0}}}}
+    agg = {
+        "average": {"coop": {}, "negprompt": {}},
+        "ood": {
+            "plant": {"coop": {"auroc": 70.0}, "negprompt": {"auroc": 54.0}},
+            "texture": {"coop": {"auroc": 55.0}, "negprompt": {"auroc": 83.0}},
+        },
+    }
     sim = pd.DataFrame({"negative after training (mean)": [-0.142, -0.161, -0.069]}, index=["ID", "plant", "texture"])
     note = negatives_note(agg, sim)
-    assert "ID's is -0.142" in note and "plant -16.0 (cosine -0.161)" in note and "texture +28.0 (cosine -0.069)" in note
+    assert (
+        "ID's is -0.142" in note and "plant -16.0 (cosine -0.161)" in note and "texture +28.0 (cosine -0.069)" in note
+    )
     assert negatives_note({"average": {"negprompt": {}}, "ood": {}}, sim) == ""
 
 
@@ -48,7 +65,9 @@ def test_text_space_rows_and_fig3_check():
     names = ["cat", "dog", "moon"]
     name_feats = F.normalize(torch.eye(4)[:3], dim=1)
     on = name_feats[[0, 1]]  # two classes' prompts exactly on "cat" and "dog"
-    off = F.normalize(torch.tensor([[-1.0, 0, 0, 1], [-1.0, 0, 0, 1]]), dim=1)  # off every name, nearest "dog"/"moon" at 0
+    off = F.normalize(
+        torch.tensor([[-1.0, 0, 0, 1], [-1.0, 0, 0, 1]]), dim=1
+    )  # off every name, nearest "dog"/"moon" at 0
     rows = report.text_space_rows({"on": on, "off": off}, name_feats, names)
     assert rows.loc["on", "highest cosine to a name (mean over classes)"] == pytest.approx(1.0)
     assert rows.loc["off", "highest cosine to a name (mean over classes)"] == pytest.approx(0.0, abs=1e-6)

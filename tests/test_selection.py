@@ -1,11 +1,12 @@
 """Checkpoint selection and the learning-rate schedules of the training loops (negprompt.methods.selection, train)."""
+
 import numpy as np
 import pytest
 import torch
 
 from negprompt import NegPromptError
-from negprompt.config import NegParams, PosParams
 from negprompt.clip.prompts import PromptEncoder
+from negprompt.config import NegParams, PosParams
 from negprompt.methods.selection import Criterion, criterion, ood_figures, resolve_select_set, select_epoch
 from negprompt.methods.train import OFFICIAL_T_MAX, train_negative, train_positive
 
@@ -27,7 +28,19 @@ def pos_cfg(**kw) -> PosParams:
 
 
 def neg_cfg(**kw) -> NegParams:
-    return NegParams(**dict(epochs=3, batch_size=12, optimizer="sgd", lr=0.1, momentum=0.0, loss_variant="official", beta=0.1, gamma=0.05) | kw)
+    return NegParams(
+        **dict(
+            epochs=3,
+            batch_size=12,
+            optimizer="sgd",
+            lr=0.1,
+            momentum=0.0,
+            loss_variant="official",
+            beta=0.1,
+            gamma=0.05,
+        )
+        | kw
+    )
 
 
 def test_select_epoch_is_the_first_arg_max_or_arg_min():
@@ -48,10 +61,15 @@ def test_criteria_per_stage_and_rule():
 
 def test_select_set_defaults_to_the_texture_role_and_must_exist():
     assert resolve_select_set("", "openmoji", ["near", "plant", "place", "texture"], needed=True) == "texture"
-    assert resolve_select_set("", "imagenet_conventional", ["iNaturalist", "SUN", "Places", "Textures"], needed=True) == "Textures"
+    assert (
+        resolve_select_set("", "imagenet_conventional", ["iNaturalist", "SUN", "Places", "Textures"], needed=True)
+        == "Textures"
+    )
     assert resolve_select_set("near", "openmoji", ["near"], needed=True) == "near"
     assert resolve_select_set("", "imagenet_hard", ["ood"], needed=False) == "ood"
-    with pytest.raises(NegPromptError, match=r"neg.select_set 'Textures' \(neg.select: test\) is not an OOD set .*sets: ood"):
+    with pytest.raises(
+        NegPromptError, match=r"neg.select_set 'Textures' \(neg.select: test\) is not an OOD set .*sets: ood"
+    ):
         resolve_select_set("Textures", "imagenet_hard", ["ood"], needed=True)
 
 
@@ -67,8 +85,16 @@ def test_the_hook_sees_every_epoch_and_changes_nothing(toy):
     enc, feats, labels, ctx0 = toy
     seen = []
     plain = train_positive(enc, ctx0, feats, labels, 100.0, pos_cfg(), seed=1)
-    hooked = train_positive(enc, ctx0, feats, labels, 100.0, pos_cfg(), seed=1,
-                            on_epoch=lambda e, s, r: seen.append((e, s["ctx"].clone(), dict(r))) or {"x/y": float(e)})
+    hooked = train_positive(
+        enc,
+        ctx0,
+        feats,
+        labels,
+        100.0,
+        pos_cfg(),
+        seed=1,
+        on_epoch=lambda e, s, r: seen.append((e, s["ctx"].clone(), dict(r))) or {"x/y": float(e)},
+    )
     assert torch.equal(plain.state["ctx"], hooked.state["ctx"]) and plain.kept == hooked.kept == 2
     assert [e for e, _, _ in seen] == [0, 1, 2] and torch.equal(seen[-1][1], hooked.state["ctx"])
     assert [r["x/y"] for r in hooked.curve] == [0.0, 1.0, 2.0]  # what the hook returns joins the record
@@ -84,14 +110,21 @@ def test_kept_context_is_the_arg_max_epoch_of_the_curve(toy):
         seen[epoch] = state["ctx"].clone()
         return {"calib/id_acc": fake[epoch]}
 
-    run = train_positive(enc, ctx0, feats, labels, 100.0, pos_cfg(epochs=4), seed=1, on_epoch=hook, criterion=criterion("pos", "id_val"))
+    run = train_positive(
+        enc, ctx0, feats, labels, 100.0, pos_cfg(epochs=4), seed=1, on_epoch=hook, criterion=criterion("pos", "id_val")
+    )
     assert run.kept == select_epoch(run.curve, "calib/id_acc", "max") == 1
     assert torch.equal(run.state["ctx"], seen[1]) and not torch.equal(run.state["ctx"], seen[3])
     neg0 = ctx0.unsqueeze(0).repeat(2, 1, 1) + 1e-5
     losses = [3.0, 2.0, 2.5]  # stage 2 keeps the lowest held-out loss: epoch 1
     args = (enc, run.state["ctx"], neg0, feats, labels, 100.0)
-    kept = train_negative(*args, neg_cfg(schedule="official"), seed=1,
-                          on_epoch=lambda e, s, r: {"calib/loss": losses[e]}, criterion=criterion("neg", "id_val"))
+    kept = train_negative(
+        *args,
+        neg_cfg(schedule="official"),
+        seed=1,
+        on_epoch=lambda e, s, r: {"calib/loss": losses[e]},
+        criterion=criterion("neg", "id_val"),
+    )
     # the official schedule does not depend on the number of epochs: the kept context is a 2-epoch run's last
     short = train_negative(*args, neg_cfg(epochs=2, schedule="official"), seed=1)
     assert kept.kept == 1 and set(kept.state) == {"pos_ctx", "neg_ctx"}

@@ -1,4 +1,5 @@
 """Bad input to the pipeline stages: one line naming the file or key, exit code 2, nothing written."""
+
 import json
 import os
 import signal
@@ -11,7 +12,6 @@ import pandas as pd
 from PIL import Image
 
 from negprompt.io import write_table
-
 from tests.helpers import REPO, one_line_error, stage, write_params
 
 
@@ -56,7 +56,11 @@ def test_corrupt_image_and_nan_features(world):
     table = pd.read_parquet(world / "features/train.parquet")
     feats = np.stack(table.pop("feature").to_numpy()).astype(np.float32)
     feats[0, 0] = np.inf
-    meta = json.loads(__import__("pyarrow.parquet", fromlist=["x"]).read_schema(world / "features/train.parquet").metadata[b"negprompt"])
+    meta = json.loads(
+        __import__("pyarrow.parquet", fromlist=["x"])
+        .read_schema(world / "features/train.parquet")
+        .metadata[b"negprompt"]
+    )
     write_table(table, world / "features/train.parquet", feats, meta)
     one_line_error(stage(world, "train_pos", "--seed", "1"), "train.parquet", "NaN or Inf")
     assert not (world / "models/pos").exists()
@@ -65,7 +69,9 @@ def test_corrupt_image_and_nan_features(world):
 def test_sigkill_during_features_then_rerun(world):
     write_params(world, features={"batch_size": 1}, subset={"seeds": [1], "shots": 2, "calib_per_class": 1})
     env = {**os.environ, "PYTHONPATH": str(REPO), "NEGPROMPT_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.features"], cwd=world, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.features"], cwd=world, env=env, stderr=subprocess.PIPE, text=True
+    )
     for _ in range(2000):  # kill it as soon as it starts writing
         time.sleep(0.01)
         if any(p.name.startswith(".features") for p in world.iterdir()):
@@ -85,14 +91,22 @@ def test_sigkill_during_features_then_rerun(world):
 def test_neglabel_bad_corpus(world):
     """An empty word list, one too small for the groups, a binary file: one line naming it, nothing written."""
     words = world / "words.txt"
-    cases = [("", ["words.txt", "no candidate words"]),
-             ("red star\nteapot\nmoon\n", ["words.txt", "2 candidate words", "neglabel.groups = 5"]),  # 'red star' is ID
-             (b"teapot\n\xff\xfe\x00moon\n", ["words.txt", "not UTF-8"])]
+    cases = [
+        ("", ["words.txt", "no candidate words"]),
+        ("red star\nteapot\nmoon\n", ["words.txt", "2 candidate words", "neglabel.groups = 5"]),  # 'red star' is ID
+        (b"teapot\n\xff\xfe\x00moon\n", ["words.txt", "not UTF-8"]),
+    ]
     for content, needles in cases:
         words.write_bytes(content if isinstance(content, bytes) else content.encode())
-        write_params(world, data={"benchmark": "imagenet_conventional"}, neglabel={"corpus": str(words), "groups": 5},
-                     subset={"seeds": [1], "shots": 2, "calib_per_class": 1})
+        write_params(
+            world,
+            data={"benchmark": "imagenet_conventional"},
+            neglabel={"corpus": str(words), "groups": 5},
+            subset={"seeds": [1], "shots": 2, "calib_per_class": 1},
+        )
         one_line_error(stage(world, "neglabel"), *needles)
         assert not (world / "models/neglabel").exists()
-    write_params(world, data={"benchmark": "imagenet_conventional"}, neglabel={"corpus": "", "wordnet_dir": str(world / "nltk")})
+    write_params(
+        world, data={"benchmark": "imagenet_conventional"}, neglabel={"corpus": "", "wordnet_dir": str(world / "nltk")}
+    )
     one_line_error(stage(world, "neglabel"), "WordNet not found", "nltk.downloader")

@@ -1,6 +1,7 @@
 """An edit reruns the stages that use the edited code and no others, as `dvc status` sees it on a copy of the
-repository whose dvc.lock is up to date with its code (as committed): the stand-in's recipe reruns nothing, OpenMoji rendering only the stages that render, a method the
-stages that score, never the feature cache."""
+repository whose dvc.lock is up to date with its code (as committed): the stand-in's recipe reruns nothing,
+OpenMoji rendering only the stages that render, a method the stages that score, never the feature cache."""
+
 import json
 import shutil
 import subprocess
@@ -19,7 +20,11 @@ def repo(tmp_path_factory):
         if (REPO / rel).is_file():
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(REPO / rel, work / rel)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x"],
+    ):
         subprocess.run(cmd, cwd=work, check=True, capture_output=True)
     return work
 

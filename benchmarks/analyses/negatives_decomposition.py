@@ -12,6 +12,7 @@ the paper's argument is about. AUROC per OOD set and seed, mean over seeds:
 
 Run after `make repro` (reads its features and scores/*.text.safetensors, writes nothing there).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,9 @@ import numpy as np
 import torch
 
 from negprompt import metrics
+from negprompt.io import load_tensors
 from negprompt.methods import scores
 from negprompt.methods.scores import decomposed_scores
-from negprompt.io import load_tensors
 from negprompt.workspace import SCORES, fewshot_features, load_params, read_features
 
 
@@ -42,21 +43,34 @@ def main() -> None:
     per_seed = {}
     for seed in params.subset.seeds:
         text = load_tensors(SCORES / f"seed{seed}.text.safetensors")[0]
-        train = torch.from_numpy(np.asarray(fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction)[0], dtype=np.float32))
+        train = torch.from_numpy(
+            np.asarray(
+                fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction)[0], dtype=np.float32
+            )
+        )
         _, train_pos, train_neg = scores.negprompt(train, text["pos"], text["neg"])
         n_const = float(torch.exp(train_neg).flatten(1).sum(1).mean())
         _, pos_sim, neg_sim = scores.negprompt(img, text["pos"], text["neg"])
         s = {k: v.numpy() for k, v in decomposed_scores(pos_sim, neg_sim, n_const).items()}
-        per_seed[seed] = {"N_over_P_train": n_const / float(torch.exp(train_pos).sum(1).mean()),
-                          "log_N": per_set(torch.logsumexp(neg_sim.flatten(1), 1).numpy()),
-                          "log_P": per_set(torch.logsumexp(pos_sim, 1).numpy()),
-                          "auroc": {m: {n: 100 * metrics.auroc(v[sets == "id"], v[sets == n]) for n in names} for m, v in s.items()}}
-    mean = {m: {n: float(np.mean([r["auroc"][m][n] for r in per_seed.values()])) for n in names} for m in per_seed[params.subset.seeds[0]]["auroc"]}
-    print(f"N / P on ID training images (the negatives' share of the denominator): "
-          f"{np.mean([r['N_over_P_train'] for r in per_seed.values()]):.2f}")
+        per_seed[seed] = {
+            "N_over_P_train": n_const / float(torch.exp(train_pos).sum(1).mean()),
+            "log_N": per_set(torch.logsumexp(neg_sim.flatten(1), 1).numpy()),
+            "log_P": per_set(torch.logsumexp(pos_sim, 1).numpy()),
+            "auroc": {m: {n: 100 * metrics.auroc(v[sets == "id"], v[sets == n]) for n in names} for m, v in s.items()},
+        }
+    mean = {
+        m: {n: float(np.mean([r["auroc"][m][n] for r in per_seed.values()])) for n in names}
+        for m in per_seed[params.subset.seeds[0]]["auroc"]
+    }
+    print(
+        f"N / P on ID training images (the negatives' share of the denominator): "
+        f"{np.mean([r['N_over_P_train'] for r in per_seed.values()]):.2f}"
+    )
     for key in ("log_N", "log_P"):
-        print(f"{key} per set, mean ± std (seed {params.subset.seeds[0]}): " + "  ".join(
-            f"{k} {m:.3f} ± {sd:.3f}" for k, (m, sd) in per_seed[params.subset.seeds[0]][key].items()))
+        print(
+            f"{key} per set, mean ± std (seed {params.subset.seeds[0]}): "
+            + "  ".join(f"{k} {m:.3f} ± {sd:.3f}" for k, (m, sd) in per_seed[params.subset.seeds[0]][key].items())
+        )
     print(f"{'AUROC, mean over seeds':28s}" + "".join(f"{n:>9s}" for n in names) + "  average")
     for m, row in mean.items():
         print(f"{m:28s}" + "".join(f"{row[n]:9.2f}" for n in names) + f"{np.mean(list(row.values())):9.2f}")

@@ -7,6 +7,7 @@ One row per setting, beside zero-shot MCM on the same renders; writes a JSON.
 
     python benchmarks/analyses/neglabel_settings.py [--json benchmarks/results/neglabel_settings.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from negprompt.clip import backbone
 from negprompt.benchmarks import openmoji
-from negprompt.standin import regime
+from negprompt.clip import backbone
 from negprompt.config import validate
+from negprompt.standin import regime
 
 
 def main() -> None:
@@ -41,20 +42,34 @@ def main() -> None:
             "a photo of a {}.": {"template": "a photo of a {}."},
             "every vocabulary word": {"max_fraction": 1.0},
             "pretrained names only (all of them)": {"corpus": str(known_list), "max_fraction": 1.0},
-            "pretrained names only, a photo of a {}.": {"corpus": str(known_list), "max_fraction": 1.0, "template": "a photo of a {}."},
+            "pretrained names only, a photo of a {}.": {
+                "corpus": str(known_list),
+                "max_fraction": 1.0,
+                "template": "a photo of a {}.",
+            },
         }
         rows, renders = {}, regime.world_renders(d.benchmark, d.seed, d.image_size, d.font)
         for name, change in settings.items():
             nl = params.neglabel.model_copy(update=change)
-            diag = regime.world_diagnostics(model, p.model, d.benchmark, d.seed, d.image_size, d.font, params.score.zero_shot_template, nl, renders)
+            diag = regime.world_diagnostics(
+                model, p.model, d.benchmark, d.seed, d.image_size, d.font, params.score.zero_shot_template, nl, renders
+            )
             a = diag["average"]
-            rows[name] = {"settings": change | {"corpus": "pretrained names" if "corpus" in change else "vocabulary"},
-                          "neglabel": a["neglabel"], "mcm": a["mcm"],
-                          "per_set": {s: v["neglabel"] for s, v in diag["ood"].items()}}
-            print(f"{name:45s} NegLabel {a['neglabel']['auroc']:5.1f} / {a['neglabel']['fpr95']:5.1f}   "
-                  f"MCM {a['mcm']['auroc']:5.1f} / {a['mcm']['fpr95']:5.1f}", flush=True)
+            rows[name] = {
+                "settings": change | {"corpus": "pretrained names" if "corpus" in change else "vocabulary"},
+                "neglabel": a["neglabel"],
+                "mcm": a["mcm"],
+                "per_set": {s: v["neglabel"] for s, v in diag["ood"].items()},
+            }
+            print(
+                f"{name:45s} NegLabel {a['neglabel']['auroc']:5.1f} / {a['neglabel']['fpr95']:5.1f}   "
+                f"MCM {a['mcm']['auroc']:5.1f} / {a['mcm']['fpr95']:5.1f}",
+                flush=True,
+            )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"weights_sha256": backbone.sha256(checkpoint), "rows": rows}, indent=1) + "\n")
+    Path(args.json).write_text(
+        json.dumps({"weights_sha256": backbone.sha256(checkpoint), "rows": rows}, indent=1) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ to reports/grid.md, reports/grid.json and reports/grid.png.
 grid-cluster.yaml (`--resource KEY=VALUE` overrides), in its own clone of the Git remote at HEAD, sharing stages
 through the DVC remote's run-cache; the experiments come back through the Git remote (docs/cluster.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,7 +64,9 @@ def queue_args(params: dict, extra: list[str], device: str | None) -> list[str]:
 
 def exp_file(exp: str, path: str, base: str) -> str | None:
     """A file as the named experiment (queued from commit `base`) committed it; None if it did not finish."""
-    out = subprocess.run(["git", "show", f"refs/exps/{base[:2]}/{base[2:]}/{exp}:{path}"], capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "show", f"refs/exps/{base[:2]}/{base[2:]}/{exp}:{path}"], capture_output=True, text=True
+    )
     return out.stdout if out.returncode == 0 else None
 
 
@@ -102,8 +105,15 @@ def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, s
         print(f"queue {exp}: {' '.join(args)}", flush=True)
         sh("dvc", "exp", "run", "--queue", "-n", exp, *args)
     env = {**os.environ, "NEGPROMPT_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
-    # the workers outlive this call and inherit its pipes: without DEVNULL, waiting for EOF would block until the queue is empty
-    subprocess.run(["dvc", "queue", "start", "--jobs", str(jobs)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    # the workers outlive this call and inherit its pipes: without DEVNULL, waiting for EOF would block until
+    # the queue is empty
+    subprocess.run(
+        ["dvc", "queue", "start", "--jobs", str(jobs)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )
     done, bar = {}, tqdm(total=len(names), desc=f"grid ({jobs} jobs)", unit="exp")
     while len(done) < len(names):
         time.sleep(5)
@@ -140,23 +150,56 @@ def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
         text = exp_file(f"grid-{name}", "reports/metrics.json", base)
         if text:
             results[name] = next(iter(json.loads(text).values()))
-    header = "| experiment | " + " | ".join(f"{m} AUROC ↑ | {m} FPR95 ↓" for m in METHODS.values()) + " | NegPrompt ID top-1 |"
+    header = (
+        "| experiment | "
+        + " | ".join(f"{m} AUROC ↑ | {m} FPR95 ↓" for m in METHODS.values())
+        + " | NegPrompt ID top-1 |"
+    )
     lines = [header, "|---" * (2 + 2 * len(METHODS)) + "|"]
-    for name, row in rows.items():
+    for name, _row in rows.items():
         r = results.get(name)
         if r is None:
-            lines.append(f"| {name} | " + " | ".join(["failed" if states.get(f"grid-{name}") == "Failed" else "not run"] * (2 * len(METHODS) + 1)) + " |")
+            lines.append(
+                f"| {name} | "
+                + " | ".join(
+                    ["failed" if states.get(f"grid-{name}") == "Failed" else "not run"] * (2 * len(METHODS) + 1)
+                )
+                + " |"
+            )
             continue
         cells = [c for m in METHODS for c in (fmt(r["average"][m], "auroc"), fmt(r["average"][m], "fpr95"))]
-        lines.append(f"| {name}{TEST_MARK if test_selected(r) else ''} | " + " | ".join(cells) + f" | {fmt(r['id_top1']['negprompt'], 'top1')} |")
-    md = ["# Experiment grid", "", "Rows from `benchmarks/experiments/grid.yaml` (or `--grid`), each a DVC experiment `grid-<row>` from HEAD's params "
-          "(`python benchmarks/experiments/grid.py`). Average AUROC / FPR95 over the OOD sets, %, mean ± std over the seeds.", "", *lines, ""]
+        lines.append(
+            f"| {name}{TEST_MARK if test_selected(r) else ''} | "
+            + " | ".join(cells)
+            + f" | {fmt(r['id_top1']['negprompt'], 'top1')} |"
+        )
+    md = [
+        "# Experiment grid",
+        "",
+        "Rows from `benchmarks/experiments/grid.yaml` (or `--grid`), each a DVC experiment `grid-<row>` "
+        "from HEAD's params (`python benchmarks/experiments/grid.py`). Average AUROC / FPR95 over the OOD sets, "
+        "%, mean ± std over the seeds.",
+        "",
+        *lines,
+        "",
+    ]
     if any(test_selected(r) for r in results.values()):
-        md += [f"{TEST_MARK} checkpoint selected on test data, as the official code does (`pos.select` / `neg.select: test`).", ""]
+        md += [
+            f"{TEST_MARK} checkpoint selected on test data, as the official code does "
+            "(`pos.select` / `neg.select: test`).",
+            "",
+        ]
     for name, r in results.items():
         if any(m in r["average"] for m in LOCAL):
-            md += [f"Patch-feature baselines ({name}): " + ", ".join(f"{label} {fmt(r['average'][m], 'auroc')} / {fmt(r['average'][m], 'fpr95')}"
-                                                                   for m, label in LOCAL.items() if m in r["average"]), ""]
+            md += [
+                f"Patch-feature baselines ({name}): "
+                + ", ".join(
+                    f"{label} {fmt(r['average'][m], 'auroc')} / {fmt(r['average'][m], 'fpr95')}"
+                    for m, label in LOCAL.items()
+                    if m in r["average"]
+                ),
+                "",
+            ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(md))
     out.with_suffix(".json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
@@ -196,9 +239,17 @@ def run_jobs(args, rows: dict, base: str) -> dict[str, str]:
 
     row_args = {name: queue_args(row.get("params", {}), args.set, None) for name, row in rows.items()}
     try:
-        return grid_cluster.run_cluster(args.executor, rows, row_args, base, resources_file=args.resources or grid_cluster.RESOURCES,
-                                        resource_overrides=args.resource, resume=args.resume, jobs=args.jobs or (0 if args.executor == "slurm" else 1),
-                                        git_remote_name=args.git_remote)
+        return grid_cluster.run_cluster(
+            args.executor,
+            rows,
+            row_args,
+            base,
+            resources_file=args.resources or grid_cluster.RESOURCES,
+            resource_overrides=args.resource,
+            resume=args.resume,
+            jobs=args.jobs or (0 if args.executor == "slurm" else 1),
+            git_remote_name=args.git_remote,
+        )
     except grid_cluster.GridError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -206,14 +257,43 @@ def run_jobs(args, rows: dict, base: str) -> dict[str, str]:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--executor", choices=("queue", "local", "slurm"), default="queue",
-                    help="queue: DVC's experiment queue on this machine (default); slurm: one Slurm job per row; local: the same jobs as local processes")
-    ap.add_argument("--jobs", type=int, default=None,
-                    help="experiments run in parallel (queue: DVC queue workers, default 1; local: default 1; slurm: default all, Slurm schedules them)")
-    ap.add_argument("--resources", type=Path, default=None, help="slurm/local: the jobs' resources (default benchmarks/experiments/grid-cluster.yaml)")
-    ap.add_argument("--resource", action="append", default=[], metavar="KEY=VALUE", help="slurm/local: a resource for every row's job, e.g. partition=gpu, gpus=1")
-    ap.add_argument("--resume", action="store_true", help="slurm/local: skip rows whose experiment is in the Git remote, follow jobs still running")
-    ap.add_argument("--git-remote", default="origin", help="slurm/local: the Git remote the jobs clone from and push to (default origin)")
+    ap.add_argument(
+        "--executor",
+        choices=("queue", "local", "slurm"),
+        default="queue",
+        help="queue: DVC's experiment queue on this machine (default); slurm: one Slurm job per row; "
+        "local: the same jobs as local processes",
+    )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="experiments run in parallel (queue: DVC queue workers, default 1; local: default 1; "
+        "slurm: default all, Slurm schedules them)",
+    )
+    ap.add_argument(
+        "--resources",
+        type=Path,
+        default=None,
+        help="slurm/local: the jobs' resources (default benchmarks/experiments/grid-cluster.yaml)",
+    )
+    ap.add_argument(
+        "--resource",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="slurm/local: a resource for every row's job, e.g. partition=gpu, gpus=1",
+    )
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="slurm/local: skip rows whose experiment is in the Git remote, follow jobs still running",
+    )
+    ap.add_argument(
+        "--git-remote",
+        default="origin",
+        help="slurm/local: the Git remote the jobs clone from and push to (default origin)",
+    )
     ap.add_argument("--only", default="", help="comma-separated rows or groups of grid.yaml (default: ablations)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override added to every row")
     ap.add_argument("--out", default="reports/grid.md")
@@ -237,8 +317,12 @@ def main():
             states = run_queue(rows, args.jobs or 1, args.set, base)
         else:
             states = run_jobs(args, rows, base)
-        print(f"{len(rows)} experiments with --executor {args.executor} --jobs {args.jobs or ('all' if args.executor == 'slurm' else 1)}: "
-              f"{time.time() - start:.0f} s wall", flush=True)
+        print(
+            f"{len(rows)} experiments with --executor {args.executor} "
+            f"--jobs {args.jobs or ('all' if args.executor == 'slurm' else 1)}: "
+            f"{time.time() - start:.0f} s wall",
+            flush=True,
+        )
         failed = [n for n, s in states.items() if s == "Failed"]
         if failed:
             where = "`dvc queue logs <name>`" if args.executor == "queue" else "the logs named above"

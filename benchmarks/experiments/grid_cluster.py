@@ -9,6 +9,7 @@ at the end it pulls the experiments (`dvc exp pull`) for grid.py's report. Job i
 (`<folder>/state.json`), so that `--resume` re-attaches to jobs still running and skips the rows whose
 experiment is already in the Git remote at the base commit. docs/cluster.md has the set-up.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,19 @@ from pathlib import Path
 import yaml
 
 RESOURCES = Path(__file__).with_name("grid-cluster.yaml")
-KEYS = ("partition", "account", "qos", "gpus", "cpus", "mem_gb", "time_min", "max_requeue", "setup", "cache_dir", "workdir")
+KEYS = (
+    "partition",
+    "account",
+    "qos",
+    "gpus",
+    "cpus",
+    "mem_gb",
+    "time_min",
+    "max_requeue",
+    "setup",
+    "cache_dir",
+    "workdir",
+)
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED", "PREEMPTED"}
 POLL_S = float(os.environ.get("GRID_POLL_S", 3))
 
@@ -50,7 +63,8 @@ def parse_value(text: str):
 
 
 def resources(path: Path, rows: dict, overrides: list[str]) -> dict[str, dict]:
-    """{row: its resources}: the file's defaults, then its entry for the row's group, then the row's, then the overrides."""
+    """{row: its resources}: the file's defaults, then its entry for the row's group, then the row's, then the
+    overrides."""
     try:
         spec = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
@@ -64,11 +78,16 @@ def resources(path: Path, rows: dict, overrides: list[str]) -> dict[str, dict]:
         if not sep:
             raise GridError(f"--resource {item}: expected KEY=VALUE")
         cli[key.strip()] = parse_value(value)
-    layers = [("defaults", spec.get("defaults") or {})] + [(f"rows.{k}", v or {}) for k, v in (spec.get("rows") or {}).items()]
+    layers = [("defaults", spec.get("defaults") or {})] + [
+        (f"rows.{k}", v or {}) for k, v in (spec.get("rows") or {}).items()
+    ]
     for where, layer in layers + [("--resource", cli)]:
         bad = sorted(set(layer) - set(KEYS))
         if bad:
-            raise GridError(f"unknown resource key {', '.join(bad)} in {where if where == '--resource' else f'{path.name} ({where})'} (known: {', '.join(KEYS)})")
+            raise GridError(
+                f"unknown resource key {', '.join(bad)} in "
+                f"{where if where == '--resource' else f'{path.name} ({where})'} (known: {', '.join(KEYS)})"
+            )
     per_row = {}
     for name, row in rows.items():
         res = {k: None for k in KEYS} | {"gpus": 0, "cpus": 1, "time_min": 60, "max_requeue": 0, "setup": []}
@@ -78,7 +97,10 @@ def resources(path: Path, rows: dict, overrides: list[str]) -> dict[str, dict]:
         res.update(cli)
         for key in ("gpus", "cpus", "time_min", "max_requeue"):
             if not isinstance(res[key], int) or res[key] < (1 if key in ("cpus", "time_min") else 0):
-                raise GridError(f"resource {key} of row {name} must be a whole number{' >= 1' if key in ('cpus', 'time_min') else ' >= 0'}, not {res[key]!r}")
+                raise GridError(
+                    f"resource {key} of row {name} must be a whole number"
+                    f"{' >= 1' if key in ('cpus', 'time_min') else ' >= 0'}, not {res[key]!r}"
+                )
         if isinstance(res["setup"], str):
             res["setup"] = [res["setup"]]
         per_row[name] = res
@@ -88,11 +110,15 @@ def resources(path: Path, rows: dict, overrides: list[str]) -> dict[str, dict]:
 def check_partitions(per_row: dict[str, dict]) -> None:
     """Slurm answers and knows each row's partition."""
     if not shutil.which("sbatch"):
-        raise GridError("--executor slurm: sbatch is not on PATH (run the driver where Slurm's commands are, e.g. a login node)")
+        raise GridError(
+            "--executor slurm: sbatch is not on PATH (run the driver where Slurm's commands are, e.g. a login node)"
+        )
     known = set(out("sinfo", "--noheader", "--format=%R").split())
     for name, res in per_row.items():
         if res["partition"] and res["partition"] not in known:
-            raise GridError(f"unknown partition {res['partition']!r} (row {name}; Slurm has: {', '.join(sorted(known)) or 'none'})")
+            raise GridError(
+                f"unknown partition {res['partition']!r} (row {name}; Slurm has: {', '.join(sorted(known)) or 'none'})"
+            )
 
 
 # ---------------------------------------------------------------- remotes
@@ -102,14 +128,18 @@ def git_remote(name: str, base: str) -> str:
     """The Git remote's URL (absolute for a local path); the base commit must be there for the jobs to clone it."""
     res = subprocess.run(["git", "remote", "get-url", name], capture_output=True, text=True)
     if res.returncode:
-        raise GridError(f"no Git remote {name!r}: the jobs clone the base commit from it and push their experiments to it "
-                        f"(git remote add {name} <url>; git push {name} HEAD)")
+        raise GridError(
+            f"no Git remote {name!r}: the jobs clone the base commit from it and push their experiments to it "
+            f"(git remote add {name} <url>; git push {name} HEAD)"
+        )
     url = res.stdout.strip()
     if "://" not in url and ":" not in url.split("/")[0] and Path(url).exists():
         url = str(Path(url).resolve())
     out("git", "fetch", "--quiet", name)
     if not out("git", "branch", "--remotes", "--contains", base).strip() and base not in out("git", "ls-remote", name):
-        raise GridError(f"commit {base[:8]} is not on the Git remote {name!r}, where the jobs clone it from: git push {name} HEAD")
+        raise GridError(
+            f"commit {base[:8]} is not on the Git remote {name!r}, where the jobs clone it from: git push {name} HEAD"
+        )
     return url
 
 
@@ -128,10 +158,14 @@ def dvc_remote() -> dict:
                     remote.fs.makedirs(remote.path)
                 remote.fs.ls(remote.path)
             except Exception as e:  # noqa: BLE001 - any failure means the jobs could not reach it either
-                raise GridError(f"the DVC remote {remote.name!r} ({url}) is not reachable: {type(e).__name__}: {e}".splitlines()[0]) from None
+                raise GridError(
+                    f"the DVC remote {remote.name!r} ({url}) is not reachable: {type(e).__name__}: {e}".splitlines()[0]
+                ) from None
             return {"name": remote.name, "url": url}
     except NoRemoteError:
-        raise GridError("no default DVC remote: the jobs share their stages through it (dvc remote add -d <name> <url>)") from None
+        raise GridError(
+            "no default DVC remote: the jobs share their stages through it (dvc remote add -d <name> <url>)"
+        ) from None
     except DvcException as e:
         raise GridError(f"the DVC remote: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
 
@@ -139,7 +173,12 @@ def dvc_remote() -> dict:
 def remote_experiments(remote: str, base: str) -> set[str]:
     """Names of the experiments the Git remote holds at the base commit."""
     prefix = f"refs/exps/{base[:2]}/{base[2:]}/"
-    return {ref[len(prefix):] for line in out("git", "ls-remote", remote).splitlines() for ref in line.split()[1:] if ref.startswith(prefix)}
+    return {
+        ref[len(prefix) :]
+        for line in out("git", "ls-remote", remote).splitlines()
+        for ref in line.split()[1:]
+        if ref.startswith(prefix)
+    }
 
 
 # ---------------------------------------------------------------- the job
@@ -163,22 +202,40 @@ class RowJob:
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "NEGPROMPT_THREADS": str(spec["cpus"])}
         root = Path(os.path.expandvars(spec["workdir"] or os.environ.get("TMPDIR") or tempfile.gettempdir()))
         root.mkdir(parents=True, exist_ok=True)
-        work = root / f"grid-{spec['row']}-{os.environ.get('SLURM_JOB_ID') or os.environ.get('SUBMITIT_LOCAL_JOB_ID') or os.getpid()}"
+        work = (
+            root / f"grid-{spec['row']}-"
+            f"{os.environ.get('SLURM_JOB_ID') or os.environ.get('SUBMITIT_LOCAL_JOB_ID') or os.getpid()}"
+        )
         shutil.rmtree(work, ignore_errors=True)
         try:
             run("git", "clone", "--quiet", "--no-checkout", spec["origin"], str(work), cwd=root, env=env)
             run("git", "checkout", "--quiet", "--detach", spec["base"], cwd=work, env=env)
             dvc = [str(Path(bin_dir) / "dvc")]
             remote = spec["dvc_remote"]
-            run(*dvc, "remote", "add", "--local", "--force", "--default", remote["name"], remote["url"], cwd=work, env=env)
+            run(
+                *dvc,
+                "remote",
+                "add",
+                "--local",
+                "--force",
+                "--default",
+                remote["name"],
+                remote["url"],
+                cwd=work,
+                env=env,
+            )
             if spec["cache_dir"]:
                 run(*dvc, "cache", "dir", "--local", os.path.expandvars(spec["cache_dir"]), cwd=work, env=env)
                 run(*dvc, "config", "--local", "cache.shared", "group", cwd=work, env=env)
-            elif run(*dvc, "fetch", "--run-cache", cwd=work, env=env, check=False):  # the base commit's outputs and the run-cache
+            elif run(
+                *dvc, "fetch", "--run-cache", cwd=work, env=env, check=False
+            ):  # the base commit's outputs and the run-cache
                 print("(not everything fetched: what is missing runs here)", flush=True)
             # --pull: a stage another row already ran (in the run-cache) is restored from the DVC remote, not rerun
             run(*dvc, "exp", "run", "--temp", "--pull", "-n", spec["exp"], *spec["args"], cwd=work, env=env)
-            data = ["--no-cache", "--no-run-cache"] if spec["cache_dir"] else ["--run-cache"]  # a shared cache already has them
+            data = (
+                ["--no-cache", "--no-run-cache"] if spec["cache_dir"] else ["--run-cache"]
+            )  # a shared cache already has them
             run(*dvc, "exp", "push", "--force", *data, spec["git_remote"], spec["exp"], cwd=work, env=env)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -196,7 +253,11 @@ class RowJob:
 def executor_for(kind: str, folder: Path, res: dict):
     import submitit
 
-    ex = submitit.AutoExecutor(folder=folder / "logs" / "%j", cluster=kind, **({"slurm_max_num_timeout": res["max_requeue"]} if kind == "slurm" else {}))
+    ex = submitit.AutoExecutor(
+        folder=folder / "logs" / "%j",
+        cluster=kind,
+        **({"slurm_max_num_timeout": res["max_requeue"]} if kind == "slurm" else {}),
+    )
     params = {"timeout_min": res["time_min"], "cpus_per_task": res["cpus"], "stderr_to_stdout": True}
     if res["gpus"]:
         params["gpus_per_node"] = res["gpus"]
@@ -223,7 +284,9 @@ def squeue(ids: list[str]) -> dict[str, str] | None:
     None when squeue does not answer (a busy controller): nothing is concluded from that poll."""
     if not ids:
         return {}
-    res = subprocess.run(["squeue", "--noheader", "--format=%i|%T", "--jobs", ",".join(ids)], capture_output=True, text=True)
+    res = subprocess.run(
+        ["squeue", "--noheader", "--format=%i|%T", "--jobs", ",".join(ids)], capture_output=True, text=True
+    )
     if res.returncode and "Invalid job id" not in res.stderr:  # squeue says so for ids that all left the queue
         return None
     return dict(line.strip().split("|", 1) for line in res.stdout.splitlines() if "|" in line)
@@ -286,7 +349,9 @@ class Tracker:
         """The job ids by row; an earlier driver's entries for other rows (same base commit and executor) are kept."""
         self.folder.mkdir(parents=True, exist_ok=True)
         jobs = recorded_job_ids(self.kind, self.folder, self.base) | {n: j.job_id for n, j in self.jobs.items()}
-        self.state_file.write_text(json.dumps({"base": self.base, "executor": self.kind, "jobs": jobs}, indent=1) + "\n")
+        self.state_file.write_text(
+            json.dumps({"base": self.base, "executor": self.kind, "jobs": jobs}, indent=1) + "\n"
+        )
 
     def add(self, name: str, job, how: str) -> None:
         self.jobs[name] = job
@@ -305,10 +370,16 @@ class Tracker:
                     continue
                 if self.kind == "slurm":
                     st = slurm.get(job.job_id)
-                    state = None if st is None else ("pending" if st in ("PENDING", "REQUEUED", "CONFIGURING") else "running")
+                    state = (
+                        None
+                        if st is None
+                        else ("pending" if st in ("PENDING", "REQUEUED", "CONFIGURING") else "running")
+                    )
                 else:
                     state = "running" if alive_locally(job) else None
-                if state is None:  # gone without a result: killed, cancelled, out of memory or time (give the file system a moment)
+                if (
+                    state is None
+                ):  # gone without a result: killed, cancelled, out of memory or time (give the file system a moment)
                     first = self.ended_at.setdefault(name, time.time())
                     if time.time() - first < 20:
                         continue
@@ -322,8 +393,14 @@ class Tracker:
                 self.bar.write(f"failed: grid-{name}: {log_tail(job) or end[1]}; log: {job.paths.stdout}")
             else:
                 self.bar.write(f"done: grid-{name}")
-        counts = {s: sum(v == s for v in self.states.values()) for s in ("queued", "pending", "running", "done", "failed")}
-        postfix = " ".join(f"{k}={v}" for k, v in counts.items() if v) + "; running: " + (", ".join(n for n, s in self.states.items() if s == "running") or "-")
+        counts = {
+            s: sum(v == s for v in self.states.values()) for s in ("queued", "pending", "running", "done", "failed")
+        }
+        postfix = (
+            " ".join(f"{k}={v}" for k, v in counts.items() if v)
+            + "; running: "
+            + (", ".join(n for n, s in self.states.items() if s == "running") or "-")
+        )
         if postfix != self.postfix:  # redrawn on a change only: a log file gets one line per change, not per poll
             self.postfix = postfix
             self.bar.set_postfix_str(postfix)
@@ -356,16 +433,28 @@ def earlier_jobs(kind: str, folder: Path, base: str) -> dict[str, object]:
     if kind == "slurm":
         held = squeue([j.job_id for j in jobs.values()])
         if held is None:
-            raise GridError("squeue does not answer: cannot tell which of the earlier driver's jobs still run (try again)")
+            raise GridError(
+                "squeue does not answer: cannot tell which of the earlier driver's jobs still run (try again)"
+            )
         return {n: j for n, j in jobs.items() if j.job_id in held and outcome(j) is None}
     return {n: j for n, j in jobs.items() if outcome(j) is None and alive_locally(j)}
 
 
-def run_cluster(kind: str, rows: dict, row_args: dict[str, list[str]], base: str, *, resources_file: Path = RESOURCES,
-                resource_overrides: list[str] = (), resume: bool = False, jobs: int = 0, git_remote_name: str = "origin",
-                folder: Path = Path(".dvc/tmp/grid")) -> dict[str, str]:
-    """Runs the rows as jobs and pulls their experiments; returns {experiment: 'Success' | 'Failed'} like grid.run_queue.
-    Every check that can fail on bad input runs before the first submission."""
+def run_cluster(
+    kind: str,
+    rows: dict,
+    row_args: dict[str, list[str]],
+    base: str,
+    *,
+    resources_file: Path = RESOURCES,
+    resource_overrides: list[str] = (),
+    resume: bool = False,
+    jobs: int = 0,
+    git_remote_name: str = "origin",
+    folder: Path = Path(".dvc/tmp/grid"),
+) -> dict[str, str]:
+    """Runs the rows as jobs and pulls their experiments; returns {experiment: 'Success' | 'Failed'} like
+    grid.run_queue. Every check that can fail on bad input runs before the first submission."""
     per_row = resources(resources_file, rows, list(resource_overrides))
     if kind == "slurm":
         check_partitions(per_row)
@@ -374,12 +463,18 @@ def run_cluster(kind: str, rows: dict, row_args: dict[str, list[str]], base: str
     folder = folder.resolve()
     running = earlier_jobs(kind, folder, base)
     if running and not resume:
-        raise GridError(f"jobs of an earlier driver are still running ({', '.join(f'grid-{n}: {j.job_id}' for n, j in running.items())}): "
-                        f"--resume to follow them{', or scancel them' if kind == 'slurm' else ''}")
+        raise GridError(
+            "jobs of an earlier driver are still running "
+            f"({', '.join(f'grid-{n}: {j.job_id}' for n, j in running.items())}): "
+            f"--resume to follow them{', or scancel them' if kind == 'slurm' else ''}"
+        )
     done_before = remote_experiments(git_remote_name, base) if resume else set()
     skipped = [n for n in rows if f"grid-{n}" in done_before and n not in running]
     if skipped:
-        print(f"--resume: {len(skipped)} experiments already in {git_remote_name} at {base[:8]}: {', '.join(skipped)}", flush=True)
+        print(
+            f"--resume: {len(skipped)} experiments already in {git_remote_name} at {base[:8]}: {', '.join(skipped)}",
+            flush=True,
+        )
     todo = [n for n in rows if n not in skipped]
     states = {f"grid-{n}": "Success" for n in skipped}
     if todo:
@@ -397,16 +492,27 @@ def run_cluster(kind: str, rows: dict, row_args: dict[str, list[str]], base: str
                 while waiting and tracker.active() < limit:
                     name = waiting.pop(0)
                     res = per_row[name]
-                    spec = {"row": name, "exp": f"grid-{name}", "args": row_args[name], "base": base, "origin": origin,
-                            "git_remote": git_remote_name, "dvc_remote": remote, **{k: res[k] for k in ("cpus", "cache_dir", "workdir")}}
+                    spec = {
+                        "row": name,
+                        "exp": f"grid-{name}",
+                        "args": row_args[name],
+                        "base": base,
+                        "origin": origin,
+                        "git_remote": git_remote_name,
+                        "dvc_remote": remote,
+                        **{k: res[k] for k in ("cpus", "cache_dir", "workdir")},
+                    }
                     tracker.add(name, executor_for(kind, folder, res).submit(RowJob(), spec), "submitted")
                 time.sleep(POLL_S)
                 tracker.poll()
         except KeyboardInterrupt:
             tracker.close()
             left = [f"grid-{n}" for n, s in tracker.states.items() if s in ("pending", "running")]
-            sys.exit(f"driver stopped; {len(left)} jobs not finished ({', '.join(left) or 'none'}): the same command with --resume "
-                     f"follows them{' (Slurm jobs keep running)' if kind == 'slurm' else ' (local jobs stop with the terminal)'}")
+            sys.exit(
+                f"driver stopped; {len(left)} jobs not finished ({', '.join(left) or 'none'}): "
+                "the same command with --resume follows them"
+                f"{' (Slurm jobs keep running)' if kind == 'slurm' else ' (local jobs stop with the terminal)'}"
+            )
         finally:
             tracker.close()
         states |= {f"grid-{n}": "Success" if s == "done" else "Failed" for n, s in tracker.states.items()}

@@ -1,5 +1,6 @@
-"""A single-node Slurm on this machine, for trying `grid.py --executor slurm` without a cluster (tests/test_grid_cluster.py
-and benchmarks/speed/grid_queue_vs_slurm.py use it). Needs root and Debian's slurm-wlm and munge.
+"""A single-node Slurm on this machine, for trying `grid.py --executor slurm` without a cluster
+(tests/test_grid_cluster.py and benchmarks/speed/grid_queue_vs_slurm.py use it). Needs root and Debian's
+slurm-wlm and munge.
 
     python benchmarks/experiments/slurm_localhost.py start /tmp/slurm    # prints the SLURM_CONF=... to export
     python benchmarks/experiments/slurm_localhost.py stop /tmp/slurm
@@ -8,6 +9,7 @@ munged, slurmctld and slurmd run as daemons with everything (config, sockets, st
 directory: localhost only, this machine's CPUs as job slots (CR_CPU), proctrack/linuxproc and task/none (no cgroups),
 no accounting. `stop` ends the three daemons by their pid files.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,32 +72,73 @@ def start(root: Path, cpus: int | None = None) -> dict[str, str]:
     sock = munge / "munge.socket"
     if not Path("/etc/munge/munge.key").exists():
         subprocess.run([tool("mungekey") or "mungekey", "--create"], capture_output=True)
-    res = subprocess.run(["su", "-s", "/bin/sh", "munge", "-c", f"{tool('munged')} --socket={sock} --pid-file={munge}/munged.pid "
-                          f"--log-file={munge}/munged.log --seed-file={munge}/munged.seed"], capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            "su",
+            "-s",
+            "/bin/sh",
+            "munge",
+            "-c",
+            f"{tool('munged')} --socket={sock} --pid-file={munge}/munged.pid "
+            f"--log-file={munge}/munged.log --seed-file={munge}/munged.seed",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if res.returncode:
-        raise SlurmUnavailable(f"munged did not start: {last_line(res.stderr)} (it runs as user munge: can it reach {root}?)")
+        raise SlurmUnavailable(
+            f"munged did not start: {last_line(res.stderr)} (it runs as user munge: can it reach {root}?)"
+        )
     host = socket.gethostname().split(".")[0]
     mem_mb = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20 * 0.8)
     conf = root / "slurm.conf"
-    conf.write_text("\n".join([
-        "ClusterName=localhost", f"SlurmctldHost={host}(127.0.0.1)", "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={sock}",
-        "SlurmUser=root", "SlurmdUser=root", f"SlurmctldPort={free_port()}", f"SlurmdPort={free_port()}",
-        f"StateSaveLocation={root}/state", f"SlurmdSpoolDir={root}/spool", f"SlurmctldPidFile={root}/slurmctld.pid",
-        f"SlurmdPidFile={root}/slurmd.pid", f"SlurmctldLogFile={root}/log/slurmctld.log", f"SlurmdLogFile={root}/log/slurmd.log",
-        "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
-        "AccountingStorageType=accounting_storage/none", "JobCompType=jobcomp/none", "MpiDefault=none",
-        "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU", "SchedulerType=sched/backfill", "ReturnToService=2",
-        f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus or os.cpu_count()} RealMemory={mem_mb} State=UNKNOWN",
-        f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP", ""]))
+    conf.write_text(
+        "\n".join(
+            [
+                "ClusterName=localhost",
+                f"SlurmctldHost={host}(127.0.0.1)",
+                "AuthType=auth/munge",
+                "CredType=cred/munge",
+                f"AuthInfo=socket={sock}",
+                "SlurmUser=root",
+                "SlurmdUser=root",
+                f"SlurmctldPort={free_port()}",
+                f"SlurmdPort={free_port()}",
+                f"StateSaveLocation={root}/state",
+                f"SlurmdSpoolDir={root}/spool",
+                f"SlurmctldPidFile={root}/slurmctld.pid",
+                f"SlurmdPidFile={root}/slurmd.pid",
+                f"SlurmctldLogFile={root}/log/slurmctld.log",
+                f"SlurmdLogFile={root}/log/slurmd.log",
+                "ProctrackType=proctrack/linuxproc",
+                "TaskPlugin=task/none",
+                "JobAcctGatherType=jobacct_gather/none",
+                "AccountingStorageType=accounting_storage/none",
+                "JobCompType=jobcomp/none",
+                "MpiDefault=none",
+                "SelectType=select/cons_tres",
+                "SelectTypeParameters=CR_CPU",
+                "SchedulerType=sched/backfill",
+                "ReturnToService=2",
+                f"NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus or os.cpu_count()} RealMemory={mem_mb} State=UNKNOWN",
+                f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP",
+                "",
+            ]
+        )
+    )
     env = {"SLURM_CONF": str(conf)}
     for daemon in ("slurmctld", "slurmd"):
-        res = subprocess.run([tool(daemon) or daemon, "-f", str(conf)], env={**os.environ, **env}, capture_output=True, text=True)
+        res = subprocess.run(
+            [tool(daemon) or daemon, "-f", str(conf)], env={**os.environ, **env}, capture_output=True, text=True
+        )
         if res.returncode:
             stop(root)
             raise SlurmUnavailable(f"{daemon} did not start: {last_line(res.stderr)}")
     state = []
     for _ in range(60):
-        state = subprocess.run(["sinfo", "--noheader", "--format=%t"], env={**os.environ, **env}, capture_output=True, text=True).stdout.split()
+        state = subprocess.run(
+            ["sinfo", "--noheader", "--format=%t"], env={**os.environ, **env}, capture_output=True, text=True
+        ).stdout.split()
         if state and state[0] in ("idle", "mix", "alloc"):
             return env
         time.sleep(0.5)

@@ -8,6 +8,7 @@ does (pipeline/__init__.py: ATEN_CPU_CAPABILITY=avx2, MKL_CBWR=AVX2, ONEDNN_MAX_
 "native" is NEGPROMPT_NATIVE_KERNELS=1, the machine's own kernels. Prints the median seconds of each,
 their ratio, and whether the stage's outputs are byte-equal to the repository's (the committed ones after `make repro`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = {  # stage -> (command, inputs to copy, outputs to compare with the repository's)
-    "features": (["-m", "pipeline.features"], ["params.yaml", "data", "models/backbone", "weights"], ["features/train.parquet", "features/test.parquet"]),
-    "train_pos": (["-m", "pipeline.train_pos", "--seed", "1"], ["params.yaml", "data", "models/backbone", "weights", "features"], ["models/pos/seed1.safetensors"]),
+    "features": (
+        ["-m", "pipeline.features"],
+        ["params.yaml", "data", "models/backbone", "weights"],
+        ["features/train.parquet", "features/test.parquet"],
+    ),
+    "train_pos": (
+        ["-m", "pipeline.train_pos", "--seed", "1"],
+        ["params.yaml", "data", "models/backbone", "weights", "features"],
+        ["models/pos/seed1.safetensors"],
+    ),
     "backbone": (["-m", "pipeline.backbone"], ["params.yaml", "data", "weights"], ["reports/backbone.json"]),
 }
 
@@ -42,7 +51,9 @@ def run_stage(stage: str, native: bool) -> tuple[float, dict[str, str]]:
         for rel in ["pipeline", *inputs]:
             src = REPO / rel
             (shutil.copytree(src, work / rel) if src.is_dir() else shutil.copy(src, work / rel))
-        env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")}
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
+        }
         env["NEGPROMPT_NATIVE_KERNELS"] = "1" if native else "0"
         t0 = time.perf_counter()
         subprocess.run([sys.executable, *cmd], cwd=work, env=env, check=True, capture_output=True)
@@ -52,7 +63,11 @@ def run_stage(stage: str, native: bool) -> tuple[float, dict[str, str]]:
 
 def cpu_model() -> str:
     cpuinfo = Path("/proc/cpuinfo")
-    names = [l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines() if l.startswith("model name")] if cpuinfo.exists() else []
+    names = (
+        [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        if cpuinfo.exists()
+        else []
+    )
     return names[0] if names else platform.processor() or platform.machine()
 
 
@@ -74,9 +89,17 @@ def main() -> None:
                 times[mode].append(seconds)
                 equal[mode] = all(md5(REPO / o) == h for o, h in outs.items())
         med = {m: statistics.median(t) for m, t in times.items()}
-        rows[stage] = {"seconds": times, "median": med, "pinned_over_native": med["pinned"] / med["native"], "equal_to_committed": equal}
-        print(f"{stage:>10}: pinned {med['pinned']:.1f} s, native {med['native']:.1f} s, ratio {med['pinned'] / med['native']:.2f}; "
-              f"outputs equal to the committed ones: pinned {equal['pinned']}, native {equal['native']}")
+        rows[stage] = {
+            "seconds": times,
+            "median": med,
+            "pinned_over_native": med["pinned"] / med["native"],
+            "equal_to_committed": equal,
+        }
+        print(
+            f"{stage:>10}: pinned {med['pinned']:.1f} s, native {med['native']:.1f} s, "
+            f"ratio {med['pinned'] / med['native']:.2f}; "
+            f"outputs equal to the committed ones: pinned {equal['pinned']}, native {equal['native']}"
+        )
     info = {"machine": cpu_model(), "cpus": os.cpu_count(), "repeats": args.repeats, "stages": rows}
     if args.json:
         Path(args.json).write_text(json.dumps(info, indent=1) + "\n")

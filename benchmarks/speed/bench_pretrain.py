@@ -7,6 +7,7 @@ every stage runs) and off.
 The step rate `make pretrain` can reach is bounded by the slowest of the three that run one after another in the
 training process (tokenize + step) and the rendering that runs beside it in the workers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,12 +20,11 @@ import numpy as np
 import open_clip
 import torch
 
+from negprompt.benchmarks import openmoji, openmoji_render
 from negprompt.clip import backbone
-from negprompt.benchmarks import openmoji
-from negprompt.benchmarks import openmoji_render
+from negprompt.clip.prompts import TextTower
 from negprompt.standin import captions as cap
 from negprompt.standin import contrastive, pretraining
-from negprompt.clip.prompts import TextTower
 
 
 def per_second(fn, n: int, sync=lambda: None) -> float:
@@ -49,8 +49,16 @@ def main() -> None:
     dev = backbone.resolve_device(a.device)
     font = a.font or str(openmoji_render.default_font())
     world = openmoji.build_world(0, vocabulary=openmoji.VOCABULARY_TABLE)
-    sample = functools.partial(cap.web_batch, world.captioned, batch_size=a.batch_size, clutter_from=world.all_concepts,
-                               noise=0.2, font=font, scenes=world.scenes_from(("place", "texture", "plant")), scene=0.3)
+    sample = functools.partial(
+        cap.web_batch,
+        world.captioned,
+        batch_size=a.batch_size,
+        clutter_from=world.all_concepts,
+        noise=0.2,
+        font=font,
+        scenes=world.scenes_from(("place", "texture", "plant")),
+        scene=0.3,
+    )
     rows = {}
     for w in a.workers:  # a fresh stream each, timed from its start (workers forked, caches cold) to its last batch
         n = a.batches * max(1, w)
@@ -65,20 +73,33 @@ def main() -> None:
     tokens = tokenizer(captions)
     model = backbone.create_untrained(backbone.STANDIN_MODEL, dev).train()
     model.logit_scale.requires_grad_(False)
-    opt, sched = contrastive.clip_optimizer(model, 1e-4, 10 ** 6)
-    step = functools.partial(contrastive.contrastive_step, model, TextTower(model), open_clip.ClipLoss(), opt, sched, images, tokens, dev)
+    opt, sched = contrastive.clip_optimizer(model, 1e-4, 10**6)
+    step = functools.partial(
+        contrastive.contrastive_step, model, TextTower(model), open_clip.ClipLoss(), opt, sched, images, tokens, dev
+    )
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for deterministic in (False, True):
         torch.use_deterministic_algorithms(deterministic, warn_only=True)
-        rows[f"training step, deterministic {'on' if deterministic else 'off'} (steps/s)"] = per_second(step, a.batches, sync)
+        rows[f"training step, deterministic {'on' if deterministic else 'off'} (steps/s)"] = per_second(
+            step, a.batches, sync
+        )
     base = rows[f"render, {a.workers[0]} workers (batches/s)"]
-    print(f"device {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}, {os.cpu_count()} CPUs, "
-          f"{torch.get_num_threads()} torch threads, batch {a.batch_size}")
+    print(
+        f"device {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}, {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} torch threads, batch {a.batch_size}"
+    )
     for name, rate in rows.items():
-        print(f"{name:52s} {rate:8.1f}/s  {1e3 / rate:7.1f} ms  x{rate / base:5.2f} of rendering with {a.workers[0]} workers")
+        print(
+            f"{name:52s} {rate:8.1f}/s  {1e3 / rate:7.1f} ms  "
+            f"x{rate / base:5.2f} of rendering with {a.workers[0]} workers"
+        )
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"device": str(dev), "cpus": os.cpu_count(), "batch_size": a.batch_size, "per_second": rows}, f, indent=1)
+            json.dump(
+                {"device": str(dev), "cpus": os.cpu_count(), "batch_size": a.batch_size, "per_second": rows},
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ ours:      cached image features + EOT-truncated prompts, only the k·p negative
 
     --stage pos times stage 1 (CoOp: cross-entropy through the k positive prompts) the same way.
 
-    python benchmarks/speed/bench_step.py --model ViT-B-16 --classes 100 --prompts 2 --batch 64 [--device cpu|cuda] [--json]
+    python benchmarks/speed/bench_step.py --model ViT-B-16 --classes 100 --prompts 2 --batch 64
+        [--device cpu|cuda] [--json]
 
 --ladder K adds, for k = K, each optimisation switched on one at a time (before/after, same run).
 Peak memory: CUDA max allocated above the start on GPU; on CPU the sampled RSS above the start
@@ -17,6 +18,7 @@ during one extra step run with glibc told to return every free above 64 KiB to t
 follows live tensors). Timed steps run with glibc's usual 32 MiB threshold (unmapping every
 block costs page faults that would distort the times).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -137,13 +139,30 @@ def text_flops(prefix: int, lengths: list[int], contexts: int, width: int, layer
     return layers * contexts * sum(per_token + 4 * width * (i + 1) for s in lengths for i in range(prefix + s))
 
 
-def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int, amp: bool, warmup: int = 1,
-               ladder: bool = False, with_reference: bool = True, chunk: int = 0, n_ctx: int = 4, stage: str = "neg"):
+def run_config(
+    model,
+    tokenizer,
+    k: int,
+    p: int,
+    batch: int,
+    device,
+    steps: int,
+    amp: bool,
+    warmup: int = 1,
+    ladder: bool = False,
+    with_reference: bool = True,
+    chunk: int = 0,
+    n_ctx: int = 4,
+    stage: str = "neg",
+):
     names = imagenet_classes().name.tolist()[:k]
     image_size = model.visual.image_size if isinstance(model.visual.image_size, int) else model.visual.image_size[0]
     tower = TextTower(model)
-    ctx0 = (init_context(tower, tokenizer, "a photo of a", 16) if n_ctx == 4 else
-            init_context(tower, tokenizer, "", n_ctx, torch.Generator().manual_seed(0))).to(device)
+    ctx0 = (
+        init_context(tower, tokenizer, "a photo of a", 16)
+        if n_ctx == 4
+        else init_context(tower, tokenizer, "", n_ctx, torch.Generator().manual_seed(0))
+    ).to(device)
     neg_ctx = torch.nn.Parameter(ctx0.unsqueeze(0).repeat(p, 1, 1).clone())
     pos_ctx = ctx0.clone()
     labels = torch.randint(k, (batch,), device=device)
@@ -161,6 +180,7 @@ def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int,
     def step(encoder, image_feats, all_prompts: bool, chunk: int = 0):
         """One stage-2 step: `image_feats()`, the positive and negative prompt features (all k(1+p)
         through `encoder` every step, or the k·p negatives beside the frozen positives), loss, backward."""
+
         def fn():
             with autocast:
                 feats = image_feats()
@@ -172,18 +192,21 @@ def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int,
                 loss = stage2_loss("official", feats, labels, pos, neg.transpose(0, 1), scale, 0.1, 0.05)
             loss.backward()
             neg_ctx.grad = None
+
         return fn
 
     pos_param = torch.nn.Parameter(pos_ctx.clone())
 
     def stage1(encoder, image_feats, chunk: int = 0):
         """One CoOp step: image features, the k positive prompts through `encoder`, cross-entropy, backward."""
+
         def fn():
             with autocast:
                 logits = scale * image_feats() @ encoder(pos_param, chunk=chunk).T
                 loss = F.cross_entropy(logits.float(), labels)
             loss.backward()
             pos_param.grad = None
+
         return fn
 
     make = step if stage == "neg" else (lambda enc, feats, _all, c=0: stage1(enc, feats, c))
@@ -193,11 +216,16 @@ def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int,
     if ladder:  # the reference step with our optimisations added one at a time
         ladder_chunk = max(1, k * p // 4)
         tokens = full.prefix.shape[1] + len(pos_ctx) + full.suffix.shape[1]
-        variants = [(f"reference: images + all k(1+p) prompts at {tokens} tokens", reference),
-                    ("+ cached image features", step(full, lambda: cached, True)),
-                    ("+ EOT truncation", step(ours_enc, lambda: cached, True)),
-                    ("+ positive features once (= ours)", step(ours_enc, lambda: cached, False)),
-                    (f"+ chunks of {ladder_chunk}, length-sorted, checkpointed", step(ours_enc, lambda: cached, False, ladder_chunk))]
+        variants = [
+            (f"reference: images + all k(1+p) prompts at {tokens} tokens", reference),
+            ("+ cached image features", step(full, lambda: cached, True)),
+            ("+ EOT truncation", step(ours_enc, lambda: cached, True)),
+            ("+ positive features once (= ours)", step(ours_enc, lambda: cached, False)),
+            (
+                f"+ chunks of {ladder_chunk}, length-sorted, checkpointed",
+                step(ours_enc, lambda: cached, False, ladder_chunk),
+            ),
+        ]
         rows = []
         for name, fn in variants:
             s, mb = measure(fn, device, steps, warmup)
@@ -211,12 +239,29 @@ def run_config(model, tokenizer, k: int, p: int, batch: int, device, steps: int,
     suffix_lengths = (ours_enc.eot + 1 - (1 + len(ctx0))).tolist()
     if not chunk:  # one batch: every prompt is cut to the longest
         suffix_lengths = [max(suffix_lengths)] * len(suffix_lengths)
-    flops = [text_flops(1 + len(ctx0), suffix_lengths, contexts, tower.width, len(tower.transformer.resblocks), shared) for shared in (False, True)]
-    return {"stage": stage, "k": k, "p": p, "n_ctx": len(ctx0), "batch": batch, "ours_s": round(o_s, 4),
-            "ours_no_prefix_s": round(n_s, 4), "prefix_speedup": round(n_s / o_s, 2), "prefix_flop_ratio": round(flops[0] / flops[1], 2),
-            "ours_no_prefix_peak_mb": round(n_mb, 1), "reference_s": r_s and round(r_s, 4),
-            "ratio": r_s and round(r_s / o_s, 2), "ours_peak_mb": round(o_mb, 1), "reference_peak_mb": r_mb and round(r_mb, 1), "ours_chunk": chunk,
-            "ours_tokens": int(1 + len(ctx0) + ours_enc.suffix.shape[1]), "reference_tokens": int(tower.positional_embedding.shape[0])}
+    flops = [
+        text_flops(1 + len(ctx0), suffix_lengths, contexts, tower.width, len(tower.transformer.resblocks), shared)
+        for shared in (False, True)
+    ]
+    return {
+        "stage": stage,
+        "k": k,
+        "p": p,
+        "n_ctx": len(ctx0),
+        "batch": batch,
+        "ours_s": round(o_s, 4),
+        "ours_no_prefix_s": round(n_s, 4),
+        "prefix_speedup": round(n_s / o_s, 2),
+        "prefix_flop_ratio": round(flops[0] / flops[1], 2),
+        "ours_no_prefix_peak_mb": round(n_mb, 1),
+        "reference_s": r_s and round(r_s, 4),
+        "ratio": r_s and round(r_s / o_s, 2),
+        "ours_peak_mb": round(o_mb, 1),
+        "reference_peak_mb": r_mb and round(r_mb, 1),
+        "ours_chunk": chunk,
+        "ours_tokens": int(1 + len(ctx0) + ours_enc.suffix.shape[1]),
+        "reference_tokens": int(tower.positional_embedding.shape[0]),
+    }
 
 
 def main():
@@ -231,12 +276,33 @@ def main():
     ap.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA) for both")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plot", default="", help="write a scaling plot (PNG) of time and memory against k")
-    ap.add_argument("--chunk", type=int, default=0, help="ours: encode at most this many prompts at once (length-sorted, checkpointed)")
-    ap.add_argument("--reference-max-k", type=int, default=10**9, help="time only ours above this k (the reference takes too long)")
-    ap.add_argument("--plot-from", nargs="*", default=[], help="also plot the rows of these earlier --json outputs (alone: plot only)")
-    ap.add_argument("--ladder", type=int, default=0, metavar="K", help="also measure each optimisation on its own at k = K")
-    ap.add_argument("--n-ctx", type=int, default=4, help="context tokens: 4 = 'a photo of a' (default), other = random init (CoOp's 16)")
-    ap.add_argument("--stage", choices=["neg", "pos"], default="neg", help="stage-2 step (default) or stage-1 CoOp step")
+    ap.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help="ours: encode at most this many prompts at once (length-sorted, checkpointed)",
+    )
+    ap.add_argument(
+        "--reference-max-k", type=int, default=10**9, help="time only ours above this k (the reference takes too long)"
+    )
+    ap.add_argument(
+        "--plot-from",
+        nargs="*",
+        default=[],
+        help="also plot the rows of these earlier --json outputs (alone: plot only)",
+    )
+    ap.add_argument(
+        "--ladder", type=int, default=0, metavar="K", help="also measure each optimisation on its own at k = K"
+    )
+    ap.add_argument(
+        "--n-ctx",
+        type=int,
+        default=4,
+        help="context tokens: 4 = 'a photo of a' (default), other = random init (CoOp's 16)",
+    )
+    ap.add_argument(
+        "--stage", choices=["neg", "pos"], default="neg", help="stage-2 step (default) or stage-1 CoOp step"
+    )
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.plot_from and args.classes is None:  # only redraw the plot from earlier --json outputs
@@ -249,29 +315,75 @@ def main():
     torch.manual_seed(0)
     model = open_clip.create_model(args.model, device=device).eval().requires_grad_(False)  # random init: no download
     tokenizer = open_clip.get_tokenizer(args.model)
-    rows = [run_config(model, tokenizer, k, args.prompts, args.batch, device, args.steps, args.amp, args.warmup,
-                       with_reference=k <= args.reference_max_k, chunk=args.chunk, n_ctx=args.n_ctx, stage=args.stage) for k in ks]
-    info = {"model": args.model, "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
-            "threads": torch.get_num_threads(), "amp": args.amp, "rows": rows}
+    rows = [
+        run_config(
+            model,
+            tokenizer,
+            k,
+            args.prompts,
+            args.batch,
+            device,
+            args.steps,
+            args.amp,
+            args.warmup,
+            with_reference=k <= args.reference_max_k,
+            chunk=args.chunk,
+            n_ctx=args.n_ctx,
+            stage=args.stage,
+        )
+        for k in ks
+    ]
+    info = {
+        "model": args.model,
+        "device": torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
+        "threads": torch.get_num_threads(),
+        "amp": args.amp,
+        "rows": rows,
+    }
     if args.ladder:
-        info["ladder"] = run_config(model, tokenizer, args.ladder, args.prompts, args.batch, device, args.steps, args.amp, args.warmup, ladder=True)
+        info["ladder"] = run_config(
+            model,
+            tokenizer,
+            args.ladder,
+            args.prompts,
+            args.batch,
+            device,
+            args.steps,
+            args.amp,
+            args.warmup,
+            ladder=True,
+        )
     if args.json:
         print(json.dumps(info))
     else:
-        print(f"{args.model} on {info['device']}, stage {args.stage}, p = {args.prompts}, n_ctx {args.n_ctx}, batch {args.batch}, "
-              f"median of {args.steps} steps after warm-up")
-        print(f"{'k':>6} {'p':>3} {'batch':>5} {'ours s':>9} {'no-prefix s':>11} {'x (FLOPs)':>12} {'ref s':>9} {'ratio':>7} {'ours MB':>9} {'ref MB':>9} {'tokens':>9}")
+        print(
+            f"{args.model} on {info['device']}, stage {args.stage}, p = {args.prompts}, n_ctx {args.n_ctx}, "
+            f"batch {args.batch}, "
+            f"median of {args.steps} steps after warm-up"
+        )
+        print(
+            f"{'k':>6} {'p':>3} {'batch':>5} {'ours s':>9} {'no-prefix s':>11} {'x (FLOPs)':>12} "
+            f"{'ref s':>9} {'ratio':>7} {'ours MB':>9} {'ref MB':>9} {'tokens':>9}"
+        )
         for r in rows:
-            ref = (f"{r['reference_s']:>9.4f} {r['ratio']:>6.1f}x" if r["reference_s"] else f"{'-':>9} {'-':>7}")
+            ref = f"{r['reference_s']:>9.4f} {r['ratio']:>6.1f}x" if r["reference_s"] else f"{'-':>9} {'-':>7}"
             ref_mb = f"{r['reference_peak_mb']:>9.1f}" if r["reference_peak_mb"] is not None else f"{'-':>9}"
-            print(f"{r['k']:>6} {r['p']:>3} {r['batch']:>5} {r['ours_s']:>9.4f} {r['ours_no_prefix_s']:>11.4f} "
-                  f"{r['prefix_speedup']:>5.2f} ({r['prefix_flop_ratio']:.2f}) {ref} {r['ours_peak_mb']:>9.1f} {ref_mb} "
-                  f"{r['ours_tokens']:>4}/{r['reference_tokens']}")
+            print(
+                f"{r['k']:>6} {r['p']:>3} {r['batch']:>5} {r['ours_s']:>9.4f} {r['ours_no_prefix_s']:>11.4f} "
+                f"{r['prefix_speedup']:>5.2f} ({r['prefix_flop_ratio']:.2f}) {ref} {r['ours_peak_mb']:>9.1f} {ref_mb} "
+                f"{r['ours_tokens']:>4}/{r['reference_tokens']}"
+            )
         for r in info.get("ladder", []):
             print(f"k={r['k']:<5} {r['variant']:<52} {r['s']:>9.4f} s {r['peak_mb']:>9.1f} MB")
     if args.plot:
         for f in args.plot_from:
-            rows = rows + [r for r in json.loads(open(f).read().strip().splitlines()[-1])["rows"] if r["k"] not in {x["k"] for x in rows}]
+            rows = rows + [
+                r
+                for r in json.loads(open(f).read().strip().splitlines()[-1])["rows"]
+                if r["k"] not in {x["k"] for x in rows}
+            ]
         plot_scaling(sorted(rows, key=lambda r: r["k"]), f"{args.model}, {info['device']}", args.plot)
 
 
@@ -284,7 +396,10 @@ def plot_scaling(rows: list[dict], title: str, path: str) -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     chunks = sorted({r.get("ours_chunk", 0) for r in rows if r.get("ours_chunk")})
-    series = [("reference", "reference style", lambda r: not r.get("ours_chunk")), ("ours", "ours", lambda r: not r.get("ours_chunk"))]
+    series = [
+        ("reference", "reference style", lambda r: not r.get("ours_chunk")),
+        ("ours", "ours", lambda r: not r.get("ours_chunk")),
+    ]
     series += [("ours", f"ours, chunks of {c}", lambda r, c=c: r.get("ours_chunk") == c) for c in chunks]
     for key, label, keep in series:
         pts = [r for r in rows if keep(r) and r[f"{key}_s"] is not None]

@@ -14,6 +14,7 @@ and the largest difference between their text features (they compute the same fu
     python benchmarks/speed/bench_suffix.py                       # the stand-in (shipped weights), k = 200
     python benchmarks/speed/bench_suffix.py --model ViT-B-16 --checkpoint "" --classes 100 1000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,7 +69,10 @@ VARIANTS = {  # name: (attention used by the prefix and the suffix pass, suffix 
 @contextlib.contextmanager
 def variant(name: str):
     attention, encode_suffix = VARIANTS[name]
-    with mock.patch.object(prompts, "_attention", attention), mock.patch.object(TextTower, "encode_suffix", encode_suffix):
+    with (
+        mock.patch.object(prompts, "_attention", attention),
+        mock.patch.object(TextTower, "encode_suffix", encode_suffix),
+    ):
         yield
 
 
@@ -76,6 +80,7 @@ def median_step(encoder: PromptEncoder, ctx: torch.nn.Parameter, steps: int) -> 
     def step():
         encoder(ctx).sum().backward()
         ctx.grad = None
+
     step()
     times = []
     for _ in range(steps):
@@ -99,7 +104,9 @@ def main():
     tokenizer = open_clip.get_tokenizer(args.model)
     ctx0 = init_context(TextTower(model), tokenizer, "a photo of a", 16)
     ctx = torch.nn.Parameter(ctx0.unsqueeze(0).repeat(args.contexts, 1, 1).clone())
-    machine = f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()}), {torch.get_num_threads()} threads"
+    machine = (
+        f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()}), {torch.get_num_threads()} threads"
+    )
     print(f"{args.model}, m = {args.contexts}, {machine}, median of {args.steps} forward+backward steps")
     rows = []
     for k in args.classes:
@@ -112,13 +119,31 @@ def main():
                     feats[name] = encoder(ctx)
                 seconds[name] = median_step(encoder, ctx, args.steps)
         diff = max(float((f - feats[OURS]).abs().max()) for f in feats.values())
-        row = {"k": k, "seconds": seconds, "speedup": {n: seconds[PADDED] / s for n, s in seconds.items()}, "max_abs_feature_diff": diff}
+        row = {
+            "k": k,
+            "seconds": seconds,
+            "speedup": {n: seconds[PADDED] / s for n, s in seconds.items()},
+            "max_abs_feature_diff": diff,
+        }
         rows.append(row)
-        print(f"k = {k}: " + " | ".join(f"{n} {1e3 * s:.1f} ms ({seconds[PADDED] / s:.2f}x)" for n, s in seconds.items())
-              + f"; features differ by at most {diff:.1e}")
+        print(
+            f"k = {k}: "
+            + " | ".join(f"{n} {1e3 * s:.1f} ms ({seconds[PADDED] / s:.2f}x)" for n, s in seconds.items())
+            + f"; features differ by at most {diff:.1e}"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": args.model, "contexts": args.contexts, "machine": machine, "torch": torch.__version__, "rows": rows}, f, indent=1)
+            json.dump(
+                {
+                    "model": args.model,
+                    "contexts": args.contexts,
+                    "machine": machine,
+                    "torch": torch.__version__,
+                    "rows": rows,
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Slurm is started on this machine for the measurement (benchmarks/experiments/slu
 Debian's slurm-wlm and munge) and stopped after it. Rows: benchmarks/experiments/grid-tiny.yaml, with the tiny
 configuration of benchmarks/RESULTS.md's queue measurement.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,17 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks/experiments"))
 import slurm_localhost  # noqa: E402
 
-TINY = ["data.train_per_class=4", "data.test_per_class=2", "data.ood_per_set=24", "subset.seeds=[1]", "subset.shots=2",
-        "subset.calib_per_class=1", "pos.epochs=2", "neg.epochs=1", "report.tsne_images=40"]
+TINY = [
+    "data.train_per_class=4",
+    "data.test_per_class=2",
+    "data.ood_per_set=24",
+    "subset.seeds=[1]",
+    "subset.shots=2",
+    "subset.calib_per_class=1",
+    "pos.epochs=2",
+    "neg.epochs=1",
+    "report.tsne_images=40",
+]
 
 
 def sh(*cmd, cwd=None, env=None):
@@ -37,13 +47,30 @@ def fresh_clone(tmp: Path, name: str) -> Path:
     origin, work = tmp / f"{name}-origin.git", tmp / name
     sh("git", "clone", "--quiet", "--bare", str(REPO), str(origin))
     sh("git", "clone", "--quiet", str(origin), str(work))
-    sh(str(Path(sys.executable).parent / "dvc"), "remote", "add", "--local", "-d", "store", str(tmp / f"{name}-dvc-store"), cwd=work)
+    sh(
+        str(Path(sys.executable).parent / "dvc"),
+        "remote",
+        "add",
+        "--local",
+        "-d",
+        "store",
+        str(tmp / f"{name}-dvc-store"),
+        cwd=work,
+    )
     return work
 
 
 def timed_grid(work: Path, only: str, args: list[str], env: dict) -> tuple[float, str]:
-    cmd = [sys.executable, str(REPO / "benchmarks/experiments/grid.py"), "--grid", str(REPO / "benchmarks/experiments/grid-tiny.yaml"),
-           "--only", only, *args, *[a for s in TINY for a in ("--set", s)]]
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks/experiments/grid.py"),
+        "--grid",
+        str(REPO / "benchmarks/experiments/grid-tiny.yaml"),
+        "--only",
+        only,
+        *args,
+        *[a for s in TINY for a in ("--set", s)],
+    ]
     start = time.time()
     res = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
     wall = time.time() - start
@@ -53,7 +80,11 @@ def timed_grid(work: Path, only: str, args: list[str], env: dict) -> tuple[float
 
 
 def rows_of(md: str) -> dict[str, str]:
-    return {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| experiment")}
+    return {
+        line.split("|")[1].strip(): line
+        for line in md.splitlines()
+        if line.startswith("| ") and not line.startswith("| experiment")
+    }
 
 
 def main() -> None:
@@ -67,27 +98,37 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="grid-bench-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
         tmp.chmod(0o755)  # munged runs as user munge, under tmp/slurm-daemons
-        queue_wall, queue_md = timed_grid(fresh_clone(tmp, "queue"), args.only, ["--executor", "queue", "--jobs", "2"], env)
+        queue_wall, queue_md = timed_grid(
+            fresh_clone(tmp, "queue"), args.only, ["--executor", "queue", "--jobs", "2"], env
+        )
         print(f"queue --jobs 2: {queue_wall:.0f} s", flush=True)
         load_between = os.getloadavg()
         try:
             slurm_env = {**env, **slurm_localhost.start(tmp / "slurm-daemons", cpus=2)}
-            slurm_wall, slurm_md = timed_grid(fresh_clone(tmp, "slurm"), args.only,
-                                              ["--executor", "slurm", "--resource", "cpus=1", "--resource", "mem_gb=1"], slurm_env)
+            slurm_wall, slurm_md = timed_grid(
+                fresh_clone(tmp, "slurm"),
+                args.only,
+                ["--executor", "slurm", "--resource", "cpus=1", "--resource", "mem_gb=1"],
+                slurm_env,
+            )
         finally:
             slurm_localhost.stop(tmp / "slurm-daemons")
     q, s = rows_of(queue_md), rows_of(slurm_md)
     result = {
-        "what": f"benchmarks/experiments/grid-tiny.yaml --only {args.only} ({len(q)} rows, `fails` failing on purpose), tiny configuration, "
-                "each executor from its own fresh clone with its own DVC cache (Slurm: its own empty DVC remote)",
+        "what": f"benchmarks/experiments/grid-tiny.yaml --only {args.only} ({len(q)} rows, "
+        "`fails` failing on purpose), tiny configuration, "
+        "each executor from its own fresh clone with its own DVC cache (Slurm: its own empty DVC remote)",
         "queue_jobs2_wall_s": round(queue_wall, 1),
         "slurm_2slots_wall_s": round(slurm_wall, 1),
         "slurm_over_queue": round(slurm_wall / queue_wall, 2),
         "same_table": q == s,
         "rows": list(q),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "load_average_1_5_15": {"before": [round(x, 2) for x in load_before], "between": [round(x, 2) for x in load_between],
-                                "after": [round(x, 2) for x in os.getloadavg()]},
+        "load_average_1_5_15": {
+            "before": [round(x, 2) for x in load_before],
+            "between": [round(x, 2) for x in load_between],
+            "after": [round(x, 2) for x in os.getloadavg()],
+        },
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

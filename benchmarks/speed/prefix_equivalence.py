@@ -10,6 +10,7 @@
 
 Run after `make repro` (it reads the pipeline's outputs, writes nothing there).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,8 @@ import torch
 
 from negprompt import metrics
 from negprompt.benchmarks.tables import read_classes
-from negprompt.io import load_tensors
 from negprompt.clip.prompts import PromptEncoder, encode_texts
+from negprompt.io import load_tensors
 from negprompt.methods.scores import score_images
 from negprompt.methods.train import train_negative
 from negprompt.workspace import BENCHMARK, NEG, POS, fewshot_features, load_backbone, load_params, read_features
@@ -60,12 +61,18 @@ def main() -> None:
         n = len(neg["pos_ctx"])
         shared = PromptEncoder(bb.model, bb.tokenizer, names, n)
         full = PromptEncoder(bb.model, bb.tokenizer, names, n, shared_prefix=False)
-        ts, tf = encode_all(shared, neg["pos_ctx"], neg["neg_ctx"], coop), encode_all(full, neg["pos_ctx"], neg["neg_ctx"], coop)
+        ts, tf = (
+            encode_all(shared, neg["pos_ctx"], neg["neg_ctx"], coop),
+            encode_all(full, neg["pos_ctx"], neg["neg_ctx"], coop),
+        )
         neg_init = full(neg["neg_ctx_init"]).transpose(0, 1).detach()
         ss = scores(ts, zero_shot, img, neg_init, scale, params.score.temperature)
         sf = scores(tf, zero_shot, img, neg_init, scale, params.score.temperature)
         diff = result["scoring"][f"seed{seed}"] = {"features": _max_diff(ts, tf), "scores": _max_diff(ss, sf)}
-        print(f"seed {seed} scoring: features max|diff| {max(diff['features'].values()):.2e}, scores max|diff| {max(diff['scores'].values()):.2e}")
+        print(
+            f"seed {seed} scoring: features max|diff| {max(diff['features'].values()):.2e}, "
+            f"scores max|diff| {max(diff['scores'].values()):.2e}"
+        )
 
     seed, p = args.train_seed, params.neg
     feats, labels, train_names, _ = fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction)
@@ -74,22 +81,38 @@ def main() -> None:
     for name, flag in (("shared_prefix", True), ("full", False)):
         enc = PromptEncoder(bb.model, bb.tokenizer, train_names, len(neg["pos_ctx"]), shared_prefix=flag)
         t0 = time.perf_counter()
-        trained[name] = train_negative(enc, neg["pos_ctx"].clone(), neg["neg_ctx_init"].clone(), feats, labels, scale, p,
-                                       seed=seed).state["neg_ctx"]
+        trained[name] = train_negative(
+            enc, neg["pos_ctx"].clone(), neg["neg_ctx_init"].clone(), feats, labels, scale, p, seed=seed
+        ).state["neg_ctx"]
         seconds[name] = time.perf_counter() - t0
     full = PromptEncoder(bb.model, bb.tokenizer, names, len(neg["pos_ctx"]), shared_prefix=False)
     coop = load_tensors(POS / f"seed{seed}.safetensors")[0]["ctx"]
     neg_init = full(neg["neg_ctx_init"]).transpose(0, 1).detach()
-    s = {k: scores(encode_all(full, neg["pos_ctx"], ctx, coop), zero_shot, img, neg_init, scale, params.score.temperature)
-         for k, ctx in trained.items()}
+    s = {
+        k: scores(
+            encode_all(full, neg["pos_ctx"], ctx, coop), zero_shot, img, neg_init, scale, params.score.temperature
+        )
+        for k, ctx in trained.items()
+    }
     ctx_diff = float((trained["shared_prefix"] - trained["full"]).abs().max())
-    auroc = {k: 100 * metrics.auroc(v["negprompt"].numpy()[is_id], v["negprompt"].numpy()[~is_id]) for k, v in s.items()}
-    result["training"] = {"seed": seed, "epochs": p.epochs, "neg_ctx_max_abs_diff": ctx_diff, "scores": _max_diff(s["shared_prefix"], s["full"]),
-                          "negprompt_auroc_all_ood": auroc,
-                          "seconds": seconds, "speedup": seconds["full"] / seconds["shared_prefix"]}
-    print(f"seed {seed} training ({p.epochs} epochs): contexts max|diff| {ctx_diff:.2e}, scores max|diff| "
-          f"{max(result['training']['scores'].values()):.2e}, NegPrompt AUROC (all OOD sets) {auroc['shared_prefix']:.3f} vs "
-          f"{auroc['full']:.3f}; {seconds['shared_prefix']:.1f} s vs {seconds['full']:.1f} s without the shared prefix")
+    auroc = {
+        k: 100 * metrics.auroc(v["negprompt"].numpy()[is_id], v["negprompt"].numpy()[~is_id]) for k, v in s.items()
+    }
+    result["training"] = {
+        "seed": seed,
+        "epochs": p.epochs,
+        "neg_ctx_max_abs_diff": ctx_diff,
+        "scores": _max_diff(s["shared_prefix"], s["full"]),
+        "negprompt_auroc_all_ood": auroc,
+        "seconds": seconds,
+        "speedup": seconds["full"] / seconds["shared_prefix"],
+    }
+    print(
+        f"seed {seed} training ({p.epochs} epochs): contexts max|diff| {ctx_diff:.2e}, scores max|diff| "
+        f"{max(result['training']['scores'].values()):.2e}, "
+        f"NegPrompt AUROC (all OOD sets) {auroc['shared_prefix']:.3f} vs "
+        f"{auroc['full']:.3f}; {seconds['shared_prefix']:.1f} s vs {seconds['full']:.1f} s without the shared prefix"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

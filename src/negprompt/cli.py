@@ -1,4 +1,5 @@
 """`negprompt detect`: apply a trained detector bundle to your own images."""
+
 from __future__ import annotations
 
 import sys
@@ -55,11 +56,14 @@ def detect(
                 table.to_parquet(tmp, index=False)
     except NegPromptError as e:
         print(f"error: {e}", file=sys.stderr)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     bad = int((table.error != "").sum())
     n_ood = int(table.is_ood.sum())  # unreadable rows are <NA>: neither ID nor OOD
-    print(f"{len(table) - bad} images scored: {n_ood} flagged OOD at threshold {threshold if threshold is not None else det.threshold:.4f}; "
-          f"{bad} unreadable (no verdict); wrote {out}")
+    print(
+        f"{len(table) - bad} images scored: {n_ood} flagged OOD "
+        f"at threshold {threshold if threshold is not None else det.threshold:.4f}; "
+        f"{bad} unreadable (no verdict); wrote {out}"
+    )
     if bad:
         for e in table.error[table.error != ""][:5]:
             print(f"skipped: {e}", file=sys.stderr)

@@ -3,6 +3,7 @@
 Every writer goes through `atomic_path`: write to a temporary sibling, then `os.replace`, so a
 process killed at any point leaves either no file or the previous complete one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -10,8 +11,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -31,8 +32,11 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*"):  # left by a killed run of the same stage
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) if directory else \
-        Path(tempfile.mktemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = (
+        Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        if directory
+        else Path(tempfile.mktemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    )
     try:
         yield tmp
         if directory and path.is_dir():
@@ -61,7 +65,9 @@ def read_json(path: str | Path) -> dict:
         raise NegPromptError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
-def write_table(df: pd.DataFrame, path: str | Path, features: np.ndarray | None = None, metadata: dict | None = None) -> None:
+def write_table(
+    df: pd.DataFrame, path: str | Path, features: np.ndarray | None = None, metadata: dict | None = None
+) -> None:
     """Parquet with an optional fixed-size-list float32 `feature` column and JSON file metadata.
 
     No timestamps are written, so equal inputs give byte-identical files.
@@ -92,7 +98,10 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]
         features = col.values.to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size).copy()  # writable
         if not np.isfinite(features).all():
             bad = int((~np.isfinite(features)).any(1).sum())
-            raise NegPromptError(f"{path}: {bad} feature rows contain NaN or Inf (expected finite CLIP features; re-run the features stage)")
+            raise NegPromptError(
+                f"{path}: {bad} feature rows contain NaN or Inf "
+                "(expected finite CLIP features; re-run the features stage)"
+            )
         table = table.drop(["feature"])
     return table.to_pandas(), features, meta
 

@@ -1,4 +1,5 @@
 """Detection metrics, ID = positive class (MCM / LoCoOp / NegPrompt convention)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,9 @@ def auroc(id_scores, ood_scores, id_weights=None, ood_weights=None) -> float:
 
 def fpr_at_95_tpr(id_scores, ood_scores, id_weights=None, ood_weights=None) -> float:
     """Fraction (weight) of OOD scores at or above the highest threshold that keeps >= 95% of ID scores."""
-    fpr, tpr, _ = roc_curve(*_labels_scores(id_scores, ood_scores), sample_weight=_weights(id_weights, ood_weights),
-                            drop_intermediate=False)
+    fpr, tpr, _ = roc_curve(
+        *_labels_scores(id_scores, ood_scores), sample_weight=_weights(id_weights, ood_weights), drop_intermediate=False
+    )
     return float(fpr[np.searchsorted(tpr, 0.95, side="left")])
 
 

@@ -1,6 +1,7 @@
 """The pipeline's workspace on disk: where each stage writes (relative to the repository root, as
 DVC runs stages there), and reading those outputs back: validated params, the shipped backbone by
 its manifest, and the feature cache (one reader, one backbone check), per-epoch curves."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ def backbone_manifest() -> dict:
 
 
 def load_backbone(device: str = "auto"):
-    from negprompt.clip.backbone import load_backbone as load, resolve_device
+    from negprompt.clip.backbone import load_backbone as load
+    from negprompt.clip.backbone import resolve_device
 
     m = backbone_manifest()
     return load(m["model"], m["checkpoint"], resolve_device(device), m["weights_sha256"])
@@ -103,8 +105,13 @@ def heldout_images(seed: int, calib_per_class: int, open_vocab: bool, fraction: 
     table, feats = read_features("train")
     keep = (table.path.isin(subset.path[subset.split == "calib"]) & (table.view == 0)).to_numpy()
     if open_vocab:
-        keep = keep & table.label.isin(open_vocab_classes(len(read_classes(BENCHMARK / "classes.tsv")), fraction)).to_numpy()
-    return Images(torch.from_numpy(np.ascontiguousarray(feats[keep])), torch.from_numpy(table.label.to_numpy()[keep]).long())
+        keep = (
+            keep
+            & table.label.isin(open_vocab_classes(len(read_classes(BENCHMARK / "classes.tsv")), fraction)).to_numpy()
+        )
+    return Images(
+        torch.from_numpy(np.ascontiguousarray(feats[keep])), torch.from_numpy(table.label.to_numpy()[keep]).long()
+    )
 
 
 def test_images() -> Images:
@@ -119,7 +126,9 @@ def local_features(split: str):
     (cached with features.local)."""
     path = FEATURES / f"{split}_local.npy"
     if not path.is_file():
-        raise NegPromptError(f"{path}: not found; GL-MCM and LoCoOp need features.local: true (re-run the features stage)")
+        raise NegPromptError(
+            f"{path}: not found; GL-MCM and LoCoOp need features.local: true (re-run the features stage)"
+        )
     try:
         return np.load(path, mmap_mode="r")
     except (ValueError, OSError) as e:

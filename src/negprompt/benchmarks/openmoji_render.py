@@ -1,6 +1,7 @@
 """Rendering the OpenMoji world: the emoji font, glyphs and sketches, backgrounds, clutter, scenes,
 styles and textures, and the held-out renders the backbone stage calibrates on. Only the stages that
 draw images (data, backbone, report) import this; the world's tables live in `openmoji`."""
+
 from __future__ import annotations
 
 import functools
@@ -10,7 +11,17 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from negprompt import NegPromptError
-from negprompt.benchmarks.openmoji import _VARIANTS, CANVAS, OOD_SETS, STYLE_NAMES, STYLE_P, Concept, World, _sequence, vocabulary_concepts
+from negprompt.benchmarks.openmoji import (
+    _VARIANTS,
+    CANVAS,
+    OOD_SETS,
+    STYLE_NAMES,
+    STYLE_P,
+    Concept,
+    World,
+    _sequence,
+    vocabulary_concepts,
+)
 
 
 def default_font() -> Path:
@@ -27,11 +38,15 @@ def load_font(path: str, sequences: bool = False) -> ImageFont.FreeTypeFont:
     """The font at 64 px. `sequences`: laid out by Raqm (HarfBuzz), which draws a ZWJ sequence or a flag as the
     font's one ligature glyph; single codepoints keep Pillow's basic layout, as the benchmark's renders were made."""
     try:
-        return ImageFont.truetype(path, 64, layout_engine=ImageFont.Layout.RAQM if sequences else ImageFont.Layout.BASIC)
+        return ImageFont.truetype(
+            path, 64, layout_engine=ImageFont.Layout.RAQM if sequences else ImageFont.Layout.BASIC
+        )
     except OSError as e:
         raise NegPromptError(f"{path}: not a readable OpenMoji font ({e})") from None
     except KeyError:  # Pillow built without libraqm
-        raise NegPromptError("drawing emoji sequences needs Pillow with Raqm (features.check('raqm') is False)") from None
+        raise NegPromptError(
+            "drawing emoji sequences needs Pillow with Raqm (features.check('raqm') is False)"
+        ) from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,7 +72,9 @@ def glyph(codepoint: int | tuple[int, ...], font_path: str) -> Image.Image:
     sequence = isinstance(codepoint, tuple)
     text = qualified(codepoint) if sequence else chr(codepoint)
     im = Image.new("RGBA", (96, 96) if not sequence else (192, 96), (0, 0, 0, 0))
-    ImageDraw.Draw(im).text((im.size[0] // 2, 48), text, font=load_font(font_path, sequence), embedded_color=True, anchor="mm")
+    ImageDraw.Draw(im).text(
+        (im.size[0] // 2, 48), text, font=load_font(font_path, sequence), embedded_color=True, anchor="mm"
+    )
     box = im.getbbox()
     if box is None:
         raise NegPromptError(f"{font_path}: has no glyph for {' '.join(f'U+{ord(c):X}' for c in text)}")
@@ -91,11 +108,15 @@ def _background(rng: np.random.Generator, size: int) -> Image.Image:
         w = (w - w.min()) / (np.ptp(w) + 1e-6)
         arr = c1 * (1 - w[..., None]) + c2 * w[..., None]
     else:  # low-frequency blotches
-        arr = np.asarray(Image.fromarray(rng.integers(0, 256, (4, 4, 3)).astype(np.uint8)).resize((size, size), Image.BICUBIC))
+        arr = np.asarray(
+            Image.fromarray(rng.integers(0, 256, (4, 4, 3)).astype(np.uint8)).resize((size, size), Image.BICUBIC)
+        )
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def _paste(canvas: Image.Image, g: Image.Image, rng: np.random.Generator, scale: float, rot: float, jitter: bool) -> None:
+def _paste(
+    canvas: Image.Image, g: Image.Image, rng: np.random.Generator, scale: float, rot: float, jitter: bool
+) -> None:
     side = canvas.size[0]
     s = max(4, int(side * scale)) / max(g.size)
     g = g.resize((max(1, round(g.size[0] * s)), max(1, round(g.size[1] * s))), Image.BILINEAR)
@@ -144,15 +165,25 @@ def apply_style(im: Image.Image, style: str, rng: np.random.Generator) -> Image.
     if style == "blurry":
         return im.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.6)))
     if style == "dark":
-        return ImageEnhance.Contrast(ImageEnhance.Brightness(im).enhance(rng.uniform(0.45, 0.75))).enhance(rng.uniform(0.7, 0.95))
+        return ImageEnhance.Contrast(ImageEnhance.Brightness(im).enhance(rng.uniform(0.45, 0.75))).enhance(
+            rng.uniform(0.7, 0.95)
+        )
     if style == "pixelated":
         f = int(rng.integers(2, 4))
         return im.resize((im.size[0] // f, im.size[1] // f), Image.BOX).resize(im.size, Image.NEAREST)
     return im
 
 
-def render(concept: Concept, rng: np.random.Generator, size: int = 32, style: str | None = None, clutter: float = 0.5,
-           others: tuple[Concept, ...] = (), font: str | None = None, scene: Concept | None = None) -> np.ndarray:
+def render(
+    concept: Concept,
+    rng: np.random.Generator,
+    size: int = 32,
+    style: str | None = None,
+    clutter: float = 0.5,
+    others: tuple[Concept, ...] = (),
+    font: str | None = None,
+    scene: Concept | None = None,
+) -> np.ndarray:
     """One image of `concept` as uint8 [size, size, 3]: style drawn from STYLES unless given; with
     probability `clutter` an unnamed second emoji from `others` sits behind or in front. With a
     `scene` (a place emoji or a texture) filling the frame, the concept is small, in front of it."""
@@ -171,18 +202,48 @@ def render(concept: Concept, rng: np.random.Generator, size: int = 32, style: st
             if scene.is_texture:
                 canvas = _texture(scene.name, rng, CANVAS)
             else:
-                _paste(canvas, draw(scene.codepoint, font), rng, rng.uniform(0.9, 1.3), rng.uniform(-10, 10), style != "sketch")
-            _paste(canvas, draw(concept.codepoint, font), rng, rng.uniform(0.25, 0.55), rng.uniform(-25, 25), style != "sketch")
+                _paste(
+                    canvas,
+                    draw(scene.codepoint, font),
+                    rng,
+                    rng.uniform(0.9, 1.3),
+                    rng.uniform(-10, 10),
+                    style != "sketch",
+                )
+            _paste(
+                canvas,
+                draw(concept.codepoint, font),
+                rng,
+                rng.uniform(0.25, 0.55),
+                rng.uniform(-25, 25),
+                style != "sketch",
+            )
             return _finish(canvas, style, rng, size)
         distractor = others[int(rng.integers(len(others)))] if others and rng.random() < clutter else None
         if distractor == concept:
             distractor = None
         front = rng.random() < 0.5
         if distractor is not None and not front:
-            _paste(canvas, draw(distractor.codepoint, font), rng, rng.uniform(0.2, 0.4), rng.uniform(-30, 30), style != "sketch")
-        _paste(canvas, draw(concept.codepoint, font), rng, rng.uniform(0.35, 1.0), rng.uniform(-25, 25), style != "sketch")
+            _paste(
+                canvas,
+                draw(distractor.codepoint, font),
+                rng,
+                rng.uniform(0.2, 0.4),
+                rng.uniform(-30, 30),
+                style != "sketch",
+            )
+        _paste(
+            canvas, draw(concept.codepoint, font), rng, rng.uniform(0.35, 1.0), rng.uniform(-25, 25), style != "sketch"
+        )
         if distractor is not None and front:
-            _paste(canvas, draw(distractor.codepoint, font), rng, rng.uniform(0.2, 0.4), rng.uniform(-30, 30), style != "sketch")
+            _paste(
+                canvas,
+                draw(distractor.codepoint, font),
+                rng,
+                rng.uniform(0.2, 0.4),
+                rng.uniform(-30, 30),
+                style != "sketch",
+            )
     return _finish(canvas, style, rng, size)
 
 
@@ -194,29 +255,42 @@ def _finish(canvas: Image.Image, style: str, rng: np.random.Generator, size: int
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
-
-def validation_renders(world: World, seed: int, size: int = 32, id_per_class: int = 10, ood_per_set: int = 300,
-                       font: str | None = None, style: str | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def validation_renders(
+    world: World,
+    seed: int,
+    size: int = 32,
+    id_per_class: int = 10,
+    ood_per_set: int = 300,
+    font: str | None = None,
+    style: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Fresh renders from a seed of their own (neither the pretraining pool nor the benchmark's
     files): ID images [N, ...] with labels, and each OOD set's images, in one `style` or drawn from
     STYLES. The backbone is calibrated on these only, never on the benchmark's test sets."""
     rng = np.random.default_rng([seed, 777])
     others = world.all_concepts
-    ids = np.stack([render(c, rng, size, style, others=others, font=font) for c in world.id_classes for _ in range(id_per_class)])
+    ids = np.stack(
+        [render(c, rng, size, style, others=others, font=font) for c in world.id_classes for _ in range(id_per_class)]
+    )
     labels = np.repeat(np.arange(len(world.id_classes)), id_per_class)
     ood = {}
     for name in OOD_SETS:
         cs = world.ood[name]
-        ood[name] = np.stack([render(cs[i % len(cs)], rng, size, style, others=others, font=font) for i in range(ood_per_set)])
+        ood[name] = np.stack(
+            [render(cs[i % len(cs)], rng, size, style, others=others, font=font) for i in range(ood_per_set)]
+        )
     return ids, labels, ood
 
 
-
-def vocabulary_sample(n: int = 48, seed: int = 0, size: int = 32, font: str | None = None) -> tuple[list[np.ndarray], list[str]]:
+def vocabulary_sample(
+    n: int = 48, seed: int = 0, size: int = 32, font: str | None = None
+) -> tuple[list[np.ndarray], list[str]]:
     """One clean photo-style render each of `n` vocabulary concepts drawn at random (sorted by name): the contact
     sheet by which the vocabulary's names and renders are reviewed by eye."""
     concepts = vocabulary_concepts()
     rng = np.random.default_rng(seed)
-    picked = sorted((concepts[i] for i in rng.choice(len(concepts), size=min(n, len(concepts)), replace=False)), key=lambda c: c.name)
+    picked = sorted(
+        (concepts[i] for i in rng.choice(len(concepts), size=min(n, len(concepts)), replace=False)),
+        key=lambda c: c.name,
+    )
     return [render(c, rng, size, style="photo", clutter=0.0, font=font) for c in picked], [c.name for c in picked]
-

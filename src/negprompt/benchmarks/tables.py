@@ -5,6 +5,7 @@ which few-shot subsets are drawn, and a test table (path, label, set) where set 
 name of an OOD set (label -1). Paths are relative to the benchmark root. The generated worlds on disk
 are `worlds`, ImageNet-1K's layouts `imagenet`; the stages that only read tables import neither.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from negprompt import NegPromptError
-
 
 GENERATED = ("openmoji", "miniworld")  # benchmarks drawn here (`worlds`), not read from a data.root
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
@@ -40,7 +40,13 @@ class Benchmark:
     def manifest(self, **extra) -> dict:
         counts = {"classes": len(self.classes), "pool": len(self.pool), "test_id": int((self.test.set == "id").sum())}
         counts.update({f"test_{s}": int((self.test.set == s).sum()) for s in self.ood_sets})
-        return {"root": str(self.root), "counts": counts, "ood_sets": self.ood_sets, "file_list_sha256": self.fingerprint(), **extra}
+        return {
+            "root": str(self.root),
+            "counts": counts,
+            "ood_sets": self.ood_sets,
+            "file_list_sha256": self.fingerprint(),
+            **extra,
+        }
 
 
 def list_images(folder: Path, what: str) -> list[Path]:
@@ -49,7 +55,9 @@ def list_images(folder: Path, what: str) -> list[Path]:
         raise NegPromptError(f"{folder}: {what} folder does not exist")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        raise NegPromptError(f"{folder}: {what} folder has no images (expected {', '.join(sorted(IMAGE_EXTENSIONS))} files)")
+        raise NegPromptError(
+            f"{folder}: {what} folder has no images (expected {', '.join(sorted(IMAGE_EXTENSIONS))} files)"
+        )
     return files
 
 
@@ -68,7 +76,7 @@ def ood_table(root: Path, sets: dict[str, str], required: bool = True) -> tuple[
     for name, rel in sets.items():
         folder = root / rel
         if not folder.is_dir() and not required:
-            warnings.warn(f"optional OOD set {name!r} not found at {folder}; skipped")
+            warnings.warn(f"optional OOD set {name!r} not found at {folder}; skipped", stacklevel=2)
             continue
         files = list_images(folder, f"OOD set {name!r}")
         frames.append(pd.DataFrame({"path": [f.relative_to(root).as_posix() for f in files], "label": -1, "set": name}))
@@ -102,14 +110,20 @@ def read_classes(path: Path) -> pd.DataFrame:
 
 # --- few-shot subsets ----------------------------------------------------------------------------
 
-def sample_fewshot(pool: pd.DataFrame, classes: pd.DataFrame, shots: int, calib_per_class: int, seed: int) -> pd.DataFrame:
+
+def sample_fewshot(
+    pool: pd.DataFrame, classes: pd.DataFrame, shots: int, calib_per_class: int, seed: int
+) -> pd.DataFrame:
     """`shots` training images per class and up to `calib_per_class` disjoint held-out calibration
     images (for the detector's threshold), drawn with `seed`. Columns: path, label, split."""
     rng = np.random.default_rng(seed)
     frames = []
     for label, group in pool.groupby("label", sort=True):
         if len(group) < shots:
-            raise NegPromptError(f"class {classes.class_id[label]!r} ({classes.name[label]}) has {len(group)} train images, fewer than subset.shots = {shots}")
+            raise NegPromptError(
+                f"class {classes.class_id[label]!r} ({classes.name[label]}) has {len(group)} train images, "
+                f"fewer than subset.shots = {shots}"
+            )
         order = rng.permutation(len(group))
         take = group.iloc[order[: shots + calib_per_class]].copy()
         take["split"] = ["train"] * shots + ["calib"] * (len(take) - shots)

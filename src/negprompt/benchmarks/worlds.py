@@ -1,5 +1,6 @@
 """The generated worlds (OpenMoji, the colour x shape mini-world) written to disk as image folders and
 read back as a `Benchmark`: the only benchmark code that draws images (the data stage)."""
+
 from __future__ import annotations
 
 import json
@@ -25,15 +26,26 @@ def world_sets(root: Path, benchmark: str) -> tuple[str, ...]:
         raise NegPromptError(f"{root / 'world.json'}: missing or unreadable (re-run the data stage)") from None
 
 
-def write_world(out: Path, benchmark: str, seed: int, train_per_class: int, test_per_class: int, ood_per_set: int, size: int,
-                render=None, progress=None) -> None:
+def write_world(
+    out: Path,
+    benchmark: str,
+    seed: int,
+    train_per_class: int,
+    test_per_class: int,
+    ood_per_set: int,
+    size: int,
+    render=None,
+    progress=None,
+) -> None:
     """Render a generated world as PNG image folders plus `classes.tsv` and `world.json` under `out`;
     each OOD set has `ood_per_set` images spread evenly over its concepts. `render(world, concept,
     rng, size)` defaults to the world module's own `render(concept, rng, size)`."""
     module = WORLDS[benchmark]
     world = module.build_world(seed)
     draw = render or (lambda w, c, rng, size: RENDER[benchmark](c, rng, size))
-    jobs = [("train", c, train_per_class) for c in world.id_classes] + [("test", c, test_per_class) for c in world.id_classes]
+    jobs = [("train", c, train_per_class) for c in world.id_classes] + [
+        ("test", c, test_per_class) for c in world.id_classes
+    ]
     jobs += [(f"ood/{s}", c, -(-ood_per_set // len(world.ood[s]))) for s in module.OOD_SETS for c in world.ood[s]]
     for i, (split, concept, n) in enumerate(progress(jobs) if progress else jobs):
         rng = np.random.default_rng([seed, i])
@@ -41,8 +53,15 @@ def write_world(out: Path, benchmark: str, seed: int, train_per_class: int, test
         folder.mkdir(parents=True, exist_ok=True)
         for j in range(n):
             Image.fromarray(draw(world, concept, rng, size)).save(folder / f"{concept.id}_{j:04d}.png", optimize=False)
-    pd.DataFrame({"class_id": [c.id for c in world.id_classes], "name": [c.name for c in world.id_classes]}).to_csv(out / "classes.tsv", sep="\t", index=False)
-    (out / "world.json").write_text(json.dumps({"benchmark": benchmark, "seed": seed, "ood": {s: [c.id for c in world.ood[s]] for s in module.OOD_SETS}}, indent=1))
+    pd.DataFrame({"class_id": [c.id for c in world.id_classes], "name": [c.name for c in world.id_classes]}).to_csv(
+        out / "classes.tsv", sep="\t", index=False
+    )
+    (out / "world.json").write_text(
+        json.dumps(
+            {"benchmark": benchmark, "seed": seed, "ood": {s: [c.id for c in world.ood[s]] for s in module.OOD_SETS}},
+            indent=1,
+        )
+    )
 
 
 def read_world(root: Path, benchmark: str = "miniworld") -> Benchmark:

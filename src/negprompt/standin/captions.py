@@ -1,5 +1,6 @@
 """The stand-in CLIP's pretraining captions: every style's templates per concept, and web-like
 (image, caption) samples whose captions are as noisy as the web's."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,16 @@ def style_captions(concepts: tuple[Concept, ...]) -> list[list[list[str]]]:
 GENERIC_CAPTIONS = ("a photo.", "an image.", "a picture of something.", "look at this!", "my photo.")
 
 
-def web_sample(concept: Concept, rng: np.random.Generator, clutter_from: tuple[Concept, ...], noise: float, size: int = 32,
-               font: str | None = None, scenes: tuple[Concept, ...] = (), scene: float = 0.0) -> tuple[np.ndarray, str]:
+def web_sample(
+    concept: Concept,
+    rng: np.random.Generator,
+    clutter_from: tuple[Concept, ...],
+    noise: float,
+    size: int = 32,
+    font: str | None = None,
+    scenes: tuple[Concept, ...] = (),
+    scene: float = 0.0,
+) -> tuple[np.ndarray, str]:
     """One freshly rendered image of `concept` and a web-like caption. With probability `noise` the
     image holds a second emoji and the caption names that one instead (captions name what the
     author cared about); with probability noise / 2 the caption names nothing the image shows;
@@ -46,9 +55,20 @@ def web_sample(concept: Concept, rng: np.random.Generator, clutter_from: tuple[C
     return image, templates[int(rng.integers(len(templates)))].format(named.caption_name)
 
 
-def web_batch(concepts: tuple[Concept, ...], rng: np.random.Generator, batch_size: int, clutter_from: tuple[Concept, ...], noise: float,
-              size: int = 32, font: str | None = None, scenes: tuple[Concept, ...] = (), scene: float = 0.0) -> tuple[np.ndarray, list[str]]:
+def web_batch(
+    concepts: tuple[Concept, ...],
+    rng: np.random.Generator,
+    batch_size: int,
+    clutter_from: tuple[Concept, ...],
+    noise: float,
+    size: int = 32,
+    font: str | None = None,
+    scenes: tuple[Concept, ...] = (),
+    scene: float = 0.0,
+) -> tuple[np.ndarray, list[str]]:
     """`batch_size` distinct concepts, one `web_sample` each: (uint8 images [B, size, size, 3], B captions)."""
-    pairs = [web_sample(concepts[i], rng, clutter_from, noise, size, font, scenes, scene)
-             for i in rng.choice(len(concepts), batch_size, replace=False)]
+    pairs = [
+        web_sample(concepts[i], rng, clutter_from, noise, size, font, scenes, scene)
+        for i in rng.choice(len(concepts), batch_size, replace=False)
+    ]
     return np.stack([im for im, _ in pairs]), [c for _, c in pairs]

@@ -3,6 +3,7 @@ decay, as open_clip's trainer) over an iterable of (images, tokens) batches. The
 their batches come from and how the logit scale moves: the mini-world's tiny CLIP (`pretrain_clip`, run by the
 backbone stage), and the OpenMoji stand-in's phase 1 on a rendered pool and phase 2 on a stream of fresh renders
 (`pretrain_on_pool`, `continue_pretraining`, run by `make pretrain` only)."""
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,16 @@ def ramped_logit_scale(step: int, steps: int, start: float = 1 / 0.07, end: floa
     return math.exp(math.log(start) + frac * (math.log(end) - math.log(start)))
 
 
-def contrastive_step(model, tower: TextTower, loss_fn, opt, sched, images: np.ndarray | torch.Tensor,
-                     tokens: torch.Tensor, device: torch.device) -> torch.Tensor:
+def contrastive_step(
+    model,
+    tower: TextTower,
+    loss_fn,
+    opt,
+    sched,
+    images: np.ndarray | torch.Tensor,
+    tokens: torch.Tensor,
+    device: torch.device,
+) -> torch.Tensor:
     """One ClipLoss step on a batch of (image, caption) pairs; returns the loss."""
     if not torch.is_tensor(images):
         images = normalize_images(np.ascontiguousarray(images), model)
@@ -60,9 +69,18 @@ def contrastive_step(model, tower: TextTower, loss_fn, opt, sched, images: np.nd
     return loss
 
 
-def train(model: torch.nn.Module, batches: Iterable[Batch], steps: int, lr: float, device: torch.device, *,
-          logit_scale: Callable[[int], float] | None = None, clamp_scale: bool = False, log_every: int = 100,
-          desc: str = "pretrain") -> list[dict]:
+def train(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    steps: int,
+    lr: float,
+    device: torch.device,
+    *,
+    logit_scale: Callable[[int], float] | None = None,
+    clamp_scale: bool = False,
+    log_every: int = 100,
+    desc: str = "pretrain",
+) -> list[dict]:
     """The loop: `steps` batches from `batches`, each one `contrastive_step`. `logit_scale(step)` sets a frozen
     scale before each step (None: the model's own); `clamp_scale` keeps a learned one at CLIP's clamp of 100.
     Returns a loss log every `log_every` steps (and at the last)."""
@@ -88,7 +106,10 @@ def train(model: torch.nn.Module, batches: Iterable[Batch], steps: int, lr: floa
 
 # --- where the batches come from ------------------------------------------------------------------------------
 
-def _indexed_batches(inputs: torch.Tensor, tokens: torch.Tensor, batch_size: int, gen: torch.Generator) -> Iterator[Batch]:
+
+def _indexed_batches(
+    inputs: torch.Tensor, tokens: torch.Tensor, batch_size: int, gen: torch.Generator
+) -> Iterator[Batch]:
     """Uniform draws with replacement from a captioned pool, random horizontal flips."""
     while True:
         idx = torch.randint(len(inputs), (batch_size,), generator=gen)
@@ -97,8 +118,16 @@ def _indexed_batches(inputs: torch.Tensor, tokens: torch.Tensor, batch_size: int
         yield torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x), tokens[idx]
 
 
-def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], steps: int, batch_size: int, lr: float,
-                  seed: int, device: torch.device) -> torch.nn.Module:
+def pretrain_clip(
+    model_name: str,
+    images: np.ndarray,
+    captions: list[str],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: torch.device,
+) -> torch.nn.Module:
     """The mini-world's tiny CLIP from scratch on captioned renders; random flips are the only augmentation
     because the generator already varies size, position, rotation and colour."""
     torch.manual_seed(seed)
@@ -109,8 +138,14 @@ def pretrain_clip(model_name: str, images: np.ndarray, captions: list[str], step
     return model
 
 
-def _pool_batches(pool: np.ndarray, tokens: torch.Tensor, index: dict[tuple[int, int], list[int]], pool_styles: np.ndarray,
-                  batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+def _pool_batches(
+    pool: np.ndarray,
+    tokens: torch.Tensor,
+    index: dict[tuple[int, int], list[int]],
+    pool_styles: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+) -> Iterator[Batch]:
     """Distinct concepts per batch (no false negatives), one render each, a caption of that render's style."""
     C, K = pool.shape[:2]
     while True:
@@ -123,17 +158,27 @@ def _pool_batches(pool: np.ndarray, tokens: torch.Tensor, index: dict[tuple[int,
         yield x, tokens[ti]
 
 
-def pretrain_on_pool(model_name: str, pool: np.ndarray, captions: list[list[list[str]]], pool_styles: np.ndarray,
-                     steps: int, batch_size: int, lr: float, seed: int, device: torch.device,
-                     log_every: int = 100) -> tuple[torch.nn.Module, list[dict]]:
+def pretrain_on_pool(
+    model_name: str,
+    pool: np.ndarray,
+    captions: list[list[list[str]]],
+    pool_styles: np.ndarray,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: torch.device,
+    log_every: int = 100,
+) -> tuple[torch.nn.Module, list[dict]]:
     """Phase 1 from scratch on a pool of renders [C, K, H, W, 3] of C captioned concepts; each image's caption is
     drawn from its style's templates, captions[c][style]; the logit scale follows `ramped_logit_scale`.
     Returns the model (eval mode) and a loss log."""
     torch.manual_seed(seed)
     C = pool.shape[0]
     if batch_size > C:
-        raise NegPromptError(f"batch_size {batch_size} is larger than the {C} captioned concepts "
-                             "(batches hold distinct concepts)")
+        raise NegPromptError(
+            f"batch_size {batch_size} is larger than the {C} captioned concepts (batches hold distinct concepts)"
+        )
     model = create_untrained(model_name, device)
     model.logit_scale.requires_grad_(False)
     flat = [(c, s, t) for c in range(C) for s in range(len(captions[c])) for t in captions[c][s]]
@@ -142,8 +187,16 @@ def pretrain_on_pool(model_name: str, pool: np.ndarray, captions: list[list[list
     for i, (c, s, _) in enumerate(flat):
         index.setdefault((c, s), []).append(i)
     batches = _pool_batches(pool, tokens, index, pool_styles, batch_size, np.random.default_rng(seed))
-    log = train(model, batches, steps, lr, device, logit_scale=lambda step: ramped_logit_scale(step, steps),
-                log_every=log_every, desc="pretrain stand-in CLIP")
+    log = train(
+        model,
+        batches,
+        steps,
+        lr,
+        device,
+        logit_scale=lambda step: ramped_logit_scale(step, steps),
+        log_every=log_every,
+        desc="pretrain stand-in CLIP",
+    )
     return model, log
 
 
@@ -155,8 +208,16 @@ def _stream_batches(sample_batch, tokenizer, rng: np.random.Generator) -> Iterat
         yield x, tokenizer(captions)
 
 
-def continue_pretraining(model: torch.nn.Module, tokenizer, sample_batch, steps: int, lr: float, seed: int,
-                         device: torch.device, log_every: int = 100) -> tuple[torch.nn.Module, list[dict]]:
+def continue_pretraining(
+    model: torch.nn.Module,
+    tokenizer,
+    sample_batch,
+    steps: int,
+    lr: float,
+    seed: int,
+    device: torch.device,
+    log_every: int = 100,
+) -> tuple[torch.nn.Module, list[dict]]:
     """Phase 2: further training of a pretrained CLIP on a stream of fresh captioned images, `sample_batch(rng)` ->
     (uint8 images [B, H, W, 3], B captions), at the model's own (final, frozen) logit scale, with random
     horizontal flips. Nothing is seen twice, so the model cannot memorise a pool."""

@@ -1,5 +1,6 @@
 """Pieces of the stand-in CLIP's pretraining recipe that only `make pretrain` uses (no DVC stage imports this
 module, so a new recipe option does not rerun the pipeline, which only loads the shipped weights)."""
+
 from __future__ import annotations
 
 import functools
@@ -18,7 +19,9 @@ def check_vocabulary_share(share: float) -> None:
         raise NegPromptError(f"--vocabulary-share {share}: expected a share strictly between 0 and 1")
 
 
-def _shared_batch(vocab: tuple[Concept, ...], known: tuple[Concept, ...], k: int, batch_size: int, rng: np.random.Generator, **web):
+def _shared_batch(
+    vocab: tuple[Concept, ...], known: tuple[Concept, ...], k: int, batch_size: int, rng: np.random.Generator, **web
+):
     (a, ca), (b, cb) = web_batch(vocab, rng, k, **web), web_batch(known, rng, batch_size - k, **web)
     return np.concatenate([a, b]), ca + cb
 
@@ -39,6 +42,7 @@ def vocabulary_share_batches(captioned: tuple[Concept, ...], share: float, batch
 # Rendering (Pillow, one core) is what a pretraining step waits on once training runs on a GPU. Each item below
 # draws from its own generator, seeded by (seed, index), so the stream is the same for any number of workers.
 
+
 class _Seeded(Dataset):
     def __init__(self, draw, n: int, seed: int):
         self.draw, self.n, self.seed = draw, n, seed
@@ -57,23 +61,35 @@ def _as_is(item):
 def seeded_stream(draw, n: int, seed: int, workers: int = 0):
     """`draw(i, rng)` for i = 0..n-1 in order, each with rng = default_rng([seed, i]), computed by `workers` processes
     (torch's DataLoader; 0 = in this process) a few items ahead of the consumer."""
-    return DataLoader(_Seeded(draw, n, seed), batch_size=None, num_workers=workers, collate_fn=_as_is,
-                      prefetch_factor=8 if workers else None)
+    return DataLoader(
+        _Seeded(draw, n, seed),
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=_as_is,
+        prefetch_factor=8 if workers else None,
+    )
 
 
-def _concept_renders(concepts: tuple[Concept, ...], per_concept: int, size: int, font: str | None, i: int, rng: np.random.Generator):
+def _concept_renders(
+    concepts: tuple[Concept, ...], per_concept: int, size: int, font: str | None, i: int, rng: np.random.Generator
+):
     styles = rng.choice(len(STYLE_NAMES), size=per_concept, p=STYLE_P)
-    return np.stack([render(concepts[i], rng, size, STYLE_NAMES[s], others=concepts, font=font) for s in styles]), styles
+    return np.stack(
+        [render(concepts[i], rng, size, STYLE_NAMES[s], others=concepts, font=font) for s in styles]
+    ), styles
 
 
-def render_pool(world: World, per_concept: int, seed: int, size: int = 32, font: str | None = None, workers: int = 0,
-                progress=None) -> tuple[np.ndarray, np.ndarray]:
+def render_pool(
+    world: World, per_concept: int, seed: int, size: int = 32, font: str | None = None, workers: int = 0, progress=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Phase 1's pool: `per_concept` renders of every captioned concept, images uint8 [C, K, size, size, 3] and their
     style indices [C, K]; concept i is drawn from default_rng([seed, i]), by `workers` processes."""
     concepts = world.all_concepts
     images = np.zeros((len(concepts), per_concept, size, size, 3), np.uint8)
     styles = np.zeros((len(concepts), per_concept), np.int64)
-    stream = seeded_stream(functools.partial(_concept_renders, concepts, per_concept, size, font), len(concepts), seed, workers)
+    stream = seeded_stream(
+        functools.partial(_concept_renders, concepts, per_concept, size, font), len(concepts), seed, workers
+    )
     for i, (im, st) in enumerate(progress(stream) if progress else stream):
         images[i], styles[i] = im, st
     return images, styles
@@ -84,8 +100,8 @@ def _step_batch(sample_batch, step: int, rng: np.random.Generator):
 
 
 def step_batches(sample_batch, steps: int, seed: int, workers: int = 0):
-    """Phase 2's stream for `contrastive.continue_pretraining`: batch `step` is `sample_batch(default_rng([seed, step]))`,
-    rendered by `workers` processes ahead of training. The returned callable takes (and ignores) the trainer's rng,
-    which then draws only the flips."""
+    """Phase 2's stream for `contrastive.continue_pretraining`: batch `step` is
+    `sample_batch(default_rng([seed, step]))`, rendered by `workers` processes ahead of training. The returned
+    callable takes (and ignores) the trainer's rng, which then draws only the flips."""
     batches = iter(seeded_stream(functools.partial(_step_batch, sample_batch), steps, seed, workers))
     return lambda rng: next(batches)

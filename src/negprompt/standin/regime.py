@@ -5,6 +5,7 @@ others, and MCM (softmax of cosines, tau = 1) beats max cosine (MaxLogit's ranki
 because each image's similarities share a large offset that moves the max with it and that the
 softmax cancels. These statistics say whether a stand-in shares that mechanism.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,19 +32,32 @@ def set_statistics(cos: np.ndarray) -> dict:
     prompts. That margin is what a softmax score sees; the max of k unrelated prompts already
     stands ~2.7 std above the mean for k = 200, so an ID image must stand well beyond it."""
     mx, mean = cos.max(1), cos.mean(1)
-    return {"n": int(len(cos)), "max_cos": _mean_std(mx), "mean_cos": _mean_std(mean),
-            "corr_max_mean": _corr(mx, mean) if len(cos) > 1 else float("nan"),
-            "max_z": _mean_std((mx - mean) / (cos.std(1) + 1e-12))}
+    return {
+        "n": int(len(cos)),
+        "max_cos": _mean_std(mx),
+        "mean_cos": _mean_std(mean),
+        "corr_max_mean": _corr(mx, mean) if len(cos) > 1 else float("nan"),
+        "max_z": _mean_std((mx - mean) / (cos.std(1) + 1e-12)),
+    }
 
 
 def zero_shot_scores(cos: np.ndarray, logit_scale: float) -> dict[str, np.ndarray]:
     c = torch.from_numpy(np.asarray(cos, dtype=np.float32))
     logits = logit_scale * c
-    return {"mcm": scores.mcm(c).numpy(), "maxlogit": scores.max_logit(logits).numpy(), "energy": scores.energy(logits).numpy()}
+    return {
+        "mcm": scores.mcm(c).numpy(),
+        "maxlogit": scores.max_logit(logits).numpy(),
+        "energy": scores.energy(logits).numpy(),
+    }
 
 
-def diagnose(cos_id: np.ndarray, labels: np.ndarray, cos_ood: dict[str, np.ndarray], logit_scale: float,
-             extra: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
+def diagnose(
+    cos_id: np.ndarray,
+    labels: np.ndarray,
+    cos_ood: dict[str, np.ndarray],
+    logit_scale: float,
+    extra: dict[str, dict[str, np.ndarray]] | None = None,
+) -> dict:
     """cos_id [N, k] cosines of ID images to the k ID prompts, labels [N]; cos_ood {set: [M, k]};
     `extra` {method: {"id": scores, set: scores}} adds scores computed elsewhere (NegLabel).
     Returns top-1, own/other cosines, per-set statistics and zero-shot MCM / MaxLogit / Energy
@@ -51,23 +65,40 @@ def diagnose(cos_id: np.ndarray, labels: np.ndarray, cos_ood: dict[str, np.ndarr
     n = np.arange(len(labels))
     own = cos_id[n, labels]
     other = (cos_id.sum(1) - own) / (cos_id.shape[1] - 1)
-    out = {"logit_scale": float(logit_scale), "zero_shot_top1": float((cos_id.argmax(1) == labels).mean()),
-           "cos_own": _mean_std(own), "cos_other": _mean_std(other), "sets": {"id": set_statistics(cos_id)}, "ood": {}}
+    out = {
+        "logit_scale": float(logit_scale),
+        "zero_shot_top1": float((cos_id.argmax(1) == labels).mean()),
+        "cos_own": _mean_std(own),
+        "cos_other": _mean_std(other),
+        "sets": {"id": set_statistics(cos_id)},
+        "ood": {},
+    }
     extra = extra or {}
     id_scores = zero_shot_scores(cos_id, logit_scale) | {m: v["id"] for m, v in extra.items()}
     for name, cos in cos_ood.items():
         out["sets"][name] = set_statistics(cos)
         ood_scores = zero_shot_scores(cos, logit_scale) | {m: v[name] for m, v in extra.items()}
-        out["ood"][name] = {m: {"auroc": 100 * metrics.auroc(id_scores[m], ood_scores[m]),
-                                "fpr95": 100 * metrics.fpr_at_95_tpr(id_scores[m], ood_scores[m])} for m in id_scores}
-    out["average"] = {m: {k: float(np.mean([v[m][k] for v in out["ood"].values()])) for k in ("auroc", "fpr95")} for m in id_scores}
+        out["ood"][name] = {
+            m: {
+                "auroc": 100 * metrics.auroc(id_scores[m], ood_scores[m]),
+                "fpr95": 100 * metrics.fpr_at_95_tpr(id_scores[m], ood_scores[m]),
+            }
+            for m in id_scores
+        }
+    out["average"] = {
+        m: {k: float(np.mean([v[m][k] for v in out["ood"].values()])) for k in ("auroc", "fpr95")} for m in id_scores
+    }
     return out
 
 
 def summary_line(d: dict) -> str:
     a = d["average"]
-    return (f"top-1 {100 * d['zero_shot_top1']:.1f}%  cos own {d['cos_own'][0]:.3f} other {d['cos_other'][0]:.3f}  "
-            + "  ".join(f"{m} {a[m]['auroc']:.1f}/{a[m]['fpr95']:.1f}" for m in ("neglabel", "mcm", "maxlogit", "energy") if m in a))
+    return (
+        f"top-1 {100 * d['zero_shot_top1']:.1f}%  cos own {d['cos_own'][0]:.3f} other {d['cos_other'][0]:.3f}  "
+        + "  ".join(
+            f"{m} {a[m]['auroc']:.1f}/{a[m]['fpr95']:.1f}" for m in ("neglabel", "mcm", "maxlogit", "energy") if m in a
+        )
+    )
 
 
 def image_features(model, image_sets: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -78,9 +109,16 @@ def image_features(model, image_sets: dict[str, np.ndarray]) -> dict[str, torch.
     return {name: encode_images(model, imgs) for name, imgs in image_sets.items()}
 
 
-def cosines(model, tokenizer, classnames: list[str], image_sets: dict[str, np.ndarray], template: str = "a photo of a {}.",
-            feats: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
-    """{set: cosines [N, k]} of uint8 image sets (or their `feats`, already encoded) to `template` prompts of `classnames`."""
+def cosines(
+    model,
+    tokenizer,
+    classnames: list[str],
+    image_sets: dict[str, np.ndarray],
+    template: str = "a photo of a {}.",
+    feats: dict[str, torch.Tensor] | None = None,
+) -> dict[str, np.ndarray]:
+    """{set: cosines [N, k]} of uint8 image sets (or their `feats`, already encoded) to `template` prompts of
+    `classnames`."""
     from negprompt.clip.prompts import encode_texts
 
     feats = feats or image_features(model, image_sets)
@@ -88,8 +126,16 @@ def cosines(model, tokenizer, classnames: list[str], image_sets: dict[str, np.nd
     return {name: (f @ text.T).numpy() for name, f in feats.items()}
 
 
-def diagnose_model(model, tokenizer, classnames: list[str], ids: np.ndarray, labels: np.ndarray, ood: dict[str, np.ndarray],
-                   template: str = "a photo of a {}.", neglabel=None) -> dict:
+def diagnose_model(
+    model,
+    tokenizer,
+    classnames: list[str],
+    ids: np.ndarray,
+    labels: np.ndarray,
+    ood: dict[str, np.ndarray],
+    template: str = "a photo of a {}.",
+    neglabel=None,
+) -> dict:
     """`diagnose` for uint8 image sets encoded by `model` against `template` prompts of `classnames`;
     `neglabel` (a callable: image features [N, d] -> scores [N]) adds NegLabel's zero-shot row."""
     feats = image_features(model, {"id": ids, **ood})
@@ -101,8 +147,7 @@ def diagnose_model(model, tokenizer, classnames: list[str], ids: np.ndarray, lab
 
 def world_renders(benchmark: str, seed: int, size: int, font: str = ""):
     """A generated world's ID names and its fresh held-out renders: (names, ID images, labels, {OOD set: images})."""
-    from negprompt.benchmarks import miniworld
-    from negprompt.benchmarks import openmoji, openmoji_render
+    from negprompt.benchmarks import miniworld, openmoji, openmoji_render
 
     if benchmark == "openmoji":
         world = openmoji.build_world(seed)
@@ -113,7 +158,9 @@ def world_renders(benchmark: str, seed: int, size: int, font: str = ""):
     return [c.name for c in world.id_classes], ids, labels, ood
 
 
-def world_diagnostics(model, model_name: str, benchmark: str, seed: int, size: int, font: str, template: str, nl, renders=None) -> dict:
+def world_diagnostics(
+    model, model_name: str, benchmark: str, seed: int, size: int, font: str, template: str, nl, renders=None
+) -> dict:
     """The backbone stage's diagnostics for a generated world (openmoji, miniworld) on fresh renders (or the given
     `world_renders`): zero-shot MCM / MaxLogit / Energy, and NegLabel with params `nl` (a NegLabelParams), mined
     here on the world's ID names."""
@@ -124,12 +171,16 @@ def world_diagnostics(model, model_name: str, benchmark: str, seed: int, size: i
     names, ids, labels, ood = renders or world_renders(benchmark, seed, size, font)
     tokenizer = open_clip.get_tokenizer(model_name)
     corpus = neglabel.benchmark_corpus(benchmark, names, nl.corpus, nl.wordnet_dir, nl.groups, seed)
-    mined = neglabel.mine_corpus(model, tokenizer, names, corpus, nl.num_labels, nl.max_fraction, nl.percentile, nl.template, nl.adj_template)
+    mined = neglabel.mine_corpus(
+        model, tokenizer, names, corpus, nl.num_labels, nl.max_fraction, nl.percentile, nl.template, nl.adj_template
+    )
     score = lambda feats: neglabel.score_features(feats, mined, nl.temperature, nl.groups, nl.seed)[0]  # noqa: E731
     return diagnose_model(model, tokenizer, names, ids, labels, ood, template, neglabel=score)
 
 
-CLIP_LIKE = "NegLabel ahead of MCM ahead of MaxLogit in average AUROC and FPR95, top-1 over ID >= 60%, own-prompt cosine <= .5"
+CLIP_LIKE = (
+    "NegLabel ahead of MCM ahead of MaxLogit in average AUROC and FPR95, top-1 over ID >= 60%, own-prompt cosine <= .5"
+)
 
 
 def clip_like(d: dict) -> dict[str, bool]:
@@ -140,5 +191,9 @@ def clip_like(d: dict) -> dict[str, bool]:
     def ahead(x, y):
         return a[x]["auroc"] > a[y]["auroc"] and a[x]["fpr95"] < a[y]["fpr95"]
 
-    return {"neglabel > mcm": ahead("neglabel", "mcm"), "mcm > maxlogit": ahead("mcm", "maxlogit"),
-            "top-1 >= 60%": d["zero_shot_top1"] >= 0.60, "own cosine <= .5": d["cos_own"][0] <= 0.5}
+    return {
+        "neglabel > mcm": ahead("neglabel", "mcm"),
+        "mcm > maxlogit": ahead("mcm", "maxlogit"),
+        "top-1 >= 60%": d["zero_shot_top1"] >= 0.60,
+        "own cosine <= .5": d["cos_own"][0] <= 0.5,
+    }

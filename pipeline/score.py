@@ -4,7 +4,7 @@ import torch
 import typer
 
 from negprompt import NegPromptError
-from negprompt.methods import neglabel
+from negprompt.methods import family, neglabel, registry
 from negprompt.benchmarks.tables import read_classes
 from negprompt.io import load_tensors, save_tensors, write_table
 from negprompt.clip.prompts import PromptEncoder, encode_texts
@@ -23,6 +23,29 @@ def neglabel_scores(img: torch.Tensor, p) -> dict[str, torch.Tensor]:
     s, id_sim, neg_sim = neglabel.score_features(img, neglabel.Mined(mined["id"], mined["neg"], [], [], [], 0), p.temperature, p.groups, p.seed)
     best = neg_sim.max(1)
     return {"neglabel": s, "neglabel_top": best.indices, "neglabel_wins": best.values > id_sim.max(1).values}
+
+
+def family_scores(img: torch.Tensor, sets, params, streams: bool) -> dict[str, torch.Tensor]:
+    """CSP's score and, when `streams`, AdaNeg's and TANL's on each OOD set's stream for each order (`method@set@oR`
+    columns: the ID images' and that set's scores; negprompt.methods.family). Nothing here depends on the seed, so
+    the streams are scored in the first seed's table only (the report reads them there)."""
+    if not params.family.methods:
+        return {}
+    path = NEGLABEL / "family.safetensors"
+    feats, meta = load_tensors(path)
+    check_backbone(meta, path, "mined with another backbone; re-run the neglabel stage")
+    out = family.static_scores(img, feats, params.family)
+    if streams:
+        out |= {k: torch.from_numpy(v) for k, v in family.stream_scores(img, sets, feats, params.family).items()}
+    return out
+
+
+def registered_scores(img: torch.Tensor, bb, names: list[str], zero_shot: torch.Tensor, params) -> dict:
+    """The scores of every method registered by family.plugins (negprompt.methods.registry; docs/add-a-method.md)."""
+    registry.load_plugins(params.family.plugins)
+    ctx = registry.Context(bb.model, bb.tokenizer, names, zero_shot, bb.model.logit_scale.exp().item(),
+                           params.score.zero_shot_template)
+    return {f"method:{k}": v for k, v in registry.score_all(img, ctx).items()}  # report.tables.PLUGIN
 
 
 def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")):
@@ -53,6 +76,8 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
         out = score_images(img, text["zero_shot"], text["coop"], text["pos"], text["neg"], text["neg_init"],
                            bb.model.logit_scale.exp().item(), p.temperature)
         out |= neglabel_scores(img, params.neglabel)
+        out |= family_scores(img, test.set.to_numpy(), params, streams=seed == params.subset.seeds[0])
+        out |= registered_scores(img, bb, names, text["zero_shot"], params)
         if local:
             out |= local_scores(img, local_features("test"), text["zero_shot"], text["locoop"], p.temperature)
     table = pd.concat([test.reset_index(drop=True), pd.DataFrame({k: v.numpy() for k, v in out.items()})], axis=1)

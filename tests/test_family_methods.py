@@ -309,3 +309,16 @@ def test_the_docs_example_method_runs_as_written(tmp_path):
         assert s[:3].min() > s[3:].max()  # an ID prompt's own feature is more ID than random directions
     finally:
         registry.unregister("generic_neg")
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("stream_batch_size", 0, "family.stream_batch_size"),
+    ("tanl_noise_images", 0, "family.tanl_noise_images"),
+    ("methods", ["csp", "maxneg"], "family.methods.*unknown method 'maxneg'"),
+])
+def test_family_params_bad_input_names_the_parameter(key, value, match):
+    from negprompt.config import validate
+
+    with pytest.raises(NegPromptError, match=match):
+        validate({"family": {key: value}})
+    assert validate({}).family.methods == ["csp", "adaneg", "tanl"]

@@ -168,6 +168,46 @@ class NegLabelParams(Section):
         return v
 
 
+class FamilyParams(Section):
+    """CSP, AdaNeg and TANL (issue 38) on the cached features; paper / official-code defaults (docs/methods.md)."""
+
+    methods: list[str] = Field(default_factory=lambda: ["csp", "adaneg", "tanl"])
+    # auto: the papers' templates on ImageNet, the stand-in's caption template (score.zero_shot_template) on the
+    # generated worlds, where it wins on held-out renders (docs/methods.md); or paper / standin everywhere
+    template: Literal["auto", "paper", "standin"] = "auto"
+    csp_adjectives: Literal["none", "captions"] = "none"  # non-WordNet corpora: CSP's adjectives (held-out: none)
+    csp_fraction: float = Field(0.15, gt=0, le=1)
+    csp_near: float = Field(0.95, gt=0, le=1)
+    csp_groups: int = Field(100, ge=1)
+    adaneg_slots: int = Field(10, ge=1)
+    adaneg_thres: float = Field(0.5, ge=0, le=1)
+    adaneg_gap: float = Field(0.5, ge=0, le=1)
+    adaneg_lambda: float = Field(0.1, ge=0)
+    adaneg_groups: int = Field(5, ge=1)
+    adaneg_sample_adaptive: bool = False
+    adaneg_beta: float = Field(5.0, gt=0)
+    tanl_beta: int = Field(1000, ge=1)
+    tanl_gap: float = Field(0.5, ge=0, le=1)
+    tanl_memory: int = Field(300, ge=1)
+    tanl_score_queue: int = Field(20000, ge=1)
+    tanl_alpha: float = Field(0.0, ge=0, le=1)
+    tanl_gamma: int = Field(0, ge=0)
+    tanl_noise_images: int = Field(15, ge=1)
+    stream_orders: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    stream_batch_size: int = Field(256, ge=1)
+    logit_scale: float = Field(100.0, gt=0)
+    seed: int = 0
+    plugins: list[str] = Field(default_factory=list)  # Python files that call negprompt.methods.registry.register
+
+    @field_validator("methods")
+    @classmethod
+    def _known(cls, v):
+        unknown = [m for m in v if m not in ("csp", "adaneg", "tanl")]
+        if unknown:
+            raise ValueError(f"unknown method {unknown[0]!r} (known: csp, adaneg, tanl)")
+        return v
+
+
 class ReportParams(Section):
     tsne_images: int = Field(600, ge=10)
 
@@ -183,6 +223,7 @@ class Params(Section):
     neg: NegParams = NegParams()
     score: ScoreParams = ScoreParams()
     neglabel: NegLabelParams = NegLabelParams()
+    family: FamilyParams = FamilyParams()
     report: ReportParams = ReportParams()
 
 

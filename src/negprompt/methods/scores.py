@@ -89,7 +89,7 @@ def score_images(img: torch.Tensor, zero_shot: torch.Tensor, coop: torch.Tensor,
     }
 
 
-METHODS = ("mcm", "msp", "maxlogit", "energy", "neglabel", "glmcm", "coop", "locoop", "negprompt")  # glmcm, locoop: with features.local
+METHODS = ("mcm", "msp", "maxlogit", "energy", "neglabel", "csp", "glmcm", "coop", "locoop", "negprompt")  # glmcm, locoop: with features.local
 PREDICTIONS = {"mcm": "zero_shot_pred", "coop": "coop_pred", "locoop": "locoop_pred", "negprompt": "negprompt_pred"}
 
 

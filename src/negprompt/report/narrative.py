@@ -3,6 +3,7 @@ functions of their inputs (the report stage reads the files and writes the resul
 from __future__ import annotations
 
 from negprompt.methods import protocol
+from negprompt.report import leaderboard
 from negprompt.report import tables as report
 
 
@@ -37,8 +38,8 @@ def ranking_note(avg: dict, diag: dict) -> str:
     above = [m for m in avg if m != "negprompt" and avg[m]["auroc"] > ours]
     if not above:
         return f"**NegPrompt has the best average AUROC** ({ours:.2f})."
-    text = (f"**NegPrompt ({ours:.2f} average AUROC) is beaten by " + ", ".join(f"{report.LABELS[m]} ({avg[m]['auroc']:.2f})" for m in above)
-            + "** and beats " + (", ".join(report.LABELS[m] for m in avg if m not in above and m != "negprompt") or "no other method") + ".")
+    text = (f"**NegPrompt ({ours:.2f} average AUROC) is beaten by " + ", ".join(f"{report.LABELS.get(m, m)} ({avg[m]['auroc']:.2f})" for m in above)
+            + "** and beats " + (", ".join(report.LABELS.get(m, m) for m in avg if m not in above and m != "negprompt") or "no other method") + ".")
     a = diag.get("average", {})
     if {"maxlogit", "mcm"} <= set(a) and a["maxlogit"]["auroc"] > a["mcm"]["auroc"] and set(above) & {"maxlogit", "energy", "msp"}:
         text += (f" Why: this backbone is not in real CLIP's regime. Zero-shot, before any prompt is learned, MaxLogit already beats MCM "
@@ -97,6 +98,9 @@ def report_markdown(name: str, bench: dict, bb: dict, params, agg: dict, sim, di
 {ranking_note(agg["average"], diag)} {negatives_note(agg, sim)}
 
 MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper copies those rows from CLIPN (a fine-tuned head), so they are not like for like. {local_note}
+
+## Leaderboard: the family on the same cached features
+{leaderboard.section(agg, report.LABELS, params)}
 
 ## ID top-1 accuracy (%)
 | {' | '.join(report.LABELS[m] for m in acc)} |

@@ -14,9 +14,11 @@ import torch  # noqa: E402
 
 from negprompt import metrics  # noqa: E402
 from negprompt.methods.scores import METHODS, PREDICTIONS  # noqa: E402
+from negprompt.report import leaderboard  # noqa: E402
 
 LABELS = {"mcm": "MCM", "msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "neglabel": "NegLabel", "glmcm": "GL-MCM", "coop": "CoOp",
-          "locoop": "LoCoOp", "negprompt": "NegPrompt"}
+          "locoop": "LoCoOp", "negprompt": "NegPrompt", "csp": "CSP", "adaneg": "AdaNeg", "tanl": "TANL"}
+PLUGIN = "method:"  # score columns of methods registered through negprompt.methods.registry
 
 
 ZERO_SHOT = ("neglabel", "mcm", "maxlogit", "energy")  # the backbone stage's zero-shot methods, in real CLIP's order
@@ -24,8 +26,13 @@ ROC_METHODS = ("negprompt", "mcm", "coop", "maxlogit")  # side by side in the DV
 
 
 def methods_in(table: pd.DataFrame) -> list[str]:
-    """The methods a score table has (GL-MCM and LoCoOp only when local features were cached)."""
-    return [m for m in METHODS if m in table.columns]
+    """The methods a score table has (GL-MCM and LoCoOp only when local features were cached; registered methods
+    from their `method:<name>` columns). AdaNeg and TANL, scored on streams, are added by `aggregate`."""
+    return [m for m in METHODS if m in table.columns] + [c[len(PLUGIN):] for c in table.columns if c.startswith(PLUGIN)]
+
+
+def column(table: pd.DataFrame, m: str) -> pd.Series:
+    return table[m] if m in table.columns else table[PLUGIN + m]
 
 # Paper Tables 2-4 (AUROC / FPR95 in %, ID top-1) for the ImageNet benchmarks; NegLabel's rows from its own paper (Table 1).
 PAPER = {
@@ -53,8 +60,8 @@ def seed_metrics(table: pd.DataFrame) -> dict:
     out = {}
     for name in [s for s in table.set.unique() if s != "id"]:
         ood = table[table.set == name]
-        out[name] = {m: {"auroc": 100 * metrics.auroc(ident[m], ood[m]), "fpr95": 100 * metrics.fpr_at_95_tpr(ident[m], ood[m])}
-                     for m in methods_in(table)}
+        out[name] = {m: {"auroc": 100 * metrics.auroc(column(ident, m), column(ood, m)),
+                         "fpr95": 100 * metrics.fpr_at_95_tpr(column(ident, m), column(ood, m))} for m in methods_in(table)}
     acc = {m: 100 * float((ident[col] == ident.label).mean()) for m, col in PREDICTIONS.items() if col in table.columns}
     return {"ood": out, "acc": acc}
 
@@ -86,7 +93,10 @@ def aggregate(tables: list[pd.DataFrame]) -> dict:
     acc = {}
     for m in per_seed[0]["acc"]:
         acc[m] = dict(zip(("top1", "top1_std"), stats([r["acc"][m] for r in per_seed])))
-    return {"ood": ood, "average": average, "id_top1": acc}
+    agg = leaderboard.add_stream_methods({"ood": ood, "average": average, "id_top1": acc}, tables[0])
+    r = leaderboard.rank_agreement(agg["average"])
+    agg["rank_agreement"] = {"kendall_tau": r["tau"], "methods": len(r["methods"]), "disagreeing_pairs": len(r["disagree"])}
+    return agg
 
 
 def similarity_summary(tables: list[pd.DataFrame]) -> pd.DataFrame:
@@ -114,7 +124,7 @@ def metrics_table(agg: dict) -> str:
         for s in sets:
             e = agg["average"][m] if s == "average" else agg["ood"][s][m]
             cells += [fmt(e["auroc"], e["auroc_std"]), fmt(e["fpr95"], e["fpr95_std"])]
-        name = f"**{LABELS[m]}**" if m == "negprompt" else LABELS[m]
+        name = f"**{LABELS[m]}**" if m == "negprompt" else LABELS.get(m, m)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -129,8 +139,9 @@ def plot_roc(tables: list[pd.DataFrame], path: Path) -> dict[str, pd.DataFrame]:
     for ax, s in zip(axes[0], sets):
         ood = t[t.set == s]
         for m in methods_in(t):
-            fpr, tpr = metrics.roc(ident[m], ood[m])
-            ax.plot(fpr, tpr, label=f"{LABELS[m]} ({100 * metrics.auroc(ident[m], ood[m]):.1f})", lw=2.2 if m == "negprompt" else 1.2)
+            fpr, tpr = metrics.roc(column(ident, m), column(ood, m))
+            auroc = 100 * metrics.auroc(column(ident, m), column(ood, m))
+            ax.plot(fpr, tpr, label=f"{LABELS.get(m, m)} ({auroc:.1f})", lw=2.2 if m == "negprompt" else 1.2)
             if m in ROC_METHODS:
                 curves.setdefault(s, []).append(pd.DataFrame({"method": LABELS[m], "fpr": fpr, "tpr": tpr}))
         ax.plot([0, 1], [0, 1], "k:", lw=0.8)

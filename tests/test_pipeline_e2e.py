@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -23,15 +24,21 @@ def reproduced(tmp_path_factory):
 
 @pytest.mark.slow
 def test_plots_render_offline_in_a_real_browser(reproduced, tmp_path):
-    """`dvc plots show` writes a page with Vega inlined (no CDN): headless Chromium draws every
-    ROC and training-curve chart with the network off."""
+    """`dvc plots show` writes a page with Vega inlined (no CDN) and a handful of figures, each
+    overlaying the seeds, sets or methods it compares (dvc.yaml's top-level `plots:`): headless
+    Chromium draws every one with the network off."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     out = tmp_path / "plots"
     dvc(reproduced, "plots", "show", "-o", str(out))
     page = (out / "index.html").read_text()
     assert "cdn.jsdelivr" not in page and 'src="http' not in page  # nothing loaded from the network
     charts = page.count("vegaEmbed(")
-    assert charts >= 4 + 2 * 2  # ROC per OOD set (4) + pos/neg training curves per seed (2 seeds)
+    # ROC per OOD set (4) + per training stage: test AUROC per epoch, loss, rate (2 x 3); not one per file
+    assert charts == 4 + 2 * 3, f"{charts} figures on the plots page"
+    auroc = next(spec for spec in page.split("vegaEmbed(") if "train_pos (CoOp): test AUROC per epoch" in spec)
+    for seed in (1, 2):  # the tiny configuration's seeds, overlaid in one figure, every OOD set in it
+        for ood in ("near", "plant", "place", "texture"):
+            assert f"pos_seed{seed}/plots/metrics/test/{ood}/auroc.tsv" in auroc, (seed, ood)
     if browser is None:
         pytest.skip("no chromium installed: the page was checked, not drawn")
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -47,9 +54,18 @@ def test_dvc_repro_end_to_end_then_experiment(reproduced):
     work = reproduced
     metrics = json.loads((work / "reports/metrics.json").read_text())["openmoji"]
     assert set(metrics["ood"]) == {"near", "plant", "place", "texture"}
-    for method in ("mcm", "msp", "maxlogit", "energy", "coop", "negprompt"):
-        entry = metrics["average"][method]
-        assert 0 <= entry["auroc"] <= 100 and 0 <= entry["fpr95"] <= 100 and entry["auroc_std"] >= 0
+    for method in ("mcm", "msp", "maxlogit", "energy", "coop", "negprompt"):  # the average is the sets' mean
+        for key in ("auroc", "fpr95"):
+            per_set = [metrics["ood"][s][method][key] for s in metrics["ood"]]
+            mean = sum(per_set) / len(per_set)
+            assert metrics["average"][method][key] == pytest.approx(mean, abs=1e-3), (method, key)
+    for ood in metrics["ood"]:  # a zero-shot AUROC is the area under the ROC curve the report plots for it
+        roc = pd.read_csv(work / f"reports/plots/roc/{ood}.csv")
+        for method, name in (("mcm", "MCM"), ("maxlogit", "MaxLogit")):
+            curve = roc[roc.method == name]
+            area = 100 * float(np.trapezoid(curve.tpr, curve.fpr))
+            assert area == pytest.approx(metrics["ood"][ood][method]["auroc"], abs=0.01), (ood, method)
+            assert metrics["ood"][ood][method]["auroc_std"] == 0  # zero-shot: the same for every seed
     assert set(metrics["id_top1"]) == {"mcm", "coop", "negprompt"}
     report = (work / "reports/report.md").read_text()
     assert "| **NegPrompt** |" in report and "figures/roc.png" in report
@@ -62,12 +78,19 @@ def test_dvc_repro_end_to_end_then_experiment(reproduced):
     assert list(roc.columns) == ["method", "fpr", "tpr"] and set(roc.method) == {"NegPrompt", "MCM", "CoOp", "MaxLogit"}
     assert "up to date" in dvc(work, "repro").stdout.lower() + dvc(work, "status").stdout.lower()
 
+    subprocess.run(["git", "add", "-A"], cwd=work, check=True)  # the baseline the experiment is diffed against
+    subprocess.run(["git", "commit", "-qm", "repro"], cwd=work, check=True)
     out = dvc(work, "exp", "run", "-S", "neg.num_prompts=3")
     ran = out.stdout
     assert "Running stage 'train_neg@1'" in ran and "Running stage 'report'" in ran
     assert "Running stage 'train_pos" not in ran and "Running stage 'features'" not in ran
-    diff = dvc(work, "metrics", "diff", "--json").stdout
-    assert "negprompt" in diff
+    params = json.loads(dvc(work, "params", "diff", "--json").stdout)["params.yaml"]
+    assert params["neg.num_prompts"]["old"] == 2 and params["neg.num_prompts"]["new"] == 3, params
+    diff = json.loads(dvc(work, "metrics", "diff", "--json").stdout)["reports/metrics.json"]
+    changed = diff["openmoji.average.negprompt.auroc"]
+    assert changed["old"] != changed["new"]
+    assert changed["diff"] == pytest.approx(changed["new"] - changed["old"], abs=1e-3)
+    assert not any(k.startswith("openmoji.average.mcm.") for k in diff), diff  # zero-shot MCM ignores the negatives
 
     # SIGKILL mid-training leaves the previous complete output; a forced rerun is byte-identical
     neg = work / "models/neg/seed1.safetensors"

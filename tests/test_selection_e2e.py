@@ -16,26 +16,45 @@ from tests.helpers import one_line_error, stage, write_params
 OFFICIAL = {"pos.schedule": "official", "neg.schedule": "official", "pos.select": "test", "neg.select": "test"}
 
 
-def test_grid_row_is_the_official_protocol_and_validates():
-    rows = yaml.safe_load((REPO / "benchmarks/experiments/grid.yaml").read_text())["experiments"]
-    row = rows["official-protocol"]["params"]
-    assert row == {"pos.epochs": 100, "neg.epochs": 100, **OFFICIAL}
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for key, value in row.items():
-        section, name = key.split(".")
-        params[section][name] = value
-    p = validate(params)
-    assert (p.pos.select, p.neg.schedule, p.neg.epochs) == ("test", "official", 100)
-    defaults = validate(yaml.safe_load((REPO / "params.yaml").read_text()))
-    assert (defaults.pos.select, defaults.neg.select, defaults.pos.schedule, defaults.neg.schedule) == ("last", "last", "cosine", "cosine")
-
-
-def test_grid_marks_test_selected_rows():
+def grid_module():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("grid", REPO / "benchmarks/experiments/grid.py")
     grid = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(grid)
+    return grid
+
+
+def test_the_official_protocol_is_the_same_settings_wherever_it_is_offered():
+    """The protocol is offered three times: the grid's OpenMoji row, its ImageNet row and the README's
+    command. Each must set the same values, as `grid.py` turns a row into `-S` arguments, and they must
+    validate to test-set selection with the cycling schedule while params.yaml's defaults stay honest."""
+    grid = grid_module()
+    rows = yaml.safe_load((REPO / "benchmarks/experiments/grid.yaml").read_text())["experiments"]
+
+    def settings(args: list[str]) -> dict[str, str]:
+        assert args[0::2] == ["-S"] * (len(args) // 2), args
+        return dict(a.split("=", 1) for a in args[1::2])
+
+    openmoji = settings(grid.queue_args(rows["official-protocol"]["params"], [], None))
+    imagenet = settings(grid.queue_args(rows["in1k-official-protocol"]["params"], [], None))
+    (command,) = [line for line in (REPO / "README.md").read_text().splitlines() if "-S pos.select=test" in line]
+    assert settings(command.split()[3:]) == openmoji, command
+    assert {k: imagenet[k] for k in openmoji} == openmoji
+    id_val = settings(grid.queue_args(rows["id-val-protocol"]["params"], [], None))
+    assert {k: v for k, v in id_val.items() if v != "id_val"} == {k: v for k, v in openmoji.items() if v != "test"}
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    defaults = validate(params)
+    protocol = lambda p: (p.pos.select, p.neg.select, p.pos.schedule, p.neg.schedule, p.pos.epochs, p.neg.epochs)  # noqa: E731
+    assert protocol(defaults)[:4] == ("last", "last", "cosine", "cosine")
+    for key, value in rows["official-protocol"]["params"].items():
+        section, name = key.split(".")
+        params[section][name] = value
+    assert protocol(validate(params)) == ("test", "test", "official", "official", 100, 100)
+
+
+def test_grid_marks_test_selected_rows():
+    grid = grid_module()
     assert grid.test_selected({"protocol": {"pos": {"select": "last"}, "neg": {"select": "test"}}})
     assert not grid.test_selected({"protocol": {"pos": {"select": "id_val"}, "neg": {"select": "last"}}}) and not grid.test_selected({})
 
@@ -96,8 +115,8 @@ def test_exp_show_lists_the_per_epoch_metrics_and_plots_draw_offline(official, t
     dvc(official, "plots", "show", "-o", str(out))
     page = (out / "index.html").read_text()
     assert "cdn.jsdelivr" not in page and 'src="http' not in page
-    for path in ("neg_seed1/plots/metrics/test/texture/auroc.tsv", "pos_seed1/plots/metrics/calib/id_acc.tsv",
-                 "neg_seed1/plots/metrics/calib/loss.tsv", "pos_seed1/plots/metrics/train/lr.tsv"):
+    for path in ("neg_seed1/plots/metrics/test/texture/auroc.tsv", "pos_seed1/plots/metrics/test/near/auroc.tsv",
+                 "neg_seed1/plots/metrics/train/loss.tsv", "pos_seed1/plots/metrics/train/lr.tsv"):
         assert path in page, path
 
 

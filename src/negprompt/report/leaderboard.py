@@ -89,6 +89,8 @@ def rank_agreement(average: dict) -> dict:
     if len(both) < 2:
         return {"methods": both, "tau": None, "p": None, "disagree": []}
     tau, p = kendalltau(ours, theirs)
+    if not np.isfinite(tau):  # every ours equal: no ranking to compare
+        return {"methods": both, "tau": None, "p": None, "disagree": []}
     disagree = [(a, b) for (a, x, u), (b, y, v) in itertools.combinations(zip(both, ours, theirs), 2)
                 if (x - y) * (u - v) < 0]
     return {"methods": both, "tau": round(float(tau), 4), "p": round(float(p), 4), "disagree": disagree}

@@ -15,9 +15,10 @@ from negprompt.io import load_tensors, save_tensors
 from negprompt.clip.prompts import PromptEncoder, TextTower, init_context, init_negative_context
 from negprompt.methods.scores import negprompt
 from negprompt.methods.selection import criterion, ood_figures, resolve_select_set
+from negprompt.methods.checkpoint import stage_checkpoint
 from negprompt.methods.train import stage2_loss, train_negative
-from negprompt.workspace import (BENCHMARK, NEG, POS, REPORTS, fewshot_features, heldout_images, load_backbone,
-                                 load_params, test_images, write_curve)
+from negprompt.workspace import (BACKBONE, BENCHMARK, FEATURES, NEG, POS, REPORTS, SUBSETS, fewshot_features,
+                                 heldout_images, load_backbone, load_params, test_images, write_curve)
 from negprompt.methods import curves
 from pipeline.common import run
 
@@ -76,16 +77,23 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
         curves.log_epoch(live, record | out)
         return out
 
+    # a killed run continues from its last finished epoch (negprompt.methods.checkpoint), its curves replayed
+    inputs = [FEATURES / "train.parquet", FEATURES / "test.parquet", SUBSETS / f"seed{seed}.parquet",
+              BENCHMARK / "classes.tsv", BACKBONE / "manifest.json", POS / f"seed{seed}.safetensors"]
+    ckpt = stage_checkpoint("train_neg", seed, params.model_dump(mode="json"), inputs)
     with curves.open_curves(f"neg_seed{seed}") as live:
         live.log_params({"select": p.select, "schedule": p.schedule, "select_set": select_set})
+        for record in ckpt.curve:
+            curves.log_epoch(live, record)
         trained = train_negative(encoder, pos_ctx, neg0, feats, labels, scale, config, seed=seed, criterion=crit,
-                                 on_epoch=lambda e, s, r: evaluate(live, e, s, r))
+                                 checkpoint=ckpt, on_epoch=lambda e, s, r: evaluate(live, e, s, r))
         curves.keep_summary(live, trained)
     meta = curves.selection_metadata(p.select, p.schedule, trained, crit) | ({"select_set": select_set} if p.select == "test" else {})
     save_tensors({"pos_ctx": trained.state["pos_ctx"], "neg_ctx": trained.state["neg_ctx"], "neg_ctx_init": neg0}, NEG / f"seed{seed}.safetensors",
                  {"backbone": bb.identity, "classnames": names, "loss_variant": p.loss_variant, **meta})
     curve = trained.curve
     write_curve([{"epoch": r["epoch"], "loss": r["train/loss"]} for r in curve], REPORTS / "train" / f"neg_seed{seed}.csv")
+    ckpt.remove()  # every output is written: nothing to resume
     print(f"seed {seed}: {p.num_prompts} negative prompts x {len(names)} classes, final loss {curve[-1]['train/loss']:.4f}")
     print(f"seed {seed}: kept epoch {trained.kept + 1} of {len(curve)} (neg.select: {p.select}, schedule: {p.schedule}); "
           + curves.cost_line(timer, time.perf_counter() - start))

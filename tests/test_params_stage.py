@@ -24,6 +24,7 @@ BAD = {
     "neg.select": "foo",
     "score.temperature": 0,
     "neglabel.groups": 0,
+    "family.csp_groups": 0,
     "report.tsne_images": 1,
 }
 RESTORE = "git checkout params.yaml"

@@ -215,7 +215,7 @@ def test_csp_keeps_the_lowest_15_percent_of_each_part_separately():
 
 
 def test_csp_empty_corpus_is_an_error():
-    with pytest.raises(NegPromptError, match="csp.corpus"):
+    with pytest.raises(NegPromptError, match="empty corpus for CSP .neglabel.corpus"):
         csp.mine_corpus(None, None, ["a"], neglabel.Corpus({"noun": [], "adj": []}, "x.txt"))
 
 

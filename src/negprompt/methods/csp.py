@@ -63,8 +63,9 @@ def _wordnet_root(data_dir: str):
         try:
             return nltk.data.find("corpora/wordnet.zip/wordnet/", paths=[data_dir] if data_dir else None)
         except LookupError:
-            raise NegPromptError(f"WordNet not found in {data_dir or 'NLTK data path'} (csp.wordnet_dir); fetch it "
-                                 "with `python -m nltk.downloader wordnet`, or give word lists as csp.corpus") from None
+            raise NegPromptError(f"WordNet not found in {data_dir or 'NLTK data path'} (neglabel.wordnet_dir); "
+                                 "fetch it with `python -m nltk.downloader wordnet`, or give a word list as "
+                                 "neglabel.corpus") from None
 
 
 def ensemble(model, tokenizer, names: list[str], templates, batch_size: int = 1000) -> torch.Tensor:
@@ -129,7 +130,7 @@ def mine_corpus(model, tokenizer, id_names: list[str], corpus: neglabel.Corpus, 
     """Encode ID names and nouns with `noun_templates`, adjective phrases with `adj_templates`, and mine."""
     nouns, phrases = corpus.parts.get("noun", []), conjugate(corpus.parts.get("adj", []), seed)
     if not nouns and not phrases:
-        raise NegPromptError(f"{corpus.source}: empty corpus (csp.corpus)")
+        raise NegPromptError(f"{corpus.source}: empty corpus for CSP (neglabel.corpus, family.csp_adjectives)")
     id_feats = ensemble(model, tokenizer, id_names, noun_templates)
     noun_feats = ensemble(model, tokenizer, nouns, noun_templates)
     adj_feats = ensemble(model, tokenizer, phrases, adj_templates)

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# ONE prepared device call (issue 37): ViT-B-16 (random weights) through every stage of dvc.yaml on CUDA,
+# on a reduced synthetic ImageNet tree, timed, with peak GPU memory and the memory/speed options side by
+# side. Sized for at most 8 minutes on one H200 with 16 cores, no network, no dvc, torch installed.
+#
+#   bash benchmarks/speed/gpu_check.sh            # from the repository root, on the GPU machine
+#
+# Writes imagenet_scale_<gpu>.json and .log into $OUT (the device tool's folder) or benchmarks/results/.
+# Missing Python packages are installed from benchmarks/speed/wheels/ (see benchmarks/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-python}
+DEST=${OUT:-benchmarks/results}
+TREE=${TREE:-/tmp/fake-imagenet}
+CORES=$(nproc)
+LIMIT=${LIMIT_S:-450}   # the whole run; leaves a margin under 8 minutes for the tree and start-up
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu with small TREE_ARGS/RUN_ARGS: a smoke test of this script without a GPU
+TREE_ARGS=${TREE_ARGS:---train-per-class 3 --val 5000 --ood 1000 --textures 470}
+RUN_ARGS=${RUN_ARGS:---seeds 1 --shots 2 --calib 1 --pos-epochs 1 --neg-epochs 1 --corpus-words 20000 --compare}
+export NEGPROMPT_THREADS=$CORES PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+mkdir -p "$DEST"
+
+need="torch torchvision open_clip pydantic typer yaml pandas pyarrow safetensors dvclive sklearn matplotlib PIL tqdm"
+missing=$($PY - "$need" <<'EOF'
+import sys
+from importlib.util import find_spec
+print(" ".join(m for m in sys.argv[1].split() if find_spec(m) is None))
+EOF
+)
+if [ -n "$missing" ]; then
+  echo "missing modules: $missing; installing from benchmarks/speed/wheels/"
+  if [ -d benchmarks/speed/wheels ]; then
+    $PY -m pip install -q --no-index --find-links benchmarks/speed/wheels benchmarks/speed/wheels/*.whl || true
+  fi
+  missing=$($PY - "$need" <<'EOF'
+import sys
+from importlib.util import find_spec
+print(" ".join(m for m in sys.argv[1].split() if find_spec(m) is None))
+EOF
+)
+  [ -z "$missing" ] || { echo "error: still missing $missing (no wheels for them in benchmarks/speed/wheels/)"; exit 2; }
+fi
+if [ "$DEVICE" = cuda ]; then
+  $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
+  nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true
+fi
+
+# Reduced tree: all 1,000 classes at 2 shots + 1 held-out, 5 val images per class, 1,000 per OOD set,
+# 470 textures (about 11,500 JPEGs of ImageNet's size, 500 x 375).
+start=$(date +%s)
+# shellcheck disable=SC2086
+$PY benchmarks/speed/imagenet_scale.py make-tree "$TREE" $TREE_ARGS --workers "$CORES"
+echo "tree: $(( $(date +%s) - start )) s"
+
+# The stages in dvc.yaml order on CUDA: 1 seed, 1 epoch each (extrapolated in steps to 16 shots and the
+# paper's 100 + 10 epochs), then amp, chunk 250/500 and fp16 features side by side (first seed).
+label=$($PY -c "
+import torch; n = torch.cuda.get_device_name().lower() if torch.cuda.is_available() else 'cpu'
+print(next((k for k in ('h200', 'h100', 'a100', 'l40s', 'cpu') if k in n), 'gpu'))")
+# shellcheck disable=SC2086
+timeout --signal=TERM "$LIMIT" $PY benchmarks/speed/imagenet_scale.py run "$TREE" --device "$DEVICE" $RUN_ARGS \
+  --num-workers $(( CORES > 1 ? CORES - 1 : 0 )) --work /tmp/scale_work --out "$DEST/imagenet_scale_$label.json" \
+  || echo "run ended with exit $? (the JSON holds every stage finished before)"
+echo "total: $(( $(date +%s) - start )) s"
+ls -l "$DEST"

@@ -107,8 +107,9 @@ def table(agg: dict, labels: dict) -> str:
     for m in ordered:
         cells = []
         for e in [agg["ood"][s][m] for s in sets] + [agg["average"][m]]:
+            spread = round(e.get("auroc_std", 0), 2) or round(e.get("fpr95_std", 0), 2)
             cells.append(f"{e['auroc']:.2f} / {e['fpr95']:.2f}" + (f" (± {e['auroc_std']:.2f} / {e['fpr95_std']:.2f})"
-                                                                   if e.get("auroc_std") else ""))
+                                                                   if spread else ""))
         a, f, src = PUBLISHED.get(m, (None, None, "your method (registry)"))
         pub = " / ".join("—" if v is None else f"{v:.2f}" for v in (a, f))
         name = labels.get(m, m) + (" (stream)" if m in STREAM else "")

@@ -75,7 +75,7 @@ def test_unknown_architecture_fails_with_the_params(tmp_path):
     params["backbone"]["model"] = "ViT-B-17"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     res = stage(tmp_path, "data")
-    one_line_error(res, "backbone.model = 'ViT-B-17'", "not an open_clip architecture", "ViT-B-16")
+    one_line_error(res, "backbone.model = 'ViT-B-17'", "is not an open_clip model", "ViT-B-16")
     assert not (tmp_path / "data").exists()
 
 

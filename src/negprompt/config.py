@@ -52,7 +52,7 @@ class BackboneParams(Section):
             return v
         stem = v.lower().split("-")[0]
         close = sorted(m for m in known_architectures() if stem and stem in m.lower())[:6]
-        raise ValueError(f"not an open_clip architecture (close: {', '.join(close) or 'none'}; "
+        raise ValueError(f"backbone.model {v!r} is not an open_clip model (close: {', '.join(close) or 'none'}; "
                          "e.g. ViT-B-16, RN50, openmoji-tiny)")
 
 

@@ -1,6 +1,7 @@
 """ImageNet at scale without ImageNet (issue 37): the synthetic tree's layout, the real ViT-B-16
 architecture (random weights) through every stage on CPU, and the bad inputs a user meets first
 (an unknown architecture, a missing folder, a corrupt JPEG, exporting from random weights)."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -26,6 +27,14 @@ def scale(*args, threads="2"):
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env)
 
 
+def script():
+    """The scale script as a module (it lives beside the other benchmarks, outside the package)."""
+    spec = importlib.util.spec_from_file_location("imagenet_scale", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("imagenet_scale")
@@ -46,14 +55,25 @@ def test_make_tree_writes_imagenets_layout(tree):
 
 
 def test_flat_val_at_the_real_count_follows_val_labels(tmp_path):
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        from imagenet_scale import tree_files
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    files = tree_files(tmp_path, 1, 50_000, 0, 0)
+    files = script().tree_files(tmp_path, 1, 50_000, 0, 0)
     val = [f for f in files if f.parent == tmp_path / "val"]
     assert len(val) == 50_000 and val[0].name == "ILSVRC2012_val_00000001.JPEG"
+
+
+def test_variants_rerun_only_the_stages_they_change():
+    """A side-by-side variant reruns from the first stage its keys feed (features, train_pos or
+    train_neg) through score; fp16 features are compared on CUDA only (the stage refuses them on CPU)."""
+    affected, compare_variants, dvc_stages, parse_sets = (getattr(script(), n) for n in
+                                                          ("affected", "compare_variants", "dvc_stages", "parse_sets"))
+    assert affected(["features.dtype"]) == "features" and affected(["pos.amp", "neg.amp"]) == "train_pos"
+    assert affected(["neg.chunk"]) == "train_neg"
+    assert set(compare_variants("cpu")) == {"amp", "chunk250", "chunk500"}
+    assert compare_variants("cuda")["features_float16"] == {"features.dtype": "float16"}
+    assert parse_sets(["neg.chunk=250", "pos.amp=true"]) == {"neg.chunk": 250, "pos.amp": True}
+    stages = dvc_stages(REPO / "dvc.yaml", [1, 2])
+    names = [name for name, _ in stages]
+    assert names.index("features") < names.index("train_pos@1") < names.index("train_pos@2") < names.index("report")
+    assert dict(stages)["train_neg@2"] == ["pipeline.train_neg", "--seed", "2"]
 
 
 def test_missing_folders_are_named_with_their_expected_count(tree, tmp_path):
@@ -121,7 +141,7 @@ def test_vit_b16_random_through_every_stage_on_cpu(tree, tmp_path):
     res = scale("run", tree, "--device", "cpu", "--benchmark", "imagenet_hard", "--hard-split", "split2",
                 "--seeds", "1", "--shots", "2", "--calib", "0", "--pos-epochs", "1", "--neg-epochs", "1", "--local",
                 "--corpus-words", "100", "--num-workers", "0", "--feature-batch", "64", "--set", "neglabel.groups=2",
-                "--set", "report.tsne_images=10", "--variant", "chunk8:neg.chunk=8", "--no-flops",
+                "--set", "report.tsne_images=10", "--no-flops",
                 "--work", tmp_path / "work", "--out", out)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -134,8 +154,6 @@ def test_vit_b16_random_through_every_stage_on_cpu(tree, tmp_path):
     assert stages["features"]["images"] == 2 * 30 + 116 and stages["train_pos@1"]["prompts_per_step"] == 30
     pos = result["extrapolated"]["stages"]["train_pos@1"]
     assert (pos["ran_epochs"], pos["paper_epochs"], pos["ran_shots"], pos["measured"]) == (1, 100, 2, False)
-    assert list(result["variants"]["chunk8"]) == ["params", "train_neg@1", "score@1"]
-    assert result["variants"]["chunk8"]["train_neg@1"]["exit"] == 0
     work = tmp_path / "work"
     patches = np.load(work / "features/test_local.npy", mmap_mode="r")
     assert patches.shape == (116, 196, 512) and patches.dtype == np.float16  # 224 / 16 = 14 x 14 patches, embed 512

@@ -33,7 +33,9 @@ class DataParams(Section):
 
 class BackboneParams(Section):
     model: str = "openmoji-tiny"
-    pretrained: str = "weights/openmoji-tiny.safetensors"  # open_clip tag, a local checkpoint file, or "" = pretrain the mini-world model
+    # an open_clip tag, a local checkpoint file, "random" (the architecture untrained: scale tests, never results)
+    # or "" (pretrain the mini-world model)
+    pretrained: str = "weights/openmoji-tiny.safetensors"
     cache_dir: str = ""
     device: str = "auto"
     steps: int = Field(600, ge=1)

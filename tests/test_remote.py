@@ -1,5 +1,5 @@
 """A team shares one DVC remote and one Git remote: clone B reuses clone A's work (run-cache), and
-experiments travel with `dvc exp push` / `dvc exp pull` (README, 'Sharing work')."""
+experiments travel with `dvc exp push` / `dvc exp pull` (docs/experiments.md, 'Sharing work')."""
 
 import json
 import subprocess

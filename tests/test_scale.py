@@ -163,3 +163,10 @@ def test_vit_b16_random_through_every_stage_on_cpu(tree, tmp_path):
 
     cfg = open_clip.get_model_config("ViT-B-16")
     assert (cfg["text_cfg"]["context_length"], cfg["text_cfg"]["width"], cfg["vision_cfg"]["width"]) == (77, 512, 768)
+
+
+def test_a_random_backbone_report_opens_with_scale_test_not_results():
+    from negprompt.report.narrative import scale_test_note
+
+    assert scale_test_note({"model": "ViT-B-16", "pretrained": "random"}).startswith("\n> **Scale test, not results.**")
+    assert scale_test_note({"model": "ViT-B-16", "pretrained": "laion2b_s34b_b88k"}) == ""

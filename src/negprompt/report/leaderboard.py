@@ -28,7 +28,7 @@ PUBLISHED = {
     "negprompt": (94.81, 23.01, "NegPrompt paper, Table 2"),
 }
 # Seconds to score 10,000 cached test features, text features ready, one thread (docs/methods.md: measured with
-# `python -m negprompt.methods.family timing` on OpenMoji, 2-core Intel Xeon); a fixed record, so the report stays
+# `python benchmarks/analyses/family_choices.py timing` on OpenMoji, 2-core Intel Xeon); a fixed record, so the report stays
 # the same from run to run. Methods not timed say what they cost relative to one that was.
 COST = {
     "mcm": "0.013", "msp": "as MCM", "maxlogit": "as MCM", "energy": "as MCM", "coop": "as MCM",

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: repro test test-fast install bench ablations grid pretrain pretrain-vocabulary clean
+.PHONY: repro test test-fast lint format install bench ablations grid pretrain pretrain-vocabulary clean
 
 # --no-cache-dir: on x86_64 torch is a CUDA build of several GB; a wheel cache would hold a second copy of
 # it on disk (a CI run once ran out of space during this install)
@@ -25,8 +25,17 @@ repro: install
 TEST_JOBS ?= 2
 PYTEST_XDIST = -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
-test: install
+test: install lint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q $(PYTEST_XDIST)
+
+# ruff, configured in pyproject.toml: lint rules and the formatter's layout (`make format` applies it)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # the unit tests alone (no end-to-end `dvc repro`, no fresh clone): a couple of minutes
 test-fast: install

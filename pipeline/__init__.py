@@ -8,9 +8,15 @@ import sys
 # the CPU's instruction set, so an AVX-512 machine and an AVX2 one differ from the 7th digit on and a fresh
 # clone's `dvc repro` would rewrite the committed outputs (OpenBLAS: an Intel AVX-512 CPU runs its SkylakeX
 # kernels, an AMD EPYC its Haswell ones, and t-SNE's PCA start and gradients follow them). Every stage pins them
-# to AVX2 (Haswell), which every x86-64 CPU since 2013 has, before torch or numpy loads. A user's own value wins (e.g. ATEN_CPU_CAPABILITY=default);
+# to AVX2 (Haswell), which every x86-64 CPU since 2013 has, before torch or numpy loads. A user's own value wins
+# (e.g. ATEN_CPU_CAPABILITY=default);
 # NEGPROMPT_NATIVE_KERNELS=1 keeps the machine's own (faster on AVX-512, not bit-equal to the committed outputs).
-PINNED_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell"}
+PINNED_KERNELS = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_CBWR": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "OPENBLAS_CORETYPE": "Haswell",
+}
 if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("NEGPROMPT_NATIVE_KERNELS", "") in ("", "0"):
     for _name, _value in PINNED_KERNELS.items():
         os.environ.setdefault(_name, _value)

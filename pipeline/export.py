@@ -1,16 +1,17 @@
 """Stage `export`: the first seed's detector bundle, thresholded on held-out ID images (never test)."""
+
 from pathlib import Path
 
 import torch
 
 from negprompt import NegPromptError
 from negprompt.benchmarks.tables import read_classes
+from negprompt.clip.prompts import PromptEncoder
 from negprompt.detector import export_bundle
 from negprompt.io import load_tensors, read_table
-from negprompt.metrics import id_threshold
-from negprompt.clip.prompts import PromptEncoder
 from negprompt.methods.scores import negprompt
-from negprompt.workspace import BENCHMARK, NEG, SUBSETS, backbone_manifest, load_backbone, load_params, read_features
+from negprompt.metrics import id_threshold
+from negprompt.workspace import BENCHMARK, NEG, SUBSETS, backbone_manifest, load_params, read_features, stage_backbone
 from pipeline.common import run
 
 DETECTOR = Path("models/detector")
@@ -20,10 +21,12 @@ def main():
     params = load_params()
     bb_manifest = backbone_manifest()
     if bb_manifest.get("pretrained") == "random":  # checked before anything is read or written
-        raise NegPromptError(f"models/backbone holds {bb_manifest['model']} with random weights (backbone.pretrained: "
-                             "random, a scale test): a detector from it would detect nothing; use real weights")
+        raise NegPromptError(
+            f"models/backbone holds {bb_manifest['model']} with random weights (backbone.pretrained: "
+            "random, a scale test): a detector from it would detect nothing; use real weights"
+        )
     seed = params.subset.seeds[0]
-    bb = load_backbone(params.neg.device)
+    bb = stage_backbone(params.neg.device)
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()
     ctx = load_tensors(NEG / f"seed{seed}.safetensors")[0]
     subset, _, _ = read_table(SUBSETS / f"seed{seed}.parquet")
@@ -34,8 +37,16 @@ def main():
         pos, neg = enc.pos_neg(ctx["pos_ctx"], ctx["neg_ctx"])
         score = negprompt(torch.from_numpy(feats[calib]), pos, neg, params.score.temperature)[0]
     thr = id_threshold(score.numpy(), 0.95)
-    export_bundle(DETECTOR, backbone_manifest(), names, ctx["pos_ctx"], ctx["neg_ctx"], params.score.temperature, thr,
-                  {"seed": seed, "calibration_images": int(calib.sum())})
+    export_bundle(
+        DETECTOR,
+        backbone_manifest(),
+        names,
+        ctx["pos_ctx"],
+        ctx["neg_ctx"],
+        params.score.temperature,
+        thr,
+        {"seed": seed, "calibration_images": int(calib.sum())},
+    )
     print(f"detector bundle: {DETECTOR} (threshold {thr:.5f} keeps 95% of {int(calib.sum())} held-out ID images)")
 
 

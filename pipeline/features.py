@@ -8,6 +8,7 @@ are written and read memory-mapped: ImageNet's ~90k test images x 196 patches x 
 An unreadable image stops the stage naming it (features.on_bad_image: error), or is dropped from
 the cache and counted (skip): every later stage reads its rows from these tables, so none sees it.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from negprompt import NegPromptError
 from negprompt.clip.backbone import resolve_device
 from negprompt.clip.features import augmented_view, encode_images, patch_shape
 from negprompt.io import atomic_path, read_json, read_table, write_table
-from negprompt.workspace import BENCHMARK, FEATURES, SUBSETS, load_backbone, load_params
+from negprompt.workspace import BENCHMARK, FEATURES, SUBSETS, load_params, stage_backbone
 from pipeline.common import run
 
 
@@ -26,7 +27,7 @@ def main():
     params = load_params()
     p = params.features
     device = resolve_device(p.device)
-    bb = load_backbone(p.device)
+    bb = stage_backbone(p.device)
     root = Path(read_json(BENCHMARK / "manifest.json")["root"])
     subsets = [read_table(SUBSETS / f"seed{s}.parquet")[0] for s in params.subset.seeds]
     train = pd.concat(subsets).drop_duplicates("path").sort_values("path").reset_index(drop=True)
@@ -35,15 +36,19 @@ def main():
     dtype = getattr(torch, p.dtype)
     if dtype != torch.float32 and device.type != "cuda":
         raise NegPromptError(f"features.dtype {p.dtype} needs a CUDA device (got {device}); use float32 on CPU")
-    kw = dict(batch_size=p.batch_size, num_workers=p.num_workers, device=device, dtype=dtype,
-              strict=p.on_bad_image == "error")
+    kw = dict(
+        batch_size=p.batch_size, num_workers=p.num_workers, device=device, dtype=dtype, strict=p.on_bad_image == "error"
+    )
     size = bb.model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     views = [train if view == 0 else train[train.split == "train"] for view in range(p.train_views)]
     shape = patch_shape(bb.model, size) if p.local else None  # (P, d)
     with atomic_path(FEATURES, directory=True) as out:
+
         def patches(name: str, n: int):
-            return np.lib.format.open_memmap(out / name, mode="w+", dtype=np.float16, shape=(n, *shape)) if shape else None
+            return (
+                np.lib.format.open_memmap(out / name, mode="w+", dtype=np.float16, shape=(n, *shape)) if shape else None
+            )
 
         train_local = patches("train_local.npy", sum(len(v) for v in views))
         start, tables, feats, errors = 0, [], [], []
@@ -52,21 +57,32 @@ def main():
             torch.manual_seed(view)
             rows_local = None if train_local is None else train_local[start : start + len(rows)]
             paths = [root / x for x in rows.path]
-            f, errs = encode_images(bb.model, transform, paths, desc=f"encode train view {view}", local_out=rows_local, **kw)
+            f, errs = encode_images(
+                bb.model, transform, paths, desc=f"encode train view {view}", local_out=rows_local, **kw
+            )
             tables.append(rows.assign(view=view)[["path", "label", "split", "view"]])
             feats.append(f)
             errors.extend(errs)
             start += len(rows)
         table = pd.concat(tables, ignore_index=True)
         train_feats, train_local = drop_unreadable(np.concatenate(feats), train_local, errors, out / "train_local.npy")
-        write_table(table[[not e for e in errors]].reset_index(drop=True), out / "train.parquet", train_feats,
-                    skipped_meta(meta, errors))
+        write_table(
+            table[[not e for e in errors]].reset_index(drop=True),
+            out / "train.parquet",
+            train_feats,
+            skipped_meta(meta, errors),
+        )
         test_local = patches("test_local.npy", len(test))
-        f, test_errors = encode_images(bb.model, bb.preprocess, [root / x for x in test.path], desc="encode test",
-                                       local_out=test_local, **kw)
+        f, test_errors = encode_images(
+            bb.model, bb.preprocess, [root / x for x in test.path], desc="encode test", local_out=test_local, **kw
+        )
         f, test_local = drop_unreadable(f, test_local, test_errors, out / "test_local.npy")
-        write_table(test[[not e for e in test_errors]].reset_index(drop=True), out / "test.parquet", f,
-                    skipped_meta(meta, test_errors))
+        write_table(
+            test[[not e for e in test_errors]].reset_index(drop=True),
+            out / "test.parquet",
+            f,
+            skipped_meta(meta, test_errors),
+        )
         for mm in (train_local, test_local):
             if mm is not None:
                 mm.flush()
@@ -74,8 +90,10 @@ def main():
     local = f", and {shape[0]} patch features per image (float16)" if shape else ""
     skipped = [e for e in errors + test_errors if e]
     note = f"; skipped {len(skipped)} unreadable images (on_bad_image: skip; first: {skipped[0]})" if skipped else ""
-    print(f"cached {len(table) - sum(map(bool, errors))} train and {len(f)} test features of dim {f.shape[1]}"
-          f"{local}{note}")
+    print(
+        f"cached {len(table) - sum(map(bool, errors))} train and {len(f)} test features of dim {f.shape[1]}"
+        f"{local}{note}"
+    )
 
 
 def skipped_meta(meta: dict, errors: list[str]) -> dict:
@@ -92,8 +110,9 @@ def drop_unreadable(feats: np.ndarray, local, errors: list[str], local_path: Pat
     if keep.all():
         return feats, local
     if local is not None:
-        short = np.lib.format.open_memmap(local_path.with_suffix(".tmp.npy"), mode="w+", dtype=local.dtype,
-                                          shape=(int(keep.sum()), *local.shape[1:]))
+        short = np.lib.format.open_memmap(
+            local_path.with_suffix(".tmp.npy"), mode="w+", dtype=local.dtype, shape=(int(keep.sum()), *local.shape[1:])
+        )
         rows = np.flatnonzero(keep)
         for i in range(0, len(rows), 1024):
             short[i : i + 1024] = local[rows[i : i + 1024]]

@@ -21,8 +21,10 @@ OK = Path("data/params.ok")
 TEXT = "params.yaml is valid (pipeline/params.py; this file never changes, so no stage reruns because of it)\n"
 # not `git checkout params.yaml`: after a failed `dvc exp run -S` that kept the file's size, git's index takes the
 # file for unchanged and leaves it as it is (docs/experiments.md)
-RESTORE = ("nothing was run or deleted; get the committed params back with `git show HEAD:params.yaml > params.yaml`, "
-           "an experiment's with `dvc exp apply <exp>`")
+RESTORE = (
+    "nothing was run or deleted; get the committed params back with `git show HEAD:params.yaml > params.yaml`, "
+    "an experiment's with `dvc exp apply <exp>`"
+)
 
 
 def main():

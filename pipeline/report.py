@@ -1,17 +1,26 @@
 """Stage `report`: metrics.json (mean ± std over seeds), report.md, figures and DVC plot data."""
+
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from negprompt.report import narrative
 from negprompt.benchmarks import openmoji, openmoji_render
-from negprompt.methods import protocol
-from negprompt.report import tables as report
 from negprompt.benchmarks.tables import GENERATED, read_classes
 from negprompt.io import atomic_path, load_tensors, read_json, read_table, write_json
-from negprompt.workspace import (BENCHMARK, NEGLABEL, REPORTS, SCORES, backbone_manifest, load_backbone, load_params,
-                                 read_features)
+from negprompt.methods import protocol
+from negprompt.report import narrative
+from negprompt.report import tables as report
+from negprompt.workspace import (
+    BENCHMARK,
+    NEGLABEL,
+    REPORTS,
+    SCORES,
+    backbone_manifest,
+    load_params,
+    read_features,
+    stage_backbone,
+)
 from pipeline.common import run
 
 FIGURES = REPORTS / "figures"
@@ -36,8 +45,11 @@ def role_sheets(params) -> str:
         report.contact_sheet(images, names, FIGURES / "contact_vocabulary.png")
         trained = openmoji.trained_on_vocabulary(Path(backbone_manifest()["checkpoint"]).with_suffix(".json"))
         pretrained = "captioned in the stand-in's pretraining" if trained else "not in the stand-in's pretraining"
-        lines.append(f"**vocabulary** (a random {len(names)} of the {len(openmoji.vocabulary_concepts())} concepts in no benchmark "
-                     f"role: NegLabel's corpus, {pretrained})\n\n![vocabulary](figures/contact_vocabulary.png)\n")
+        lines.append(
+            f"**vocabulary** (a random {len(names)} of the {len(openmoji.vocabulary_concepts())} concepts "
+            "in no benchmark "
+            f"role: NegLabel's corpus, {pretrained})\n\n![vocabulary](figures/contact_vocabulary.png)\n"
+        )
         credit = f"\n{openmoji.ATTRIBUTION}\n"
     return "\n".join(lines) + credit
 
@@ -53,11 +65,14 @@ def neglabel_part(params, agg: dict, table) -> str:
     if params.data.benchmark == "openmoji":
         trained = openmoji.trained_on_vocabulary(Path(backbone_manifest()["checkpoint"]).with_suffix(".json"))
         known = {name for _, name, role in openmoji.read_vocabulary() if trained or role != "vocabulary"}
-    return (f"Zero-shot, nothing trained (Jiang et al., ICLR 2024): from {meta.get('corpus_size', '?')} candidate words of "
-            f"{meta.get('corpus', '?')} (ID names removed), NegMining keeps the M = min({p.num_labels}, {p.max_fraction:.0%} of the corpus) "
-            f"farthest from the ID labels by the {p.percentile:g}th percentile of their cosines; prompts \"{p.template}\", "
-            f"τ = {p.temperature}, {p.groups} groups. Seed-independent (the ± over seeds is 0).\n\n"
-            + report.neglabel_section(labels, table, agg, known))
+    return (
+        f"Zero-shot, nothing trained (Jiang et al., ICLR 2024): from {meta.get('corpus_size', '?')} candidate words of "
+        f"{meta.get('corpus', '?')} (ID names removed), NegMining keeps the M = min({p.num_labels}, "
+        f"{p.max_fraction:.0%} of the corpus) "
+        f'farthest from the ID labels by the {p.percentile:g}th percentile of their cosines; prompts "{p.template}", '
+        f"τ = {p.temperature}, {p.groups} groups. Seed-independent (the ± over seeds is 0).\n\n"
+        + report.neglabel_section(labels, table, agg, known)
+    )
 
 
 def protocol_runs(params, sets: list[str]) -> dict:
@@ -74,11 +89,15 @@ def protocol_runs(params, sets: list[str]) -> dict:
             columns = {}
             for tsv in sorted((run_dir / "plots" / "metrics").rglob("*.tsv")):
                 df = pd.read_csv(tsv, sep="\t")
-                columns[tsv.relative_to(run_dir / "plots" / "metrics").with_suffix("").as_posix()] = df.set_index("step").iloc[:, 0]
+                columns[tsv.relative_to(run_dir / "plots" / "metrics").with_suffix("").as_posix()] = df.set_index(
+                    "step"
+                ).iloc[:, 0]
             logged = yaml.safe_load((run_dir / "params.yaml").read_text())
             curves.append(pd.DataFrame(columns).sort_index().reset_index(drop=True))
             kept.append(int(read_json(run_dir / "metrics.json")["kept"]["epoch"]) - 1)
-        stages[stage] = protocol.StageRuns(logged["select"], logged["schedule"], curves, kept, logged.get("select_set", ""))
+        stages[stage] = protocol.StageRuns(
+            logged["select"], logged["schedule"], curves, kept, logged.get("select_set", "")
+        )
     return stages
 
 
@@ -102,23 +121,37 @@ def text_space_part(params, tables, text: dict) -> str:
         names, source = [n for _, n, _ in openmoji.read_vocabulary()], "the OpenMoji vocabulary"
     else:  # the ID class names and NegLabel's mined words (from WordNet on ImageNet)
         mined = pd.read_csv(NEGLABEL / "labels.tsv", sep="\t", keep_default_na=False).word.tolist()
-        names, source = read_classes(BENCHMARK / "classes.tsv").name.tolist() + mined, "the ID class names and NegLabel's mined words"
-    bb = load_backbone(params.features.device)
+        names, source = (
+            read_classes(BENCHMARK / "classes.tsv").name.tolist() + mined,
+            "the ID class names and NegLabel's mined words",
+        )
+    bb = stage_backbone(params.features.device)
     with torch.no_grad():
-        name_feats = encode_texts(bb.model, bb.tokenizer, [params.score.zero_shot_template.format(n) for n in names]).cpu()
+        name_feats = encode_texts(
+            bb.model, bb.tokenizer, [params.score.zero_shot_template.format(n) for n in names]
+        ).cpu()
     prompts = {"positive (CoOp context)": text["pos"]}
     for j in range(text["neg"].shape[1]):
         prompts[f"negative {j + 1}, initialisation"] = text["neg_init"][:, j]
         prompts[f"negative {j + 1}, trained"] = text["neg"][:, j]
     rows = report.text_space_rows(prompts, name_feats, names)
     means, not_closer = report.fig3_check(tables)
-    verdict = ("**holds on every set**" if not not_closer else
-               f"**does not hold** for {', '.join(not_closer)}" + (" (it holds for the others)" if len(not_closer) < len(means) - 1 else ""))
-    return (f"Seed {params.subset.seeds[0]}'s prompts among the {len(names)} names of {source} (\"{params.score.zero_shot_template}\" "
-            "features); a cosine near the positives' is on the manifold of real captions, a much lower one is off it:\n\n"
-            + rows.to_markdown(floatfmt=".3f") + "\n\nThe paper's Fig. 3 claim, OOD images more similar to the negative prompts "
-            "than ID images are (mean over images of the highest cosine to any negative, over seeds): "
-            + ", ".join(f"{s} {v:.3f}" for s, v in means.items()) + f". It {verdict}.")
+    verdict = (
+        "**holds on every set**"
+        if not not_closer
+        else f"**does not hold** for {', '.join(not_closer)}"
+        + (" (it holds for the others)" if len(not_closer) < len(means) - 1 else "")
+    )
+    return (
+        f"Seed {params.subset.seeds[0]}'s prompts among the {len(names)} names of {source} "
+        f'("{params.score.zero_shot_template}" '
+        "features); a cosine near the positives' is on the manifold of real captions, a much lower one is off it:\n\n"
+        + rows.to_markdown(floatfmt=".3f")
+        + "\n\nThe paper's Fig. 3 claim, OOD images more similar to the negative prompts "
+        "than ID images are (mean over images of the highest cosine to any negative, over seeds): "
+        + ", ".join(f"{s} {v:.3f}" for s, v in means.items())
+        + f". It {verdict}."
+    )
 
 
 def main():
@@ -141,17 +174,32 @@ def main():
     text = load_tensors(SCORES / f"seed{seeds[0]}.text.safetensors")[0]
     test, img = read_features("test")
     pick = np.random.default_rng(0).choice(len(test), size=min(params.report.tsne_images, len(test)), replace=False)
-    report.plot_tsne(text["pos"].numpy(), text["neg"].numpy(), img[pick], test.set.to_numpy()[pick], FIGURES / "tsne.png")
+    report.plot_tsne(
+        text["pos"].numpy(), text["neg"].numpy(), img[pick], test.set.to_numpy()[pick], FIGURES / "tsne.png"
+    )
 
     sim = report.similarity_summary(tables)
-    md = narrative.report_markdown(name, bench, backbone_manifest(), params, agg, sim, read_json(REPORTS / "backbone.json"),
-                                   protocol_md=protocol_md, neglabel_md=neglabel_part(params, agg, tables[0]),
-                                   text_space_md=text_space_part(params, tables, text), sheets=role_sheets(params))
+    md = narrative.report_markdown(
+        name,
+        bench,
+        backbone_manifest(),
+        params,
+        agg,
+        sim,
+        read_json(REPORTS / "backbone.json"),
+        protocol_md=protocol_md,
+        neglabel_md=neglabel_part(params, agg, tables[0]),
+        text_space_md=text_space_part(params, tables, text),
+        sheets=role_sheets(params),
+    )
     with atomic_path(REPORTS / "report.md") as tmp:
         tmp.write_text(md)
     avg = agg["average"]
     for m in ("mcm", "coop", "negprompt"):
-        print(f"{report.LABELS[m]:>10}: AUROC {report.fmt(avg[m]['auroc'], avg[m]['auroc_std'])}  FPR95 {report.fmt(avg[m]['fpr95'], avg[m]['fpr95_std'])}")
+        print(
+            f"{report.LABELS[m]:>10}: AUROC {report.fmt(avg[m]['auroc'], avg[m]['auroc_std'])}  "
+            f"FPR95 {report.fmt(avg[m]['fpr95'], avg[m]['fpr95_std'])}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,16 +1,27 @@
 """Stage `score`: every method's score for every test image (ID and each OOD set) of one seed."""
+
 import pandas as pd
 import torch
 import typer
 
 from negprompt import NegPromptError
-from negprompt.methods import family, neglabel, registry
 from negprompt.benchmarks.tables import read_classes
-from negprompt.io import load_tensors, save_tensors, write_table
 from negprompt.clip.prompts import PromptEncoder, encode_texts
+from negprompt.io import load_tensors, save_tensors, write_table
+from negprompt.methods import family, neglabel, registry
 from negprompt.methods.scores import local_scores, score_images
-from negprompt.workspace import (BENCHMARK, NEG, NEGLABEL, POS, SCORES, check_backbone, load_backbone, load_params,
-                                 local_features, read_features)
+from negprompt.workspace import (
+    BENCHMARK,
+    NEG,
+    NEGLABEL,
+    POS,
+    SCORES,
+    check_backbone,
+    load_params,
+    local_features,
+    read_features,
+    stage_backbone,
+)
 from pipeline.common import run
 
 
@@ -20,7 +31,9 @@ def neglabel_scores(img: torch.Tensor, p) -> dict[str, torch.Tensor]:
     path = NEGLABEL / "features.safetensors"
     mined, meta = load_tensors(path)
     check_backbone(meta, path, "mined with another backbone; re-run the neglabel stage")
-    s, id_sim, neg_sim = neglabel.score_features(img, neglabel.Mined(mined["id"], mined["neg"], [], [], [], 0), p.temperature, p.groups, p.seed)
+    s, id_sim, neg_sim = neglabel.score_features(
+        img, neglabel.Mined(mined["id"], mined["neg"], [], [], [], 0), p.temperature, p.groups, p.seed
+    )
     best = neg_sim.max(1)
     return {"neglabel": s, "neglabel_top": best.indices, "neglabel_wins": best.values > id_sim.max(1).values}
 
@@ -43,38 +56,56 @@ def family_scores(img: torch.Tensor, sets, params, streams: bool) -> dict[str, t
 def registered_scores(img: torch.Tensor, bb, names: list[str], zero_shot: torch.Tensor, params) -> dict:
     """The scores of every method registered by family.plugins (negprompt.methods.registry; docs/add-a-method.md)."""
     registry.load_plugins(params.family.plugins)
-    ctx = registry.Context(bb.model, bb.tokenizer, names, zero_shot, bb.model.logit_scale.exp().item(),
-                           params.score.zero_shot_template)
+    ctx = registry.Context(
+        bb.model, bb.tokenizer, names, zero_shot, bb.model.logit_scale.exp().item(), params.score.zero_shot_template
+    )
     return {f"method:{k}": v for k, v in registry.score_all(img, ctx).items()}  # report.tables.PLUGIN
 
 
 def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")):
     params = load_params()
     p = params.score
-    bb = load_backbone(params.neg.device)
+    bb = stage_backbone(params.neg.device)
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()  # all ID classes, also in open vocabulary
     test, img = read_features("test")
     neg = load_tensors(NEG / f"seed{seed}.safetensors")[0]
     pos = load_tensors(POS / f"seed{seed}.safetensors")[0]
     local = params.features.local
     if len(pos["ctx"]) != len(neg["pos_ctx"]):
-        raise NegPromptError(f"{NEG / f'seed{seed}.safetensors'}: {len(neg['pos_ctx'])} context tokens, {POS / f'seed{seed}.safetensors'} has "
-                             f"{len(pos['ctx'])}; re-run train_neg")
+        raise NegPromptError(
+            f"{NEG / f'seed{seed}.safetensors'}: {len(neg['pos_ctx'])} context tokens, "
+            f"{POS / f'seed{seed}.safetensors'} has "
+            f"{len(pos['ctx'])}; re-run train_neg"
+        )
     if local and "locoop_ctx" not in pos:
-        raise NegPromptError(f"{POS / f'seed{seed}.safetensors'}: no LoCoOp context; re-run train_pos with features.local: true")
+        raise NegPromptError(
+            f"{POS / f'seed{seed}.safetensors'}: no LoCoOp context; re-run train_pos with features.local: true"
+        )
     with torch.no_grad():
         device = bb.model.logit_scale.device
         enc = PromptEncoder(bb.model, bb.tokenizer, names, len(neg["pos_ctx"]))
-        text = {"zero_shot": encode_texts(bb.model, bb.tokenizer, [p.zero_shot_template.format(n) for n in names]),
-                "coop": enc(pos["ctx"].to(device))}
-        text["pos"], text["neg"] = enc.pos_neg(neg["pos_ctx"].to(device), neg["neg_ctx"].to(device))  # [k, d], [k, p, d]
+        text = {
+            "zero_shot": encode_texts(bb.model, bb.tokenizer, [p.zero_shot_template.format(n) for n in names]),
+            "coop": enc(pos["ctx"].to(device)),
+        }
+        text["pos"], text["neg"] = enc.pos_neg(
+            neg["pos_ctx"].to(device), neg["neg_ctx"].to(device)
+        )  # [k, d], [k, p, d]
         text["neg_init"] = enc(neg["neg_ctx_init"].to(device)).transpose(0, 1)
         if local:
             text["locoop"] = enc(pos["locoop_ctx"].to(device))
         text = {k: v.cpu() for k, v in text.items()}
         img = torch.from_numpy(img)
-        out = score_images(img, text["zero_shot"], text["coop"], text["pos"], text["neg"], text["neg_init"],
-                           bb.model.logit_scale.exp().item(), p.temperature)
+        out = score_images(
+            img,
+            text["zero_shot"],
+            text["coop"],
+            text["pos"],
+            text["neg"],
+            text["neg_init"],
+            bb.model.logit_scale.exp().item(),
+            p.temperature,
+        )
         out |= neglabel_scores(img, params.neglabel)
         out |= family_scores(img, test.set.to_numpy(), params, streams=seed == params.subset.seeds[0])
         out |= registered_scores(img, bb, names, text["zero_shot"], params)
@@ -84,7 +115,10 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     write_table(table, SCORES / f"seed{seed}.parquet", metadata={"backbone": bb.identity, "seed": seed})
     save_tensors(text, SCORES / f"seed{seed}.text.safetensors")
     ident = table.set == "id"
-    print(f"seed {seed}: ID top-1 {(table.negprompt_pred[ident] == table.label[ident]).mean():.3f} on {int(ident.sum())} images")
+    print(
+        f"seed {seed}: ID top-1 {(table.negprompt_pred[ident] == table.label[ident]).mean():.3f} "
+        f"on {int(ident.sum())} images"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ After every epoch NegPrompt is evaluated (pipeline/curves.py): the stage-2 loss 
 images (calib split) and, per OOD set, the test AUROC / FPR95 of its score (Eq. 3); `neg.select`
 keeps the epoch that is best on one of those curves (negprompt.methods.selection).
 """
+
 import time
 
 import torch
@@ -11,15 +12,28 @@ import torch.nn.functional as F
 import typer
 
 from negprompt.benchmarks.tables import read_classes
-from negprompt.io import load_tensors, save_tensors
 from negprompt.clip.prompts import PromptEncoder, TextTower, init_context, init_negative_context
+from negprompt.io import load_tensors, save_tensors
+from negprompt.methods import curves
+from negprompt.methods.checkpoint import stage_checkpoint
 from negprompt.methods.scores import negprompt
 from negprompt.methods.selection import criterion, ood_figures, resolve_select_set
-from negprompt.methods.checkpoint import stage_checkpoint
 from negprompt.methods.train import stage2_loss, train_negative
-from negprompt.workspace import (BACKBONE, BENCHMARK, FEATURES, NEG, POS, REPORTS, SUBSETS, fewshot_features,
-                                 heldout_images, load_backbone, load_params, test_images, write_curve)
-from negprompt.methods import curves
+from negprompt.workspace import (
+    BACKBONE,
+    BENCHMARK,
+    FEATURES,
+    NEG,
+    POS,
+    REPORTS,
+    SUBSETS,
+    fewshot_features,
+    heldout_images,
+    load_params,
+    stage_backbone,
+    test_images,
+    write_curve,
+)
 from pipeline.common import run
 
 SCORE_BATCH = 8192  # test images scored at once: [B, k, p] similarities (ImageNet: k = 1000)
@@ -32,7 +46,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     curves.check_select("neg", p.select, params.subset.calib_per_class)
     test = test_images()
     select_set = resolve_select_set(p.select_set, params.data.benchmark, list(test.ood), needed=p.select == "test")
-    bb = load_backbone(p.device)
+    bb = stage_backbone(p.device)
     feats, labels, names, _ = fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction)
     held = heldout_images(seed, params.subset.calib_per_class, params.open_vocab, params.subset.open_vocab_fraction)
     gen = torch.Generator().manual_seed(seed)
@@ -78,25 +92,54 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
         return out
 
     # a killed run continues from its last finished epoch (negprompt.methods.checkpoint), its curves replayed
-    inputs = [FEATURES / "train.parquet", FEATURES / "test.parquet", SUBSETS / f"seed{seed}.parquet",
-              BENCHMARK / "classes.tsv", BACKBONE / "manifest.json", POS / f"seed{seed}.safetensors"]
+    inputs = [
+        FEATURES / "train.parquet",
+        FEATURES / "test.parquet",
+        SUBSETS / f"seed{seed}.parquet",
+        BENCHMARK / "classes.tsv",
+        BACKBONE / "manifest.json",
+        POS / f"seed{seed}.safetensors",
+    ]
     ckpt = stage_checkpoint("train_neg", seed, params.model_dump(mode="json"), inputs)
     with curves.open_curves(f"neg_seed{seed}") as live:
         live.log_params({"select": p.select, "schedule": p.schedule, "select_set": select_set})
         for record in ckpt.curve:
             curves.log_epoch(live, record)
-        trained = train_negative(encoder, pos_ctx, neg0, feats, labels, scale, config, seed=seed, criterion=crit,
-                                 checkpoint=ckpt, on_epoch=lambda e, s, r: evaluate(live, e, s, r))
+        trained = train_negative(
+            encoder,
+            pos_ctx,
+            neg0,
+            feats,
+            labels,
+            scale,
+            config,
+            seed=seed,
+            criterion=crit,
+            checkpoint=ckpt,
+            on_epoch=lambda e, s, r: evaluate(live, e, s, r),
+        )
         curves.keep_summary(live, trained)
-    meta = curves.selection_metadata(p.select, p.schedule, trained, crit) | ({"select_set": select_set} if p.select == "test" else {})
-    save_tensors({"pos_ctx": trained.state["pos_ctx"], "neg_ctx": trained.state["neg_ctx"], "neg_ctx_init": neg0}, NEG / f"seed{seed}.safetensors",
-                 {"backbone": bb.identity, "classnames": names, "loss_variant": p.loss_variant, **meta})
+    meta = curves.selection_metadata(p.select, p.schedule, trained, crit) | (
+        {"select_set": select_set} if p.select == "test" else {}
+    )
+    save_tensors(
+        {"pos_ctx": trained.state["pos_ctx"], "neg_ctx": trained.state["neg_ctx"], "neg_ctx_init": neg0},
+        NEG / f"seed{seed}.safetensors",
+        {"backbone": bb.identity, "classnames": names, "loss_variant": p.loss_variant, **meta},
+    )
     curve = trained.curve
-    write_curve([{"epoch": r["epoch"], "loss": r["train/loss"]} for r in curve], REPORTS / "train" / f"neg_seed{seed}.csv")
+    write_curve(
+        [{"epoch": r["epoch"], "loss": r["train/loss"]} for r in curve], REPORTS / "train" / f"neg_seed{seed}.csv"
+    )
     ckpt.remove()  # every output is written: nothing to resume
-    print(f"seed {seed}: {p.num_prompts} negative prompts x {len(names)} classes, final loss {curve[-1]['train/loss']:.4f}")
-    print(f"seed {seed}: kept epoch {trained.kept + 1} of {len(curve)} (neg.select: {p.select}, schedule: {p.schedule}); "
-          + curves.cost_line(timer, time.perf_counter() - start))
+    print(
+        f"seed {seed}: {p.num_prompts} negative prompts x {len(names)} classes, "
+        f"final loss {curve[-1]['train/loss']:.4f}"
+    )
+    print(
+        f"seed {seed}: kept epoch {trained.kept + 1} of {len(curve)} (neg.select: {p.select}, schedule: {p.schedule}); "
+        + curves.cost_line(timer, time.perf_counter() - start)
+    )
 
 
 if __name__ == "__main__":

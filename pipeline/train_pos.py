@@ -6,21 +6,34 @@ After every epoch CoOp is evaluated (pipeline/curves.py): accuracy on the held-o
 keeps the epoch that is best on one of those curves (negprompt.methods.selection). LoCoOp, a baseline
 run as its paper does, keeps its last epoch.
 """
+
 import time
 
 import torch
 import typer
 
 from negprompt.benchmarks.tables import read_classes
-from negprompt.io import save_tensors
 from negprompt.clip.prompts import PromptEncoder, TextTower, init_context
+from negprompt.io import save_tensors
+from negprompt.methods import curves
+from negprompt.methods.checkpoint import stage_checkpoint
 from negprompt.methods.scores import mcm
 from negprompt.methods.selection import accuracy, criterion, ood_figures
-from negprompt.methods.checkpoint import stage_checkpoint
 from negprompt.methods.train import train_positive
-from negprompt.workspace import (BACKBONE, BENCHMARK, FEATURES, POS, REPORTS, SUBSETS, fewshot_features, heldout_images,
-                                 load_backbone, load_params, test_images, write_curve)
-from negprompt.methods import curves
+from negprompt.workspace import (
+    BACKBONE,
+    BENCHMARK,
+    FEATURES,
+    POS,
+    REPORTS,
+    SUBSETS,
+    fewshot_features,
+    heldout_images,
+    load_params,
+    stage_backbone,
+    test_images,
+    write_curve,
+)
 from pipeline.common import run
 
 
@@ -29,7 +42,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     params = load_params()
     p = params.pos
     curves.check_select("pos", p.select, params.subset.calib_per_class)
-    bb = load_backbone(p.device)
+    bb = stage_backbone(p.device)
     local = params.features.local
     feats, labels, names, patches = fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction, local)
     held = heldout_images(seed, params.subset.calib_per_class, params.open_vocab, params.subset.open_vocab_fraction)
@@ -59,34 +72,73 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
         return out
 
     # a killed run continues from its last finished epoch (negprompt.methods.checkpoint), its curves replayed
-    inputs = [FEATURES / "train.parquet", FEATURES / "test.parquet", SUBSETS / f"seed{seed}.parquet",
-              BENCHMARK / "classes.tsv", BACKBONE / "manifest.json"]
+    inputs = [
+        FEATURES / "train.parquet",
+        FEATURES / "test.parquet",
+        SUBSETS / f"seed{seed}.parquet",
+        BENCHMARK / "classes.tsv",
+        BACKBONE / "manifest.json",
+    ]
     ckpt = stage_checkpoint("train_pos", seed, params.model_dump(mode="json"), inputs)
     with curves.open_curves(f"pos_seed{seed}") as live:
         live.log_params({"select": p.select, "schedule": p.schedule})
         for record in ckpt.curve:
             curves.log_epoch(live, record)
-        trained = train_positive(encoder, ctx0, feats, labels, scale, p, seed=seed, criterion=crit, checkpoint=ckpt,
-                                 on_epoch=lambda e, s, r: evaluate(live, e, s, r))
+        trained = train_positive(
+            encoder,
+            ctx0,
+            feats,
+            labels,
+            scale,
+            p,
+            seed=seed,
+            criterion=crit,
+            checkpoint=ckpt,
+            on_epoch=lambda e, s, r: evaluate(live, e, s, r),
+        )
         curves.keep_summary(live, trained)
     tensors = {"ctx_init": ctx0, "ctx": trained.state["ctx"]}
     if local:
         top_k = max(1, round(params.locoop.top_fraction * len(names)))
         locoop = stage_checkpoint("train_pos_locoop", seed, params.model_dump(mode="json"), inputs)
-        tensors["locoop_ctx"] = train_positive(encoder, ctx0, feats, labels, scale, p, seed=seed, local=patches,
-                                               locoop_lambda=params.locoop.lam, locoop_top_k=top_k,
-                                               checkpoint=locoop).state["ctx"]
-    save_tensors(tensors, POS / f"seed{seed}.safetensors",
-                 {"backbone": bb.identity, "classnames": names, **curves.selection_metadata(p.select, p.schedule, trained, crit)})
+        tensors["locoop_ctx"] = train_positive(
+            encoder,
+            ctx0,
+            feats,
+            labels,
+            scale,
+            p,
+            seed=seed,
+            local=patches,
+            locoop_lambda=params.locoop.lam,
+            locoop_top_k=top_k,
+            checkpoint=locoop,
+        ).state["ctx"]
+    save_tensors(
+        tensors,
+        POS / f"seed{seed}.safetensors",
+        {
+            "backbone": bb.identity,
+            "classnames": names,
+            **curves.selection_metadata(p.select, p.schedule, trained, crit),
+        },
+    )
     curve = trained.curve
-    write_curve([{"epoch": r["epoch"], "loss": r["train/loss"], "acc": r["train/acc"]} for r in curve], REPORTS / "train" / f"pos_seed{seed}.csv")
+    write_curve(
+        [{"epoch": r["epoch"], "loss": r["train/loss"], "acc": r["train/acc"]} for r in curve],
+        REPORTS / "train" / f"pos_seed{seed}.csv",
+    )
     ckpt.remove()  # every output is written: nothing to resume
     if local:
         locoop.remove()
-    print(f"seed {seed}: {len(names)} classes, final loss {curve[-1]['train/loss']:.4f}, train acc {curve[-1]['train/acc']:.3f}"
-          + (", LoCoOp trained too" if local else ""))
-    print(f"seed {seed}: kept epoch {trained.kept + 1} of {len(curve)} (pos.select: {p.select}, schedule: {p.schedule}); "
-          + curves.cost_line(timer, time.perf_counter() - start))
+    print(
+        f"seed {seed}: {len(names)} classes, final loss {curve[-1]['train/loss']:.4f}, "
+        f"train acc {curve[-1]['train/acc']:.3f}" + (", LoCoOp trained too" if local else "")
+    )
+    print(
+        f"seed {seed}: kept epoch {trained.kept + 1} of {len(curve)} (pos.select: {p.select}, schedule: {p.schedule}); "
+        + curves.cost_line(timer, time.perf_counter() - start)
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,12 @@ def hook(stop_after: int | None = None):
     def on_epoch(epoch, state, record):
         if stop_after is not None and epoch == stop_after:
             raise Killed
-        return {"rng/torch": torch.rand(1).item(), "rng/numpy": np.random.rand(), "rng/python": random.random(),
-                "norm": float(state[next(iter(state))].norm())}
+        return {
+            "rng/torch": torch.rand(1).item(),
+            "rng/numpy": np.random.rand(),
+            "rng/python": random.random(),
+            "norm": float(state[next(iter(state))].norm()),
+        }
 
     return on_epoch
 
@@ -102,8 +106,17 @@ def test_a_finished_checkpoint_trains_nothing_more(toy, tmp_path):
     path = tmp_path / "run.pt"
     done = train_positive(enc, ctx0, feats, labels, 100.0, cfg, seed=1, checkpoint=Checkpoint(path, "k", print))
     calls = []
-    again = train_positive(enc, ctx0, feats, labels, 100.0, cfg, seed=1, checkpoint=Checkpoint(path, "k", print),
-                           on_epoch=lambda *a: calls.append(a))
+    again = train_positive(
+        enc,
+        ctx0,
+        feats,
+        labels,
+        100.0,
+        cfg,
+        seed=1,
+        checkpoint=Checkpoint(path, "k", print),
+        on_epoch=lambda *a: calls.append(a),
+    )
     assert calls == [] and torch.equal(done.state["ctx"], again.state["ctx"]) and done.curve == again.curve
 
 
@@ -112,8 +125,13 @@ def saved(tmp_path, key="k") -> Checkpoint:
     opt = torch.optim.SGD(enc_state.values(), lr=0.1)
     from negprompt.methods.checkpoint import LoopState
 
-    loop = LoopState(enc_state, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, 5), torch.Generator(),
-                     torch.amp.GradScaler("cpu", enabled=False))
+    loop = LoopState(
+        enc_state,
+        opt,
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, 5),
+        torch.Generator(),
+        torch.amp.GradScaler("cpu", enabled=False),
+    )
     ckpt = Checkpoint(tmp_path / "c" / "run.pt", key, print)
     ckpt.save(loop, 1, [{"epoch": 0, "train/loss": np.float64(0.5)}], [])
     return ckpt

@@ -2,6 +2,7 @@
 opens resolves, and the figures the README and docs/results.md quote from the default run equal
 `reports/metrics.json` (the pipeline's output) at the digits they show. Each check is also run on a
 broken copy, to show that it fails. (tests/test_readme.py runs the pages' commands.)"""
+
 import json
 import re
 from pathlib import Path
@@ -9,13 +10,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PAGES = ["README.md", "CHANGELOG.md", "benchmarks/README.md", "benchmarks/RESULTS.md", "reports/report.md",
-         *(f"docs/{f.name}" for f in sorted((REPO / "docs").glob("*.md")))]
+PAGES = [
+    "README.md",
+    "CHANGELOG.md",
+    "benchmarks/README.md",
+    "benchmarks/RESULTS.md",
+    "reports/report.md",
+    *(f"docs/{f.name}" for f in sorted((REPO / "docs").glob("*.md"))),
+]
 CODE = re.compile(r"^```.*?^```", re.S | re.M)
 
 # README's results table: row label -> metrics.json method; columns -> where the cell's figures live
-METHODS = {"MCM (zero-shot)": "mcm", "MSP": "msp", "MaxLogit": "maxlogit", "Energy": "energy",
-           "NegLabel (zero-shot)": "neglabel", "CoOp": "coop", "NegPrompt": "negprompt"}
+METHODS = {
+    "MCM (zero-shot)": "mcm",
+    "MSP": "msp",
+    "MaxLogit": "maxlogit",
+    "Energy": "energy",
+    "NegLabel (zero-shot)": "neglabel",
+    "CoOp": "coop",
+    "NegPrompt": "negprompt",
+}
 SETS = ("near", "plant", "place", "texture")
 
 
@@ -66,7 +80,7 @@ def table(text: str, heading: str) -> list[list[str]]:
     lines = text.splitlines()
     start = next(i for i in range(lines.index(heading), len(lines)) if lines[i].startswith("|"))
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([c.strip() for c in line.strip().strip("|").split("|")])
@@ -80,8 +94,11 @@ def results_table_mismatches(readme: str, metrics: dict) -> list[str]:
         method = METHODS[label.strip("* ")]
         expected = [[metrics["ood"][s][method]["auroc"], metrics["ood"][s][method]["fpr95"]] for s in SETS]
         avg = metrics["average"][method]
-        expected.append([avg["auroc"], avg["auroc_std"], avg["fpr95"], avg["fpr95_std"]] if "±" in cells[4]
-                        else [avg["auroc"], avg["fpr95"]])
+        expected.append(
+            [avg["auroc"], avg["auroc_std"], avg["fpr95"], avg["fpr95_std"]]
+            if "±" in cells[4]
+            else [avg["auroc"], avg["fpr95"]]
+        )
         top1 = metrics["id_top1"].get(method)
         expected.append([] if not cells[5] else [top1["top1"], top1["top1_std"]] if "±" in cells[5] else [top1["top1"]])
         for cell, values in zip(cells, expected, strict=True):
@@ -104,8 +121,11 @@ def quoted_default_mismatches(readme: str, results: str, metrics: dict) -> list[
         if "(default)" in row[0]:
             quoted.append((row[0], row[1], [neg["average"]["auroc"], neg["average"]["fpr95"]]))
     assert len(quoted) == 4, "README's protocol table and results.md's ablation table each have a default row"
-    return [f"{label}: '{cell}' against {values}" for label, cell, values in quoted
-            if len(figures(cell)) != len(values) or not all(shows(w, v) for w, v in zip(figures(cell), values))]
+    return [
+        f"{label}: '{cell}' against {values}"
+        for label, cell, values in quoted
+        if len(figures(cell)) != len(values) or not all(shows(w, v) for w, v in zip(figures(cell), values))
+    ]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -119,13 +139,17 @@ def test_the_link_check_fails_on_a_broken_copy(tmp_path):
     twice = "## Plots: `dvc plots show`\n\n"
     (tmp_path / "docs/other.md").write_text("# Other page\n\n" + twice + twice)
     page = tmp_path / "docs/page.md"
-    page.write_text("# A page\n\n## Two words\n\n"
-                    "[ok](other.md#plots-dvc-plots-show-1) [ok](#two-words) [web](https://example.com/x#y)\n"
-                    "[gone](missing.md) [bad anchor](other.md#real-data) [bad here](#three-words)\n"
-                    "```bash\n[not a link](nowhere.md)\n```\n")
-    assert broken_links(page) == ["missing.md: no such file",
-                                  "other.md#real-data: no heading with that anchor in other.md",
-                                  "#three-words: no heading with that anchor in page.md"]
+    page.write_text(
+        "# A page\n\n## Two words\n\n"
+        "[ok](other.md#plots-dvc-plots-show-1) [ok](#two-words) [web](https://example.com/x#y)\n"
+        "[gone](missing.md) [bad anchor](other.md#real-data) [bad here](#three-words)\n"
+        "```bash\n[not a link](nowhere.md)\n```\n"
+    )
+    assert broken_links(page) == [
+        "missing.md: no such file",
+        "other.md#real-data: no heading with that anchor in other.md",
+        "#three-words: no heading with that anchor in page.md",
+    ]
 
 
 def test_readme_results_table_is_metrics_json_at_the_digits_it_shows():

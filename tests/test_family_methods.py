@@ -1,4 +1,5 @@
 """CSP, AdaNeg, TANL and the test stream: hand-computed cases and the official code's behaviour (docs/methods.md)."""
+
 import math
 import random
 
@@ -14,12 +15,13 @@ E = torch.eye(6)
 
 # ---------- the stream ----------
 
+
 def test_stream_order_is_a_seeded_permutation_and_scores_come_back_in_input_order():
     idf, oodf = torch.randn(300, 4), torch.randn(200, 4)
     p = stream.order(300, 200, seed=1)
     assert sorted(p.tolist()) == list(range(500)) and torch.equal(p, stream.order(300, 200, seed=1))
     assert not torch.equal(p, stream.order(300, 200, seed=2))
-    id_s, ood_s = stream.run(idf, oodf, lambda: (lambda x: x[:, 0]), seed=3)  # a memoryless score: order-free
+    id_s, ood_s = stream.run(idf, oodf, lambda: lambda x: x[:, 0], seed=3)  # a memoryless score: order-free
     assert torch.equal(id_s, idf[:, 0]) and torch.equal(ood_s, oodf[:, 0])
 
 
@@ -39,18 +41,19 @@ def test_stream_batches_of_256_last_one_partial_and_a_fresh_memory_per_run():
 @pytest.mark.parametrize("bad", [0, -3])
 def test_stream_batch_size_must_be_positive(bad):
     with pytest.raises(NegPromptError, match="stream.batch_size"):
-        stream.run(torch.zeros(3, 2), torch.zeros(2, 2), lambda: (lambda x: x[:, 0]), seed=0, batch_size=bad)
+        stream.run(torch.zeros(3, 2), torch.zeros(2, 2), lambda: lambda x: x[:, 0], seed=0, batch_size=bad)
 
 
 def test_stream_spread_over_orders():
     g = torch.Generator().manual_seed(0)
     idf, oodf = torch.randn(50, 3, generator=g) + 1, torch.randn(40, 3, generator=g)
-    sp = stream.spread(idf, oodf, lambda: (lambda x: x.sum(1)), seeds=(0, 1, 2), batch_size=16)
+    sp = stream.spread(idf, oodf, lambda: lambda x: x.sum(1), seeds=(0, 1, 2), batch_size=16)
     ms = sp.mean_std()
     assert sp.seeds == (0, 1, 2) and ms["auroc_std"] == 0.0 and 50 < ms["auroc"] <= 100  # memoryless: no spread
 
 
 # ---------- AdaNeg ----------
+
 
 def test_adaneg_thresholds_are_075_and_025_of_the_neglabel_score():
     p = adaneg.PAPER
@@ -90,8 +93,9 @@ def test_adaneg_score_by_hand():
 
 def test_adaneg_sample_adaptive_proxies_match_the_official_construction():
     g = torch.Generator().manual_seed(0)
-    mem = adaneg.new_memory(F.normalize(torch.randn(3, 6, generator=g), dim=1),
-                            F.normalize(torch.randn(4, 6, generator=g), dim=1), slots=4)
+    mem = adaneg.new_memory(
+        F.normalize(torch.randn(3, 6, generator=g), dim=1), F.normalize(torch.randn(4, 6, generator=g), dim=1), slots=4
+    )
     for k in range(7):
         for _ in range(2):
             adaneg.write(mem, k, F.normalize(torch.randn(6, generator=g), dim=0), 0.3)
@@ -113,6 +117,7 @@ def test_adaneg_uses_neglabels_grouped_score():
 
 
 # ---------- TANL ----------
+
 
 def test_tanl_otsu_threshold_middle_of_the_tied_minima():
     assert tanl.otsu_threshold(torch.tensor([0.1, 0.1, 0.9, 0.9])) == pytest.approx(0.51)  # ties at 0.11..0.90
@@ -182,6 +187,7 @@ def test_tanl_noise_images_and_their_count():
 
 # ---------- CSP ----------
 
+
 def test_csp_conjugates_with_pythons_random_seed_0():
     adjs = ["red", "quiet", "wooden", "vast", "striped"]
     random.seed(0)  # as the official code does (multi_modal.py L88, L111)
@@ -192,9 +198,16 @@ def test_csp_conjugates_with_pythons_random_seed_0():
 
 def test_csp_closeness_is_one_above_095_else_the_95th_percentile():
     idf = E[:3]
-    cand = F.normalize(torch.tensor([[1.0, 0, 0, 0.1, 0, 0],  # cos 0.995 to ID 0: q = 1
-                                     [0, 0, 0, 1.0, 0, 0],
-                                     [0.3, 0.2, 0.1, 1.0, 0, 0]]), dim=1)
+    cand = F.normalize(
+        torch.tensor(
+            [
+                [1.0, 0, 0, 0.1, 0, 0],  # cos 0.995 to ID 0: q = 1
+                [0, 0, 0, 1.0, 0, 0],
+                [0.3, 0.2, 0.1, 1.0, 0, 0],
+            ]
+        ),
+        dim=1,
+    )
     q = csp.closeness(cand, idf)
     assert q[0] == 1.0 and q[1] == 0.0
     assert q[2].item() == pytest.approx(torch.quantile(cand[2] @ idf.T, 0.95).item())
@@ -221,6 +234,7 @@ def test_csp_empty_corpus_is_an_error():
 
 # ---------- the family on one benchmark, the registry, the leaderboard ----------
 
+
 def test_stream_scores_fill_id_and_one_set_per_column():
     from types import SimpleNamespace
 
@@ -232,9 +246,20 @@ def test_stream_scores_fill_id_and_one_set_per_column():
     idf, neg = F.normalize(torch.randn(3, 8, generator=g), dim=1), F.normalize(torch.randn(10, 8, generator=g), dim=1)
     img = F.normalize(torch.randn(30, 8, generator=g), dim=1)
     sets = np.array(["id"] * 20 + ["a"] * 6 + ["b"] * 4)
-    fp = SimpleNamespace(methods=["adaneg"], adaneg_slots=10, adaneg_thres=0.5, adaneg_gap=0.5, adaneg_lambda=0.1,
-                         adaneg_groups=5, adaneg_sample_adaptive=False, adaneg_beta=5.0, logit_scale=100.0, seed=0,
-                         stream_orders=[0, 1], stream_batch_size=8)
+    fp = SimpleNamespace(
+        methods=["adaneg"],
+        adaneg_slots=10,
+        adaneg_thres=0.5,
+        adaneg_gap=0.5,
+        adaneg_lambda=0.1,
+        adaneg_groups=5,
+        adaneg_sample_adaptive=False,
+        adaneg_beta=5.0,
+        logit_scale=100.0,
+        seed=0,
+        stream_orders=[0, 1],
+        stream_batch_size=8,
+    )
     cols = family.stream_scores(img, sets, {"id": idf, "neg": neg}, fp)
     assert sorted(cols) == ["adaneg@a@o0", "adaneg@a@o1", "adaneg@b@o0", "adaneg@b@o1"]
     c = cols["adaneg@a@o0"]
@@ -247,8 +272,9 @@ def test_leaderboard_stream_entries_kendall_and_disagreeing_pairs():
 
     from negprompt.report import leaderboard
 
-    t = pd.DataFrame({"set": ["id"] * 4 + ["x"] * 2, "adaneg@x@o0": [1, 2, 3, 4, 0, 0.5],
-                      "adaneg@x@o1": [1, 2, 3, 4, 0, 3.5]})
+    t = pd.DataFrame(
+        {"set": ["id"] * 4 + ["x"] * 2, "adaneg@x@o0": [1, 2, 3, 4, 0, 0.5], "adaneg@x@o1": [1, 2, 3, 4, 0, 3.5]}
+    )
     e = leaderboard.stream_entries(t, "adaneg")
     assert e["orders"] == [0, 1] and e["ood"]["x"]["auroc"] == pytest.approx((100 + 62.5) / 2)
     assert e["ood"]["x"]["auroc_std"] == pytest.approx(18.75)
@@ -264,9 +290,11 @@ def test_registry_register_score_and_errors(tmp_path):
 
     ctx = registry.Context(None, None, ["a", "b"], E[:2], 100.0, "a photo of a {}.")
     plugin = tmp_path / "cosine_gap.py"
-    plugin.write_text("from negprompt.methods import registry\n"
-                      "def gap(img, ctx):\n    s = img @ ctx.zero_shot.T\n    return s.max(1).values - s.mean(1)\n"
-                      "registry.register('cosine_gap', gap, 'Cosine gap')\n")
+    plugin.write_text(
+        "from negprompt.methods import registry\n"
+        "def gap(img, ctx):\n    s = img @ ctx.zero_shot.T\n    return s.max(1).values - s.mean(1)\n"
+        "registry.register('cosine_gap', gap, 'Cosine gap')\n"
+    )
     try:
         assert registry.load_plugins([plugin.name], root=tmp_path) == ["cosine_gap"]
         out = registry.score_all(E[:3], ctx)
@@ -293,7 +321,7 @@ def test_the_docs_example_method_runs_as_written(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     blocks = re.findall(r"```python\n(.*?)```", (root / "docs/add-a-method.md").read_text(), re.S)
-    example = next(b for b in blocks if "registry.register(\"generic_neg\"" in b)
+    example = next(b for b in blocks if 'registry.register("generic_neg"' in b)
     assert 25 <= len(example.strip().splitlines()) <= 35
     (tmp_path / "generic_neg.py").write_text(example)
     bb = load_backbone("openmoji-tiny", root / "weights/openmoji-tiny.safetensors")
@@ -311,11 +339,14 @@ def test_the_docs_example_method_runs_as_written(tmp_path):
         registry.unregister("generic_neg")
 
 
-@pytest.mark.parametrize("key, value, match", [
-    ("stream_batch_size", 0, "family.stream_batch_size"),
-    ("tanl_noise_images", 0, "family.tanl_noise_images"),
-    ("methods", ["csp", "maxneg"], "family.methods.*unknown method 'maxneg'"),
-])
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("stream_batch_size", 0, "family.stream_batch_size"),
+        ("tanl_noise_images", 0, "family.tanl_noise_images"),
+        ("methods", ["csp", "maxneg"], "family.methods.*unknown method 'maxneg'"),
+    ],
+)
 def test_family_params_bad_input_names_the_parameter(key, value, match):
     from negprompt.config import validate
 

@@ -1,5 +1,6 @@
 """The real ImageNet benchmarks, offline: ImageNet-layout folders with the real 1,000 wnids (tiny
 generated JPEGs), fake OOD folders and a locally saved open_clip checkpoint."""
+
 import json
 
 import numpy as np
@@ -10,8 +11,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from negprompt import NegPromptError
-from negprompt.clip.backbone import TINY_MODEL
 from negprompt.benchmarks.imagenet import CONVENTIONAL_OOD, hard_splits, imagenet_classes, read_imagenet
+from negprompt.clip.backbone import TINY_MODEL
 from tests.helpers import TINY, dvc, make_repo, tiny_params
 
 
@@ -69,15 +70,26 @@ def test_dvc_repro_imagenet_open_vocab_official_protocol_then_a_hard_split(image
     ckpt = tmp_path / "clip.safetensors"
     save_file({k: v.contiguous() for k, v in open_clip.create_model(TINY_MODEL).state_dict().items()}, str(ckpt))
     words = tmp_path / "words.txt"  # NegLabel's corpus from a local word list (WordNet on a user's machine)
-    words.write_text("\n".join(["tench", "goldfish"] + [f"{a} {b}" for a in ("red", "misty", "woolly") for b in ("harbour", "lichen", "quartz", "kiln")]),
-                     encoding="utf-8")
-    params = tiny_params({**TINY, "neglabel": {"corpus": str(words), "groups": 2, "max_fraction": 0.5}, "data": {"benchmark": "imagenet_conventional", "root": str(imagenet_root)},
-                          "backbone": {"model": TINY_MODEL, "pretrained": str(ckpt)},
-                          "subset": {"seeds": [1], "shots": 1, "calib_per_class": 1},
-                          "features": {"batch_size": 128, "local": True},  # + the GL-MCM and LoCoOp baselines
-                          # the official protocol's settings (tiny epochs): stage 2 is selected on Textures
-                          "pos": {"epochs": 2, "amp": True, "schedule": "official", "select": "test"},
-                          "neg": {"epochs": 2, "amp": True, "chunk": 64, "schedule": "official", "select": "test"}})
+    words.write_text(
+        "\n".join(
+            ["tench", "goldfish"]
+            + [f"{a} {b}" for a in ("red", "misty", "woolly") for b in ("harbour", "lichen", "quartz", "kiln")]
+        ),
+        encoding="utf-8",
+    )
+    params = tiny_params(
+        {
+            **TINY,
+            "neglabel": {"corpus": str(words), "groups": 2, "max_fraction": 0.5},
+            "data": {"benchmark": "imagenet_conventional", "root": str(imagenet_root)},
+            "backbone": {"model": TINY_MODEL, "pretrained": str(ckpt)},
+            "subset": {"seeds": [1], "shots": 1, "calib_per_class": 1},
+            "features": {"batch_size": 128, "local": True},  # + the GL-MCM and LoCoOp baselines
+            # the official protocol's settings (tiny epochs): stage 2 is selected on Textures
+            "pos": {"epochs": 2, "amp": True, "schedule": "official", "select": "test"},
+            "neg": {"epochs": 2, "amp": True, "chunk": 64, "schedule": "official", "select": "test"},
+        }
+    )
     params["open_vocab"] = True
     work = make_repo(tmp_path, params)
     dvc(work, "repro")
@@ -90,25 +102,46 @@ def test_dvc_repro_imagenet_open_vocab_official_protocol_then_a_hard_split(image
     ov = pd.read_csv(work / "data/subsets/open_vocab_classes.tsv", sep="\t")
     assert len(ov) == 100
     report = (work / "reports/report.md").read_text()
-    assert "| NegPrompt | 93.76 |" in report and "| LoCoOp | 90.15 |" in report  # paper's open-vocabulary rows beside ours
+    assert (
+        "| NegPrompt | 93.76 |" in report and "| LoCoOp | 90.15 |" in report
+    )  # paper's open-vocabulary rows beside ours
     assert {"glmcm", "locoop", "negprompt", "neglabel"} <= set(metrics["average"]) and "locoop" in metrics["id_top1"]
     mined = pd.read_csv(work / "models/neglabel/labels.tsv", sep="\t")
-    assert len(mined) == 6 and not {"tench", "goldfish"} & set(mined.word)  # 50% of the 12 non-ID words; ID names never mined
+    assert len(mined) == 6 and not {"tench", "goldfish"} & set(
+        mined.word
+    )  # 50% of the 12 non-ID words; ID names never mined
     patches = np.load(work / "features/test_local.npy", mmap_mode="r")
     assert patches.dtype == np.float16 and patches.shape == (len(scores), 16, 128)  # 32 px / patch 8, embed 128
 
     from negprompt.io import load_tensors
 
     meta = load_tensors(work / "models/neg/seed1.safetensors")[1]
-    auroc = pd.read_csv(work / "reports/train/neg_seed1/plots/metrics/test/Textures/auroc.tsv", sep="\t").auroc.to_numpy()
-    assert meta["select_set"] == "Textures" and meta["epoch"] - 1 == int(np.argmax(auroc)) and auroc[meta["epoch"] - 1] >= auroc[-1]
+    auroc = pd.read_csv(
+        work / "reports/train/neg_seed1/plots/metrics/test/Textures/auroc.tsv", sep="\t"
+    ).auroc.to_numpy()
+    assert (
+        meta["select_set"] == "Textures"
+        and meta["epoch"] - 1 == int(np.argmax(auroc))
+        and auroc[meta["epoch"] - 1] >= auroc[-1]
+    )
     assert "checkpoint selected on test data, as the official code does" in report and "94.81 / 23.01" in report
 
-    # a hard split through every stage, under the default protocol (all four splits' classes: test_hard_split_class_counts)
+    # a hard split through every stage, under the default protocol (all four splits' classes:
+    # test_hard_split_class_counts)
     split = "split3"
     default_protocol = ["pos.schedule=cosine", "neg.schedule=cosine", "pos.select=last", "neg.select=last"]
-    dvc(work, "exp", "run", "-S", "data.benchmark=imagenet_hard", "-S", f"data.hard_split={split}", "-S", "open_vocab=false",
-        *[a for s in default_protocol for a in ("-S", s)])
+    dvc(
+        work,
+        "exp",
+        "run",
+        "-S",
+        "data.benchmark=imagenet_hard",
+        "-S",
+        f"data.hard_split={split}",
+        "-S",
+        "open_vocab=false",
+        *[a for s in default_protocol for a in ("-S", s)],
+    )
     spec = hard_splits()[split]
     hard = json.loads((work / "reports/metrics.json").read_text())[f"imagenet_hard_{split}"]
     assert list(hard["ood"]) == ["ood"] and "locoop" in hard["average"]

@@ -77,8 +77,11 @@ def test_dvc_yaml_runs_the_params_stage_first_over_every_section_and_every_stage
 def tree_digest(work) -> dict[str, str]:
     """Every file of the workspace but DVC's and git's own, and params.yaml, by content."""
     skip = (".git/", ".dvc/", "params.yaml")
-    return {str(p.relative_to(work)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(work.rglob("*")) if p.is_file() and not str(p.relative_to(work)).startswith(skip)}
+    return {
+        str(p.relative_to(work)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(work.rglob("*"))
+        if p.is_file() and not str(p.relative_to(work)).startswith(skip)
+    }
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """The real pipeline (`dvc repro`) on a tiny override of params.yaml, in a throwaway git+dvc repo."""
+
 import json
 import os
 import shutil
@@ -41,10 +42,26 @@ def test_plots_render_offline_in_a_real_browser(reproduced, tmp_path):
             assert f"pos_seed{seed}/plots/metrics/test/{ood}/auroc.tsv" in auroc, (seed, ood)
     if browser is None:
         pytest.skip("no chromium installed: the page was checked, not drawn")
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--disable-component-update", "--disable-sync", "--no-first-run", "--proxy-server=127.0.0.1:9",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
-                          (out / "index.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--proxy-server=127.0.0.1:9",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            (out / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     drawn = dom.count("<svg") + dom.count("<canvas")
     assert drawn >= charts, f"{drawn} of {charts} charts drawn"
 
@@ -70,7 +87,12 @@ def test_dvc_repro_end_to_end_then_experiment(reproduced):
     report = (work / "reports/report.md").read_text()
     assert "| **NegPrompt** |" in report and "figures/roc.png" in report
     backbone = json.loads((work / "reports/backbone.json").read_text())
-    assert backbone["logit_scale"] == pytest.approx(100, rel=1e-3) and set(backbone["ood"]) == {"near", "plant", "place", "texture"}
+    assert backbone["logit_scale"] == pytest.approx(100, rel=1e-3) and set(backbone["ood"]) == {
+        "near",
+        "plant",
+        "place",
+        "texture",
+    }
     assert "## The backbone's zero-shot regime" in report and "CC BY-SA 4.0" in report
     for fig in ("roc.png", "score_histograms.png", "similarity.png", "tsne.png", "contact_id.png", "contact_plant.png"):
         assert (work / "reports/figures" / fig).stat().st_size > 1000
@@ -94,9 +116,18 @@ def test_dvc_repro_end_to_end_then_experiment(reproduced):
 
     # SIGKILL mid-training leaves the previous complete output; a forced rerun is byte-identical
     neg = work / "models/neg/seed1.safetensors"
-    first = {p: (work / p).read_bytes() for p in ("models/neg/seed1.safetensors", "features/test.parquet", "reports/metrics.json")}
+    first = {
+        p: (work / p).read_bytes()
+        for p in ("models/neg/seed1.safetensors", "features/test.parquet", "reports/metrics.json")
+    }
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.train_neg", "--seed", "1"], cwd=work, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.train_neg", "--seed", "1"],
+        cwd=work,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stderr:  # kill once it is training
         if "train negative prompts" in line:
             break

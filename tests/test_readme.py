@@ -10,6 +10,7 @@ lines ending in `# (not run by the README test)` are left out. The clone gets it
 with tiny overrides and an environment that reuses this test run's installed packages, so
 `make install` has nothing to do.
 """
+
 import os
 import re
 import shlex
@@ -56,23 +57,32 @@ def test_readme_blocks_are_found():
     assert "make repro" in " ".join(cmds) and any(c.startswith("source .venv/bin/activate") for c in cmds)
     assert any(c.startswith("python - <<") and "Detector(" in c for c in cmds), "the README's Python example runs"
     assert DOCS and any(readme_commands(f.read_text()) for f in DOCS), "the docs' commands are found"
-    assert not any(".venv/bin/dvc" in c for c in all_commands()), "commands use the activated environment, not .venv/bin paths"
+    assert not any(".venv/bin/dvc" in c for c in all_commands()), (
+        "commands use the activated environment, not .venv/bin paths"
+    )
 
 
 def test_blocks_that_are_not_run_are_left_out():
-    text = ("```bash\n# needs a GPU\nexit 1\n```\n```bash\nmake x  # (not run by the README test)\n# a comment\necho ok\n```\n"
-            "```python\nprint(1)\n```\n```\nnot a command\n```\n")
+    text = (
+        "```bash\n# needs a GPU\nexit 1\n```\n"
+        "```bash\nmake x  # (not run by the README test)\n# a comment\necho ok\n```\n"
+        "```python\nprint(1)\n```\n```\nnot a command\n```\n"
+    )
     assert readme_commands(text) == ["echo ok", "python - <<'NEGPROMPT_EOF'\nprint(1)\nNEGPROMPT_EOF"]
 
 
 def test_readme_is_a_front_door():
     lines = (REPO / "README.md").read_text().splitlines()
-    assert len(lines) <= MAX_README_LINES, f"README.md has {len(lines)} lines (at most {MAX_README_LINES}): move detail to docs/"
+    assert len(lines) <= MAX_README_LINES, (
+        f"README.md has {len(lines)} lines (at most {MAX_README_LINES}): move detail to docs/"
+    )
     heading = lines.index("## Results at a glance")
     table = next(i for i in range(heading, len(lines)) if lines[i].startswith("| method"))
-    assert table + 1 <= RESULTS_TABLE_BY_LINE, f"the results table starts at line {table + 1} (by {RESULTS_TABLE_BY_LINE})"
+    assert table + 1 <= RESULTS_TABLE_BY_LINE, (
+        f"the results table starts at line {table + 1} (by {RESULTS_TABLE_BY_LINE})"
+    )
     rows = set()
-    for line in lines[table + 2:]:
+    for line in lines[table + 2 :]:
         if not line.startswith("|"):
             break
         rows.add(line.split("|")[1].strip(" *"))
@@ -103,7 +113,13 @@ def test_readme_commands_run_as_written_in_a_fresh_clone(tmp_path):
         params[section].update(values)
     params["subset"]["seeds"] = [1]
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env_git = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env_git = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     subprocess.run(["git", "commit", "-qam", "tiny params"], cwd=clone, check=True, env=env_git)
     _clone_env(clone)
 
@@ -126,6 +142,13 @@ def test_a_stage_run_by_the_wrong_python_says_how_to_fix_it(tmp_path):
     probe = subprocess.run([system_python, "-c", "import torch"], capture_output=True)
     if probe.returncode == 0:
         pytest.skip("the system python has torch")
-    res = subprocess.run([system_python, "-m", "pipeline.subset"], cwd=REPO, capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
-    assert res.returncode == 2 and "source .venv/bin/activate" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = subprocess.run(
+        [system_python, "-m", "pipeline.subset"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
+    assert (
+        res.returncode == 2 and "source .venv/bin/activate" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    )

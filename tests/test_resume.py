@@ -95,8 +95,9 @@ def resume_is_bit_identical(work: Path, name: str, total: int) -> None:
     assert [k for k in after if after[k] != reference[k]] == []
     assert not ckpt_path(work, name).exists(), "the checkpoint is removed when the stage completes"
     assert (work / ".negprompt/checkpoints/.gitignore").is_file()
-    status = subprocess.run(["git", "status", "--porcelain", "--ignored", ".negprompt"], cwd=work,
-                            capture_output=True, text=True).stdout
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", ".negprompt"], cwd=work, capture_output=True, text=True
+    ).stdout
     assert all(line.startswith("!!") for line in status.splitlines()), status  # ignored, never untracked
 
 
@@ -116,8 +117,10 @@ def test_train_pos_checkpoint_of_other_params_is_one_notice_and_a_fresh_start(wo
     finally:
         (work / "params.yaml").write_text(yaml.safe_dump(params))
     notices = [line for line in res.stderr.splitlines() if line.startswith("notice:")]
-    assert notices == ["notice: .negprompt/checkpoints/train_pos_seed1.pt: checkpoint of a run with other params, "
-                       "inputs or code; ignored, starting from epoch 1"], res.stderr[-2000:]
+    assert notices == [
+        "notice: .negprompt/checkpoints/train_pos_seed1.pt: checkpoint of a run with other params, "
+        "inputs or code; ignored, starting from epoch 1"
+    ], res.stderr[-2000:]
     assert not ckpt_path(work, "train_pos").exists()
     for rel, data in reference.items():  # what train_neg reads back as it was
         (work / rel).write_bytes(data)

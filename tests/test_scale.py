@@ -1,6 +1,7 @@
 """ImageNet at scale without ImageNet (issue 37): the synthetic tree's layout, the real ViT-B-16
 architecture (random weights) through every stage on CPU, and the bad inputs a user meets first
 (an unknown architecture, a missing folder, a corrupt JPEG, exporting from random weights)."""
+
 import importlib.util
 import json
 import os
@@ -18,8 +19,22 @@ from negprompt.clip.backbone import TINY_MODEL
 from tests.helpers import REPO, one_line_error, stage
 
 SCRIPT = REPO / "benchmarks/speed/imagenet_scale.py"
-SMALL_TREE = ["--train-per-class", "2", "--val", "1000", "--ood", "2", "--textures", "47", "--width", "64", "--height",
-              "48", "--workers", "2"]
+SMALL_TREE = [
+    "--train-per-class",
+    "2",
+    "--val",
+    "1000",
+    "--ood",
+    "2",
+    "--textures",
+    "47",
+    "--width",
+    "64",
+    "--height",
+    "48",
+    "--workers",
+    "2",
+]
 
 
 def scale(*args, threads="2"):
@@ -63,8 +78,9 @@ def test_flat_val_at_the_real_count_follows_val_labels(tmp_path):
 def test_variants_rerun_only_the_stages_they_change():
     """A side-by-side variant reruns from the first stage its keys feed (features, train_pos or
     train_neg) through score; fp16 features are compared on CUDA only (the stage refuses them on CPU)."""
-    affected, compare_variants, dvc_stages, parse_sets = (getattr(script(), n) for n in
-                                                          ("affected", "compare_variants", "dvc_stages", "parse_sets"))
+    affected, compare_variants, dvc_stages, parse_sets = (
+        getattr(script(), n) for n in ("affected", "compare_variants", "dvc_stages", "parse_sets")
+    )
     assert affected(["features.dtype"]) == "features" and affected(["pos.amp", "neg.amp"]) == "train_pos"
     assert affected(["neg.chunk"]) == "train_neg"
     assert set(compare_variants("cpu")) == {"amp", "chunk250", "chunk500"}
@@ -138,16 +154,57 @@ def test_vit_b16_random_through_every_stage_on_cpu(tree, tmp_path):
     through the real stages via the scale script: hard split 2 (30 ID classes, 116 test images),
     2 shots, 1 epoch each, one seed."""
     out = tmp_path / "scale.json"
-    res = scale("run", tree, "--device", "cpu", "--benchmark", "imagenet_hard", "--hard-split", "split2",
-                "--seeds", "1", "--shots", "2", "--calib", "0", "--pos-epochs", "1", "--neg-epochs", "1", "--local",
-                "--corpus-words", "100", "--num-workers", "0", "--feature-batch", "64", "--set", "neglabel.groups=2",
-                "--set", "report.tsne_images=10", "--no-flops",
-                "--work", tmp_path / "work", "--out", out)
+    res = scale(
+        "run",
+        tree,
+        "--device",
+        "cpu",
+        "--benchmark",
+        "imagenet_hard",
+        "--hard-split",
+        "split2",
+        "--seeds",
+        "1",
+        "--shots",
+        "2",
+        "--calib",
+        "0",
+        "--pos-epochs",
+        "1",
+        "--neg-epochs",
+        "1",
+        "--local",
+        "--corpus-words",
+        "100",
+        "--num-workers",
+        "0",
+        "--feature-batch",
+        "64",
+        "--set",
+        "neglabel.groups=2",
+        "--set",
+        "report.tsne_images=10",
+        "--no-flops",
+        "--work",
+        tmp_path / "work",
+        "--out",
+        out,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     result = json.loads(out.read_text())
     stages = result["stages"]
-    core = ["data", "backbone", "neglabel", "subset", "features", "train_pos@1", "train_neg@1", "score@1", "report",
-            "export"]
+    core = [
+        "data",
+        "backbone",
+        "neglabel",
+        "subset",
+        "features",
+        "train_pos@1",
+        "train_neg@1",
+        "score@1",
+        "report",
+        "export",
+    ]
     assert [name for name in stages if name in core] == core  # dvc.yaml's order (other stages may sit between)
     assert all(row["exit"] == 0 for name, row in stages.items() if name != "export")
     assert stages["export"]["refused_as_expected"]

@@ -1,5 +1,6 @@
 """Checkpoint selection through the real stages: the official protocol's settings in a tiny
 `dvc exp run`, its curves, report and metrics, and the bad inputs of `select`."""
+
 import json
 
 import numpy as np
@@ -10,8 +11,7 @@ import yaml
 from negprompt.config import validate
 from negprompt.io import load_tensors
 from negprompt.methods.selection import TEST_LABEL
-from tests.helpers import REPO, TINY, dvc, make_repo, tiny_params
-from tests.helpers import one_line_error, stage, write_params
+from tests.helpers import REPO, TINY, dvc, make_repo, one_line_error, stage, tiny_params, write_params
 
 OFFICIAL = {"pos.schedule": "official", "neg.schedule": "official", "pos.select": "test", "neg.select": "test"}
 
@@ -56,7 +56,9 @@ def test_the_official_protocol_is_the_same_settings_wherever_it_is_offered():
 def test_grid_marks_test_selected_rows():
     grid = grid_module()
     assert grid.test_selected({"protocol": {"pos": {"select": "last"}, "neg": {"select": "test"}}})
-    assert not grid.test_selected({"protocol": {"pos": {"select": "id_val"}, "neg": {"select": "last"}}}) and not grid.test_selected({})
+    assert not grid.test_selected(
+        {"protocol": {"pos": {"select": "id_val"}, "neg": {"select": "last"}}}
+    ) and not grid.test_selected({})
 
 
 def curve(work, run: str, key: str) -> np.ndarray:
@@ -76,8 +78,10 @@ def official(tmp_path_factory):
 @pytest.mark.slow
 def test_official_protocol_selects_the_arg_max_of_the_logged_curve(official):
     work = official
-    for run, key, model in (("pos_seed1", "test/id_acc", "models/pos/seed1.safetensors"),
-                            ("neg_seed1", "test/texture/auroc", "models/neg/seed1.safetensors")):
+    for run, key, model in (
+        ("pos_seed1", "test/id_acc", "models/pos/seed1.safetensors"),
+        ("neg_seed1", "test/texture/auroc", "models/neg/seed1.safetensors"),
+    ):
         values = curve(work, run, key)
         meta = load_tensors(work / model)[1]
         assert meta["epoch"] - 1 == int(np.argmax(values)), (run, values)
@@ -91,10 +95,15 @@ def test_official_protocol_selects_the_arg_max_of_the_logged_curve(official):
     metrics = json.loads((work / "reports/metrics.json").read_text())["openmoji"]
     # the scored checkpoint is the selected one: the score stage's AUROC equals the curve's at the kept epoch
     for s in ("near", "plant", "place", "texture"):
-        assert metrics["ood"][s]["negprompt"]["auroc"] == pytest.approx(curve(work, "neg_seed1", f"test/{s}/auroc")[kept], abs=1e-3)
+        assert metrics["ood"][s]["negprompt"]["auroc"] == pytest.approx(
+            curve(work, "neg_seed1", f"test/{s}/auroc")[kept], abs=1e-3
+        )
     assert metrics["protocol"]["neg"]["select"] == "test" and metrics["protocol"]["pos"]["schedule"] == "official"
     assert metrics["protocol"]["neg"]["kept_minus_last"]["auroc"] == pytest.approx(
-        metrics["average"]["negprompt"]["auroc"] - np.mean([curve(work, "neg_seed1", f"test/{s}/auroc")[-1] for s in metrics["ood"]]), abs=1e-3)
+        metrics["average"]["negprompt"]["auroc"]
+        - np.mean([curve(work, "neg_seed1", f"test/{s}/auroc")[-1] for s in metrics["ood"]]),
+        abs=1e-3,
+    )
     report = (work / "reports/report.md").read_text()
     assert "## Protocol: which epoch is kept" in report and report.count(TEST_LABEL) >= 4
     assert "schedule official, select test" in report and "`test` (kept): best test AUROC on texture" in report
@@ -115,8 +124,12 @@ def test_exp_show_lists_the_per_epoch_metrics_and_plots_draw_offline(official, t
     dvc(official, "plots", "show", "-o", str(out))
     page = (out / "index.html").read_text()
     assert "cdn.jsdelivr" not in page and 'src="http' not in page
-    for path in ("neg_seed1/plots/metrics/test/texture/auroc.tsv", "pos_seed1/plots/metrics/test/near/auroc.tsv",
-                 "neg_seed1/plots/metrics/train/loss.tsv", "pos_seed1/plots/metrics/train/lr.tsv"):
+    for path in (
+        "neg_seed1/plots/metrics/test/texture/auroc.tsv",
+        "pos_seed1/plots/metrics/test/near/auroc.tsv",
+        "neg_seed1/plots/metrics/train/loss.tsv",
+        "pos_seed1/plots/metrics/train/lr.tsv",
+    ):
         assert path in page, path
 
 
@@ -127,10 +140,14 @@ def test_bad_select_inputs_are_one_line_errors_and_write_nothing(world):
     one_line_error(stage(world, "subset"), "neg.schedule = 'step'", "'cosine' or 'official'")
     for name in ("pos", "neg"):
         write_params(world, subset={"seeds": [1], "shots": 2, "calib_per_class": 0}, **{name: {"select": "id_val"}})
-        one_line_error(stage(world, f"train_{name}", "--seed", "1"), f"{name}.select = 'id_val'", "subset.calib_per_class = 0")
+        one_line_error(
+            stage(world, f"train_{name}", "--seed", "1"), f"{name}.select = 'id_val'", "subset.calib_per_class = 0"
+        )
     assert stage(world, "features").returncode == 0  # the world's test set has ID images only: no OOD set to select on
     write_params(world, neg={"select": "test"})
     one_line_error(stage(world, "train_neg", "--seed", "1"), "neg.select_set 'texture'", "not an OOD set", "sets: none")
     write_params(world, neg={"select": "test", "select_set": "near"})
     one_line_error(stage(world, "train_neg", "--seed", "1"), "neg.select_set 'near'")
-    assert not (world / "models/pos").exists() and not (world / "models/neg").exists() and not (world / "reports").exists()
+    assert (
+        not (world / "models/pos").exists() and not (world / "models/neg").exists() and not (world / "reports").exists()
+    )

@@ -5,6 +5,7 @@ sets) for each template and CSP adjective pool (docs/methods.md, "On the stand-i
 
     python benchmarks/analyses/family_choices.py heldout|timing
 """
+
 import json
 import sys
 
@@ -22,10 +23,10 @@ def heldout_choice(params, templates_=("paper", "standin"), adjectives=("none", 
     Stream order 0. `python benchmarks/analyses/family_choices.py heldout` in a pipeline directory prints it."""
     from negprompt import metrics
     from negprompt.standin import regime
-    from negprompt.workspace import load_backbone
+    from negprompt.workspace import stage_backbone
 
     d, nl = params.data, params.neglabel
-    bb = load_backbone("cpu")
+    bb = stage_backbone("cpu")
     names, ids, _, ood = regime.world_renders(d.benchmark, d.seed, d.image_size, d.font)
     feats = regime.image_features(bb.model, {"id": ids, **ood})
     corpus = neglabel.benchmark_corpus(d.benchmark, names, nl.corpus, nl.wordnet_dir, nl.groups, d.seed)
@@ -34,12 +35,17 @@ def heldout_choice(params, templates_=("paper", "standin"), adjectives=("none", 
     out = {}
     for which in templates_:
         for adj in adjectives:
-            fp = params.family.model_copy(update={"template": which, "csp_adjectives": adj,
-                                                  "methods": ["csp"] if adj != adjectives[0] else ["csp", "adaneg",
-                                                                                                   "tanl"]})
+            fp = params.family.model_copy(
+                update={
+                    "template": which,
+                    "csp_adjectives": adj,
+                    "methods": ["csp"] if adj != adjectives[0] else ["csp", "adaneg", "tanl"],
+                }
+            )
             tpl = templates(which, params.score.zero_shot_template)
-            tens, _ = mine(bb.model, bb.tokenizer, names, corpus, csp_corpus(d.benchmark, names, corpus, adj), fp,
-                           nl, tpl, noise)
+            tens, _ = mine(
+                bb.model, bb.tokenizer, names, corpus, csp_corpus(d.benchmark, names, corpus, adj), fp, nl, tpl, noise
+            )
             res = {}
             for s in ood:
                 both = torch.cat([feats["id"], feats[s]])
@@ -76,9 +82,11 @@ def timing(params, reps: int = 3) -> dict:
             t.append(time.perf_counter() - start)
         return min(t) / len(img) * 1e4
 
-    out = {"mcm": best(lambda: scores.mcm(img @ nl["id"].T)),
-           "neglabel": best(lambda: neglabel.score(img @ nl["id"].T, img @ nl["neg"].T, p.temperature, p.groups)),
-           "csp": best(lambda: static_scores(img, fam, fp))}
+    out = {
+        "mcm": best(lambda: scores.mcm(img @ nl["id"].T)),
+        "neglabel": best(lambda: neglabel.score(img @ nl["id"].T, img @ nl["neg"].T, p.temperature, p.groups)),
+        "csp": best(lambda: static_scores(img, fam, fp)),
+    }
     is_id = sets == "id"
     for m, make in steppers(fam, fp).items():
         start, n = time.perf_counter(), 0

@@ -22,6 +22,7 @@ through the path a user with a GPU takes. Its figures are timings; its AUROCs ar
 
 No dvc is needed (the stages are read from dvc.yaml and run as DVC would), so it runs on a bare GPU machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,8 +81,10 @@ def tree_files(root: Path, train_per_class: int, val: int, ood: int, textures: i
         files += [root / "val" / wnids[i % 1000] / f"ILSVRC2012_val_{i + 1:08d}.JPEG" for i in range(max(val, 1000))]
     for name in OOD_FOLDERS:
         files += [root / name / f"{name.lower()}_{i:05d}.jpg" for i in range(ood)]
-    files += [root / "dtd/images" / f"texture{i % DTD_CLASSES:02d}" / f"texture{i % DTD_CLASSES:02d}_{i:04d}.jpg"
-              for i in range(textures)]
+    files += [
+        root / "dtd/images" / f"texture{i % DTD_CLASSES:02d}" / f"texture{i % DTD_CLASSES:02d}_{i:04d}.jpg"
+        for i in range(textures)
+    ]
     return files
 
 
@@ -110,8 +113,10 @@ def make_tree(
         written = sum(_write_jpegs(c, width, height, quality) for c in chunks)
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in files[:: max(1, len(files) // 200)]) / len(files[:: max(1, len(files) // 200)])
-    print(f"{root}: {len(files):,} files ({written:,} written) in {seconds:.1f} s with {workers} workers, "
-          f"~{size / 1024:.0f} KB each")
+    print(
+        f"{root}: {len(files):,} files ({written:,} written) in {seconds:.1f} s with {workers} workers, "
+        f"~{size / 1024:.0f} KB each"
+    )
 
 
 # --- run ------------------------------------------------------------------------------------------
@@ -222,8 +227,13 @@ def throughput(stage: str, seconds: float, work: Path, params: dict, flops: dict
 def run_stage(stage: str, argv: list[str], work: Path, env: dict, log) -> dict:
     probe = work / f".probe_{stage.replace('@', '_')}.json"
     start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=work, env={**env, "SCALE_PROBE_OUT": str(probe)},
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        cwd=work,
+        env={**env, "SCALE_PROBE_OUT": str(probe)},
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     log.write(f"### {stage}: exit {res.returncode} in {seconds:.1f} s\n{res.stdout[-4000:]}{res.stderr[-4000:]}\n")
     log.flush()
@@ -249,8 +259,11 @@ def scratch_copy(work: Path) -> None:
 
 def compare_variants(device: str) -> dict:
     """The memory and speed options side by side: mixed precision, prompt chunking, fp16 image features."""
-    variants = {"amp": {"pos.amp": True, "neg.amp": True}, "chunk250": {"pos.chunk": 250, "neg.chunk": 250},
-                "chunk500": {"pos.chunk": 500, "neg.chunk": 500}}
+    variants = {
+        "amp": {"pos.amp": True, "neg.amp": True},
+        "chunk250": {"pos.chunk": 250, "neg.chunk": 250},
+        "chunk500": {"pos.chunk": 500, "neg.chunk": 500},
+    }
     if device.startswith("cuda"):
         variants["features_float16"] = {"features.dtype": "float16"}
     return variants
@@ -317,14 +330,30 @@ def run(
         corpus = str(work / "corpus.txt")
         Path(corpus).write_text("\n".join(f"synthword{i:05d}" for i in range(corpus_words)) + "\n")
     overrides = {
-        "data.benchmark": benchmark, "data.root": str(root.resolve()), "data.hard_split": hard_split,
-        "backbone.model": model, "backbone.pretrained": "random", "backbone.device": dev,
-        "subset.seeds": seed_list, "subset.shots": shots, "subset.calib_per_class": calib,
-        "features.device": dev, "features.dtype": features_dtype, "features.batch_size": feature_batch,
-        "features.num_workers": num_workers, "features.local": local,
-        "pos.epochs": pos_epochs, "pos.device": dev, "pos.amp": amp, "pos.chunk": chunk,
-        "neg.epochs": neg_epochs, "neg.device": dev, "neg.amp": amp, "neg.chunk": chunk,
-        "neglabel.corpus": corpus, "neglabel.wordnet_dir": wordnet_dir,
+        "data.benchmark": benchmark,
+        "data.root": str(root.resolve()),
+        "data.hard_split": hard_split,
+        "backbone.model": model,
+        "backbone.pretrained": "random",
+        "backbone.device": dev,
+        "subset.seeds": seed_list,
+        "subset.shots": shots,
+        "subset.calib_per_class": calib,
+        "features.device": dev,
+        "features.dtype": features_dtype,
+        "features.batch_size": feature_batch,
+        "features.num_workers": num_workers,
+        "features.local": local,
+        "pos.epochs": pos_epochs,
+        "pos.device": dev,
+        "pos.amp": amp,
+        "pos.chunk": chunk,
+        "neg.epochs": neg_epochs,
+        "neg.device": dev,
+        "neg.amp": amp,
+        "neg.chunk": chunk,
+        "neglabel.corpus": corpus,
+        "neglabel.wordnet_dir": wordnet_dir,
         **parse_sets(set_),
     }
     for key, value in overrides.items():
@@ -337,11 +366,14 @@ def run(
         "what": "the real stages (python -m pipeline.<stage>, dvc.yaml order), random weights: timings, not results",
         "device": gpu or f"cpu ({os.cpu_count()} cores, {platform.machine()})",
         "threads": int(os.environ.get("NEGPROMPT_THREADS", os.cpu_count() or 1)),
-        "root": str(root), "overrides": {k: v for k, v in overrides.items() if k != "neglabel.corpus"},
+        "root": str(root),
+        "overrides": {k: v for k, v in overrides.items() if k != "neglabel.corpus"},
         "corpus": f"{corpus_words} generated words" if corpus else f"WordNet from {wordnet_dir}",
-        "flops_per_image": counted and counted["image"], "flops_per_prompt_77_tokens": counted and counted["prompt"],
+        "flops_per_image": counted and counted["image"],
+        "flops_per_prompt_77_tokens": counted and counted["prompt"],
         "peak_reference_tflops": {"h200_bf16_sustained": H200_BF16_TFLOPS},
-        "stages": {}, "variants": {},
+        "stages": {},
+        "variants": {},
     }
     manifest_counts = {}
     stages = [(n, a) for n, a in dvc_stages(work / "dvc.yaml", seed_list) if n.partition("@")[0] not in skip]
@@ -358,8 +390,11 @@ def run(
             else:
                 row.update(throughput(name, row["seconds"], work, params, counted))
             result["stages"][name] = row
-            print(f"{name:14s} {row['seconds']:8.1f} s  exit {row['exit']}  "
-                  f"{row.get('peak_gpu_mb', '-')} MB GPU  {row.get('error', '')}", flush=True)
+            print(
+                f"{name:14s} {row['seconds']:8.1f} s  exit {row['exit']}  "
+                f"{row.get('peak_gpu_mb', '-')} MB GPU  {row.get('error', '')}",
+                flush=True,
+            )
             if name == "data" and not row["exit"]:
                 manifest_counts = json.loads((work / "data/benchmark/manifest.json").read_text())["counts"]
                 result["counts"] = manifest_counts
@@ -368,15 +403,17 @@ def run(
                 break
         result["failed"] = failed
         if not failed:
-            result["extrapolated"] = extrapolate(result["stages"], params, paper_pos_epochs, paper_neg_epochs,
-                                                 paper_shots)
+            result["extrapolated"] = extrapolate(
+                result["stages"], params, paper_pos_epochs, paper_neg_epochs, paper_shots
+            )
             variants = compare_variants(dev) if compare else {}
             for spec in variant:
                 vname, _, kvs = spec.partition(":")
                 variants[vname] = parse_sets([kv for kv in kvs.split(",") if kv])
             for vname, keys in variants.items():
-                result["variants"][vname] = run_variant(vname, keys, params, work, env, log, seed_list,
-                                                        variant_seed_only, counted)
+                result["variants"][vname] = run_variant(
+                    vname, keys, params, work, env, log, seed_list, variant_seed_only, counted
+                )
     result["log"] = str(log_path.relative_to(REPO)) if log_path.is_relative_to(REPO) else str(log_path)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
@@ -400,15 +437,25 @@ def extrapolate(stages: dict, params: dict, paper_pos: int, paper_neg: int, pape
         factor = paper[base] / ran[base] * paper_shots / shots if base in ran else 1.0
         seconds = row["seconds"] * factor
         if base in ran:
-            rows[name] = {"ran_epochs": ran[base], "paper_epochs": paper[base], "ran_shots": shots,
-                          "paper_shots": paper_shots, "seconds": round(seconds, 1), "measured": factor == 1.0}
+            rows[name] = {
+                "ran_epochs": ran[base],
+                "paper_epochs": paper[base],
+                "ran_shots": shots,
+                "paper_shots": paper_shots,
+                "seconds": round(seconds, 1),
+                "measured": factor == 1.0,
+            }
         total += seconds
-    return {"method": "linear in steps (epochs x shots) from those run; start-up and per-epoch evaluation included",
-            "stages": rows, "pipeline_seconds": round(total, 1)}
+    return {
+        "method": "linear in steps (epochs x shots) from those run; start-up and per-epoch evaluation included",
+        "stages": rows,
+        "pipeline_seconds": round(total, 1),
+    }
 
 
-def run_variant(vname: str, keys: dict, base: dict, work: Path, env: dict, log, seeds: list[int], first_only: bool,
-                counted) -> dict:
+def run_variant(
+    vname: str, keys: dict, base: dict, work: Path, env: dict, log, seeds: list[int], first_only: bool, counted
+) -> dict:
     """Rerun the stages `keys` affect (from `affected` to score) with them set, then restore the params."""
     params = json.loads(json.dumps(base))
     for k, v in keys.items():
@@ -416,7 +463,7 @@ def run_variant(vname: str, keys: dict, base: dict, work: Path, env: dict, log, 
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     first = affected(list(keys))
     order = ["features", "train_pos", "train_neg", "score"]
-    names = order[order.index(first):]
+    names = order[order.index(first) :]
     rows = {"params": keys}
     for name, argv in dvc_stages(work / "dvc.yaml", seeds[:1] if first_only else seeds):
         if name.partition("@")[0] in names:
@@ -424,8 +471,11 @@ def run_variant(vname: str, keys: dict, base: dict, work: Path, env: dict, log, 
             if not row["exit"]:
                 row.update(throughput(name, row["seconds"], work, params, counted))
             rows[name] = row
-            print(f"[{vname}] {name:14s} {row['seconds']:8.1f} s  exit {row['exit']}  "
-                  f"{row.get('peak_gpu_mb', '-')} MB GPU", flush=True)
+            print(
+                f"[{vname}] {name:14s} {row['seconds']:8.1f} s  exit {row['exit']}  "
+                f"{row.get('peak_gpu_mb', '-')} MB GPU",
+                flush=True,
+            )
             if row["exit"]:
                 break
     (work / "params.yaml").write_text(yaml.safe_dump(base, sort_keys=False))

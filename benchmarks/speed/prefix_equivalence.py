@@ -25,7 +25,7 @@ from negprompt.clip.prompts import PromptEncoder, encode_texts
 from negprompt.io import load_tensors
 from negprompt.methods.scores import score_images
 from negprompt.methods.train import train_negative
-from negprompt.workspace import BENCHMARK, NEG, POS, fewshot_features, load_backbone, load_params, read_features
+from negprompt.workspace import BENCHMARK, NEG, POS, fewshot_features, load_params, read_features, stage_backbone
 
 
 def _max_diff(a: dict, b: dict) -> dict[str, float]:
@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     params = load_params()
-    bb = load_backbone("cpu")
+    bb = stage_backbone("cpu")
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()
     test, img = read_features("test")
     img, is_id = torch.from_numpy(img), (test.set == "id").to_numpy()

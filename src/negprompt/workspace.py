@@ -42,7 +42,8 @@ def backbone_manifest() -> dict:
     return read_json(BACKBONE / "manifest.json")
 
 
-def load_backbone(device: str = "auto"):
+def stage_backbone(device: str = "auto"):
+    """The backbone the backbone stage resolved (models/backbone/manifest.json), loaded and sha256-checked."""
     from negprompt.clip.backbone import load_backbone as load
     from negprompt.clip.backbone import resolve_device
 

@@ -1,5 +1,6 @@
 """ImageNet-1K's layouts: the conventional benchmark (iNaturalist, SUN, Places, Textures), the hard
 splits, and OpenOOD's near/far sets. Class order, wnids and val labels ship as package resources."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,14 @@ import pandas as pd
 from negprompt import NegPromptError
 from negprompt.benchmarks.tables import Benchmark, class_folders, ood_table
 
-
 CONVENTIONAL_OOD = {"iNaturalist": "iNaturalist", "SUN": "SUN", "Places": "Places", "Textures": "dtd/images"}
-OPENOOD_OOD = {"near/SSB-hard": "ssb_hard", "near/NINCO": "ninco", "far/iNaturalist": "iNaturalist",
-               "far/Textures": "dtd/images", "far/OpenImage-O": "openimage_o"}
+OPENOOD_OOD = {
+    "near/SSB-hard": "ssb_hard",
+    "near/NINCO": "ninco",
+    "far/iNaturalist": "iNaturalist",
+    "far/Textures": "dtd/images",
+    "far/OpenImage-O": "openimage_o",
+}
 # images each required OOD folder holds as distributed (MCM's subsets, DTD); named in errors
 EXPECTED_COUNTS = {"iNaturalist": 10_000, "SUN": 10_000, "Places": 10_000, "dtd/images": 5_640}
 
@@ -38,14 +43,17 @@ def imagenet_val(root: Path, wnids: list[str]) -> pd.DataFrame:
     """(path, label) of val/, laid out per synset or flat with `val_labels.txt` (package data)."""
     val = root / "val"
     if not val.is_dir():
-        raise NegPromptError(f"{val}: ImageNet val folder does not exist (expected 50,000 images: val/<wnid>/*.JPEG "
-                             "or flat)")
+        raise NegPromptError(
+            f"{val}: ImageNet val folder does not exist (expected 50,000 images: val/<wnid>/*.JPEG or flat)"
+        )
     if (val / wnids[0]).is_dir():
         return class_folders(val, wnids, root, "val")
     labels = [line.split() for line in resource_text("val_labels.txt").splitlines() if line.strip()]
     missing = [f for f, _ in labels if not (val / f).is_file()]
     if missing:
-        raise NegPromptError(f"{val}: {len(missing)} of the 50,000 val images listed in val_labels.txt are missing (first: {missing[0]})")
+        raise NegPromptError(
+            f"{val}: {len(missing)} of the 50,000 val images listed in val_labels.txt are missing (first: {missing[0]})"
+        )
     return pd.DataFrame({"path": [f"val/{f}" for f, _ in labels], "label": [int(c) for _, c in labels]})
 
 
@@ -56,17 +64,23 @@ def check_layout(root: Path, train_ids: list[str], ood_folders: list[str]) -> No
     train = root / "train"
     missing = [w for w in train_ids if not (train / w).is_dir()] if train.is_dir() else train_ids
     if missing:
-        raise NegPromptError(f"data.root {str(root)!r}: {len(missing)} of the {len(train_ids):,} train class folders "
-                             f"are missing (first: train/{missing[0]}/; expected train/<wnid>/*.JPEG, ~1,300 each)")
+        raise NegPromptError(
+            f"data.root {str(root)!r}: {len(missing)} of the {len(train_ids):,} train class folders "
+            f"are missing (first: train/{missing[0]}/; expected train/<wnid>/*.JPEG, ~1,300 each)"
+        )
     for rel in ood_folders:
         if not (root / rel).is_dir():
-            raise NegPromptError(f"data.root {str(root)!r}: folder {rel}/ is missing (expected "
-                                 f"{EXPECTED_COUNTS[rel]:,} images; docs/imagenet.md says where to get it)")
+            raise NegPromptError(
+                f"data.root {str(root)!r}: folder {rel}/ is missing (expected "
+                f"{EXPECTED_COUNTS[rel]:,} images; docs/imagenet.md says where to get it)"
+            )
 
 
 def read_imagenet(root: Path, benchmark: str, hard_split: str = "split1") -> Benchmark:
     if not root.is_dir():
-        raise NegPromptError(f"data.root {str(root)!r} does not exist or is not a directory (expected ImageNet train/ and val/)")
+        raise NegPromptError(
+            f"data.root {str(root)!r} does not exist or is not a directory (expected ImageNet train/ and val/)"
+        )
     allc = imagenet_classes()
     wnids = allc.class_id.tolist()
     if benchmark == "imagenet_hard":

@@ -5,6 +5,7 @@ The tiny model is an ordinary open_clip architecture registered from a JSON conf
 `negprompt.standin.contrastive` with open_clip's own tokenizer, model classes and `ClipLoss`, so every
 later stage loads it exactly as it loads ViT-B-16: `open_clip.create_model_and_transforms(name, pretrained=<file>)`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,7 +44,9 @@ def resolve_device(device: str) -> torch.device:
 def check_model_name(model: str) -> None:
     if model not in open_clip.list_models():
         close = [m for m in open_clip.list_models() if model.lower().split("-")[0] in m.lower()][:8]
-        raise NegPromptError(f"backbone.model {model!r} is not an open_clip model (close: {', '.join(close) or 'none'})")
+        raise NegPromptError(
+            f"backbone.model {model!r} is not an open_clip model (close: {', '.join(close) or 'none'})"
+        )
 
 
 RANDOM = "random"  # backbone.pretrained value: the architecture untrained, for scale tests (never results)
@@ -72,11 +75,16 @@ def resolve_weights(model: str, pretrained: str, cache_dir: str | None = None) -
     cfg = open_clip.get_pretrained_cfg(model, pretrained)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(model)
-        raise NegPromptError(f"backbone.pretrained {pretrained!r} is neither a file nor an open_clip tag of {model} (tags: {', '.join(tags) or 'none'})")
+        raise NegPromptError(
+            f"backbone.pretrained {pretrained!r} is neither a file nor an open_clip tag of {model} "
+            f"(tags: {', '.join(tags) or 'none'})"
+        )
     try:
         return Path(open_clip.download_pretrained(cfg, cache_dir=cache_dir or None))
     except Exception as e:  # network errors come in many types; the message is what matters
-        raise NegPromptError(f"could not download {model}/{pretrained} into cache_dir {cache_dir or '(default)'}: {e}") from None
+        raise NegPromptError(
+            f"could not download {model}/{pretrained} into cache_dir {cache_dir or '(default)'}: {e}"
+        ) from None
 
 
 def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -102,7 +110,9 @@ class Backbone:
         return {"model": self.name, "weights_sha256": self.weights_sha256}
 
 
-def load_backbone(model: str, checkpoint: str | Path, device: torch.device | str = "cpu", weights_sha256: str = "") -> Backbone:
+def load_backbone(
+    model: str, checkpoint: str | Path, device: torch.device | str = "cpu", weights_sha256: str = ""
+) -> Backbone:
     """Load `model` with weights from a local checkpoint file, frozen, in eval mode."""
     check_model_name(model)
     if not Path(checkpoint).is_file():
@@ -110,7 +120,9 @@ def load_backbone(model: str, checkpoint: str | Path, device: torch.device | str
     try:
         net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=str(checkpoint), device=device)
     except RuntimeError as e:
-        raise NegPromptError(f"backbone checkpoint {checkpoint} does not load into {model}: {str(e).splitlines()[0]}") from None
+        raise NegPromptError(
+            f"backbone checkpoint {checkpoint} does not load into {model}: {str(e).splitlines()[0]}"
+        ) from None
     net.eval().requires_grad_(False)
     return Backbone(net, preprocess, open_clip.get_tokenizer(model), model, weights_sha256 or sha256(checkpoint))
 
@@ -125,11 +137,13 @@ def normalize_images(images_uint8: np.ndarray, model: torch.nn.Module) -> torch.
 
 
 @torch.inference_mode()
-def encode_images(model: torch.nn.Module, images_uint8: np.ndarray, batch_size: int = 512) -> torch.Tensor:
+def encode_arrays(model: torch.nn.Module, images_uint8: np.ndarray, batch_size: int = 512) -> torch.Tensor:
     """L2-normalised image features of uint8 images [N, H, W, 3] (already at the model's size)."""
     device = next(model.parameters()).device
-    out = [model.encode_image(normalize_images(images_uint8[i : i + batch_size], model).to(device)).float().cpu()
-           for i in range(0, len(images_uint8), batch_size)]
+    out = [
+        model.encode_image(normalize_images(images_uint8[i : i + batch_size], model).to(device)).float().cpu()
+        for i in range(0, len(images_uint8), batch_size)
+    ]
     return F.normalize(torch.cat(out), dim=-1)
 
 
@@ -152,4 +166,7 @@ def check_shipped(checkpoint) -> None:
         expected = read_json(manifest).get("sha256")
         actual = sha256(checkpoint)
         if expected and actual != expected:
-            raise NegPromptError(f"{checkpoint}: sha256 {actual[:12]}… does not match {expected[:12]}… in {manifest} (corrupt or replaced weights)")
+            raise NegPromptError(
+                f"{checkpoint}: sha256 {actual[:12]}… does not match {expected[:12]}… in {manifest} "
+                "(corrupt or replaced weights)"
+            )

@@ -7,6 +7,7 @@ pooling and `text_projection`. Because the mask is causal and the feature is rea
 every batch is cut to its longest EOT + 1 tokens: the features are unchanged, the cost drops
 from 77 tokens to ~10 on ImageNet names.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +25,10 @@ class TextTower:
     def __init__(self, model: nn.Module):
         t = model.text if hasattr(model, "text") else model
         if getattr(t, "cls_emb", None) is not None or not hasattr(t, "token_embedding"):
-            raise NegPromptError(f"{type(model).__name__}: text tower without token embeddings/EOT pooling (e.g. CoCa, HF text) is not supported")
+            raise NegPromptError(
+                f"{type(model).__name__}: text tower without token embeddings/EOT pooling "
+                "(e.g. CoCa, HF text) is not supported"
+            )
         self.token_embedding = t.token_embedding
         self.positional_embedding = t.positional_embedding
         self.transformer = t.transformer
@@ -69,16 +73,26 @@ class TextTower:
         """The shared-prefix path recomputes open_clip's standard text block (pre-norm, nn.MultiheadAttention,
         causal mask, batch-first) from its weights; other blocks take the full path."""
         blocks = list(self.transformer.resblocks)
-        return (self.attn_mask is not None and getattr(self.transformer, "batch_first", False)
-                and all(isinstance(getattr(b, "attn", None), nn.MultiheadAttention) and not hasattr(b, "ln_1_kv")
-                        and b.attn.in_proj_weight is not None and b.attn.batch_first for b in blocks))
+        return (
+            self.attn_mask is not None
+            and getattr(self.transformer, "batch_first", False)
+            and all(
+                isinstance(getattr(b, "attn", None), nn.MultiheadAttention)
+                and not hasattr(b, "ln_1_kv")
+                and b.attn.in_proj_weight is not None
+                and b.attn.batch_first
+                for b in blocks
+            )
+        )
 
     def prefix_kv(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Run the class-independent prefix `[SOS] ctx` [m, P, w] through every layer once and return
         each layer's keys and values [m, heads, P, head_dim]. The mask is causal, so these states
         never depend on the class name that follows."""
         P = x.shape[1]
-        x = x.to(self.transformer.get_cast_dtype()) + self.positional_embedding[:P].to(self.transformer.get_cast_dtype())
+        x = x.to(self.transformer.get_cast_dtype()) + self.positional_embedding[:P].to(
+            self.transformer.get_cast_dtype()
+        )
         kv = []
         for block in self.transformer.resblocks:
             q, k, v = _heads(_qkv(block, block.ln_1(x)), block.attn.num_heads)
@@ -86,8 +100,13 @@ class TextTower:
             x = _finish_block(block, x, _merge_heads(_attention(q, k, v, is_causal=True)))
         return kv
 
-    def encode_suffix(self, kv: list[tuple[torch.Tensor, torch.Tensor]], ctx_index: torch.Tensor | None, x: torch.Tensor,
-                      eot: torch.Tensor) -> torch.Tensor:
+    def encode_suffix(
+        self,
+        kv: list[tuple[torch.Tensor, torch.Tensor]],
+        ctx_index: torch.Tensor | None,
+        x: torch.Tensor,
+        eot: torch.Tensor,
+    ) -> torch.Tensor:
         """Unnormalised features of prompts whose first P positions are a cached prefix: `x` [B, S, w]
         holds the word embeddings of the class-specific rest (name, '.', EOT, ...), `ctx_index` [B]
         which prefix each row continues (None: the m prefixes in order, k rows each), `eot` [B] the
@@ -166,12 +185,15 @@ def _merge_heads(attended: torch.Tensor) -> torch.Tensor:
 
 
 def _finish_block(block: nn.Module, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
-    """The rest of open_clip's ResidualAttentionBlock after attention (`attended` [..., w]): out_proj, residuals, MLP."""
+    """The rest of open_clip's ResidualAttentionBlock after attention (`attended` [..., w]): out_proj, residuals,
+    MLP."""
     x = x + block.ls_1(block.attn.out_proj(attended))
     return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
-def init_context(tower: TextTower, tokenizer, ctx_init: str, n_ctx: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def init_context(
+    tower: TextTower, tokenizer, ctx_init: str, n_ctx: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """[n, w] context: the word embeddings of `ctx_init` (n = its token count), or N(0, 0.02^2) with n = n_ctx."""
     if ctx_init:
         tokens = tokenizer([ctx_init])
@@ -181,7 +203,9 @@ def init_context(tower: TextTower, tokenizer, ctx_init: str, n_ctx: int, generat
     return torch.randn(n_ctx, tower.width, generator=generator) * 0.02
 
 
-def init_negative_context(pos_ctx: torch.Tensor, num_prompts: int, init: str, generator: torch.Generator) -> torch.Tensor:
+def init_negative_context(
+    pos_ctx: torch.Tensor, num_prompts: int, init: str, generator: torch.Generator
+) -> torch.Tensor:
     """[p, n, w] negative contexts: `positive`, the official code's, copies of the positive context
     plus U(-1e-5, 1e-5) (so at initialisation NegPrompt ranks images as CoOp does); `random`, N(0, 0.02^2)."""
     if init == "positive":
@@ -212,7 +236,10 @@ class PromptEncoder(nn.Module):
         eot = self.tower.eot_index(tokens)
         if (tokens[:, -1] != 0).any():  # open_clip's tokenizer truncates and puts EOT last
             longest = classnames[int(eot.argmax())]
-            raise NegPromptError(f"prompt for class {longest!r} with {n_ctx} context tokens does not fit the text context length {tokens.shape[1]}")
+            raise NegPromptError(
+                f"prompt for class {longest!r} with {n_ctx} context tokens does not fit the text context length "
+                f"{tokens.shape[1]}"
+            )
         tokens = tokens[:, : int(eot.max()) + 1]
         device = self.tower.token_embedding.weight.device
         with torch.no_grad():
@@ -236,12 +263,18 @@ class PromptEncoder(nn.Module):
         ctx_all = ctx.unsqueeze(1).expand(m, k, *ctx.shape[1:]).reshape(m * k, *ctx.shape[1:])
         x = torch.cat([self.prefix.repeat(m, 1, 1), ctx_all.to(self.prefix.dtype), self.suffix.repeat(m, 1, 1)], dim=1)
         eot = self.eot.repeat(m)
-        feats = self._encode_chunked(x, eot, chunk) if chunk and x.shape[0] > chunk else self.tower.encode_embeddings(x, eot)
+        feats = (
+            self._encode_chunked(x, eot, chunk)
+            if chunk and x.shape[0] > chunk
+            else self.tower.encode_embeddings(x, eot)
+        )
         feats = feats.float().view(m, k, -1)
         feats = F.normalize(feats, dim=-1) if normalize else feats
         return feats[0] if single else feats
 
-    def pos_neg(self, pos_ctx: torch.Tensor, neg_ctx: torch.Tensor, chunk: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def pos_neg(
+        self, pos_ctx: torch.Tensor, neg_ctx: torch.Tensor, chunk: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Positive features [k, d] of pos_ctx [n, w] and negative features [k, p, d] of neg_ctx [p, n, w]."""
         return self(pos_ctx, chunk=chunk), self(neg_ctx, chunk=chunk).transpose(0, 1)
 
@@ -249,7 +282,9 @@ class PromptEncoder(nn.Module):
         """[m, k, d] features: the m prefixes once, then the k·m class suffixes (in length-sorted,
         checkpointed chunks when `chunk` > 0, as `_encode_chunked`)."""
         m, k = ctx.shape[0], self.num_classes
-        prefix = torch.cat([self.prefix[:1].expand(m, 1, -1), ctx.to(self.prefix.dtype)], dim=1)  # SOS is the same for every class
+        prefix = torch.cat(
+            [self.prefix[:1].expand(m, 1, -1), ctx.to(self.prefix.dtype)], dim=1
+        )  # SOS is the same for every class
         kv = self.tower.prefix_kv(prefix)
         P = prefix.shape[1]
         suffix = self.suffix.repeat(m, 1, 1)
@@ -258,7 +293,12 @@ class PromptEncoder(nn.Module):
             return self.tower.encode_suffix(kv, None, suffix, eot).float().view(m, k, -1)
         ctx_index = torch.arange(m, device=suffix.device).repeat_interleave(k)
         grad = torch.is_grad_enabled() and ctx.requires_grad
-        out = _by_length(lambda idx, length: self.tower.encode_suffix(kv, ctx_index[idx], suffix[idx, :length], eot[idx]), eot, chunk, grad)
+        out = _by_length(
+            lambda idx, length: self.tower.encode_suffix(kv, ctx_index[idx], suffix[idx, :length], eot[idx]),
+            eot,
+            chunk,
+            grad,
+        )
         return out.float().view(m, k, -1)
 
     def _encode_chunked(self, x: torch.Tensor, eot: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -288,5 +328,8 @@ def encode_texts(model: nn.Module, tokenizer, texts: list[str], batch_size: int 
     """L2-normalised features of fixed prompts (zero-shot baselines), EOT-truncated per batch."""
     tower = TextTower(model)
     device = tower.token_embedding.weight.device
-    out = [tower.encode_tokens(tokenizer(texts[i : i + batch_size]).to(device)).float() for i in range(0, len(texts), batch_size)]
+    out = [
+        tower.encode_tokens(tokenizer(texts[i : i + batch_size]).to(device)).float()
+        for i in range(0, len(texts), batch_size)
+    ]
     return F.normalize(torch.cat(out), dim=-1)

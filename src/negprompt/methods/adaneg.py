@@ -8,6 +8,7 @@ their best label; when full, an image replaces the slot of highest entropy if it
 label's proxy is the normalised mean of its memory, and the score is NegLabel's grouped score on the proxies plus
 λ · S. Nothing is trained; the memory is reset for each OOD set (`negprompt.methods.stream`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,13 @@ from negprompt.methods import neglabel
 PAPER = {"slots": 10, "thres": 0.5, "gap": 0.5, "lam": 0.1, "groups": 5, "beta": 5, "logit_scale": 100.0}
 # AdaNeg paper abstract / InterNeg's table, CLIP ViT-B/16 on ImageNet-1K, average of the four OOD sets (AUROC / FPR95)
 PAPER_IMAGENET = {"average": (96.66, 18.92)}
-OFFICIAL_LOG_IMAGENET = {"iNaturalist": (99.71, 0.55), "SUN": (97.35, 10.62), "Places": (94.17, 33.92),
-                         "Textures": (95.56, 26.70), "average": (96.70, 17.95)}  # imagenet.sh, end of its first run
+OFFICIAL_LOG_IMAGENET = {
+    "iNaturalist": (99.71, 0.55),
+    "SUN": (97.35, 10.62),
+    "Places": (94.17, 33.92),
+    "Textures": (95.56, 26.70),
+    "average": (96.70, 17.95),
+}  # imagenet.sh, end of its first run
 
 
 @dataclass
@@ -90,8 +96,18 @@ def sample_adaptive_logits(img: torch.Tensor, memory: Memory, beta: float, logit
     return logit_scale * (w * cos).sum(-1) / norm
 
 
-def step(memory: Memory, img: torch.Tensor, thres: float = 0.5, gap: float = 0.5, lam: float = 0.1, groups: int = 5,
-         sample_adaptive: bool = False, beta: float = 5, logit_scale: float = 100.0, seed: int = 0) -> torch.Tensor:
+def step(
+    memory: Memory,
+    img: torch.Tensor,
+    thres: float = 0.5,
+    gap: float = 0.5,
+    lam: float = 0.1,
+    groups: int = 5,
+    sample_adaptive: bool = False,
+    beta: float = 5,
+    logit_scale: float = 100.0,
+    seed: int = 0,
+) -> torch.Tensor:
     """Score one test batch [B, d] and update the memory with it first, as L783-950 do. [B]
 
     S = NegLabel's grouped score on the text features; images with S > thres + gap(1 - thres) go to their top ID
@@ -101,8 +117,10 @@ def step(memory: Memory, img: torch.Tensor, thres: float = 0.5, gap: float = 0.5
     c, t = memory.num_id, 1.0 / logit_scale
     sim = img @ memory.feats[:, 0].T  # [B, K] cosines to the text features
     vanilla = neglabel.score(sim[:, :c], sim[:, c:], t, groups, seed)
-    for mask, part, offset in ((vanilla > thres + gap * (1 - thres), sim[:, :c], 0),
-                               (vanilla < thres - gap * thres, sim[:, c:], c)):
+    for mask, part, offset in (
+        (vanilla > thres + gap * (1 - thres), sim[:, :c], 0),
+        (vanilla < thres - gap * thres, sim[:, c:], c),
+    ):
         if not mask.any():
             continue
         label, ent = part[mask].argmax(1) + offset, entropy(logit_scale * part[mask])

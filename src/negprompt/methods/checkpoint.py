@@ -17,6 +17,7 @@ A file that cannot be used (another run key: other params, inputs or code; a wro
 altered; unreadable) gives a one-line notice and a fresh start, not an error: a checkpoint is saved time,
 never a result, and the fresh run overwrites it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -86,8 +87,13 @@ def _global_rng() -> dict:
     version, internal, gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
         "python": {"version": version, "internal": list(internal), "gauss": gauss},
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -142,12 +148,12 @@ class Checkpoint:
             self.notice(f"notice: {self.path}: unreadable checkpoint ({e}); ignored, {fresh}")
             return None
         if header.get("format") != FORMAT or header.get("key") != self.key:
-            self.notice(f"notice: {self.path}: checkpoint of a run with other params, inputs or code; "
-                        f"ignored, {fresh}")
+            self.notice(f"notice: {self.path}: checkpoint of a run with other params, inputs or code; ignored, {fresh}")
             return None
         if hashlib.sha256(body).hexdigest() != header.get("sha256"):
-            self.notice(f"notice: {self.path}: checkpoint does not match its sha256 (truncated or altered); "
-                        f"ignored, {fresh}")
+            self.notice(
+                f"notice: {self.path}: checkpoint does not match its sha256 (truncated or altered); ignored, {fresh}"
+            )
             return None
         try:
             payload = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
@@ -209,8 +215,9 @@ class Checkpoint:
         self._payload = None
 
 
-def stage_checkpoint(stage: str, seed: int, params: dict, inputs: Iterable[str | Path],
-                     root: Path = CHECKPOINTS) -> Checkpoint:
+def stage_checkpoint(
+    stage: str, seed: int, params: dict, inputs: Iterable[str | Path], root: Path = CHECKPOINTS
+) -> Checkpoint:
     """The checkpoint of stage `stage`, seed `seed`: `<root>/<stage>_seed<seed>.pt`, keyed by the params,
     stage, seed, input files and code (`run_key`)."""
     key = run_key({"stage": stage, "seed": seed, "params": params}, inputs)

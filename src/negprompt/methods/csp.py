@@ -8,6 +8,7 @@ creature): labels that stand for a property shared by many objects or scenes. No
 separately by NegLabel's percentile rule, with one change (a candidate with a cosine above 0.95 to some ID
 label gets the worst value) and the lowest 15% of each part kept. The score is NegLabel's grouped score.
 """
+
 from __future__ import annotations
 
 import random
@@ -20,10 +21,32 @@ import torch.nn.functional as F
 from negprompt import NegPromptError
 from negprompt.methods import neglabel
 
-CONJUGATES = ("{} environment", "{} space", "{} object", "{} scene", "{} place", "{} item", "{} area", "{} view",
-              "{} thing", "{} pattern", "{} structure", "{} landscape", "{} vista", "{} creature")  # csp_templates
-NOUN_TEMPLATES = ("a close-up photo of the nice {}.", "a photo with the nice {}.", "a good photo with the nice {}.",
-                  "a photo of the nice {}.", "{}", "the {}", "the good {}", "the nice {}")  # ID names and nouns
+CONJUGATES = (
+    "{} environment",
+    "{} space",
+    "{} object",
+    "{} scene",
+    "{} place",
+    "{} item",
+    "{} area",
+    "{} view",
+    "{} thing",
+    "{} pattern",
+    "{} structure",
+    "{} landscape",
+    "{} vista",
+    "{} creature",
+)  # csp_templates
+NOUN_TEMPLATES = (
+    "a close-up photo of the nice {}.",
+    "a photo with the nice {}.",
+    "a good photo with the nice {}.",
+    "a photo of the nice {}.",
+    "{}",
+    "the {}",
+    "the good {}",
+    "the nice {}",
+)  # ID names and nouns
 ADJ_TEMPLATES = ("{}", "a nice photo of {}", "a good photo of {}", "a close-up photo of {}")  # adjective phrases
 EXCLUDED_LEXNAMES = ("noun.person", "noun.quantity", "noun.group", "adj.pert")  # config `txt_exclude`
 PAPER = {"fraction": 0.15, "percentile": 95.0, "near": 0.95, "temperature": 0.01, "groups": 100, "seed": 0}
@@ -63,9 +86,11 @@ def _wordnet_root(data_dir: str):
         try:
             return nltk.data.find("corpora/wordnet.zip/wordnet/", paths=[data_dir] if data_dir else None)
         except LookupError:
-            raise NegPromptError(f"WordNet not found in {data_dir or 'NLTK data path'} (neglabel.wordnet_dir); "
-                                 "fetch it with `python -m nltk.downloader wordnet`, or give a word list as "
-                                 "neglabel.corpus") from None
+            raise NegPromptError(
+                f"WordNet not found in {data_dir or 'NLTK data path'} (neglabel.wordnet_dir); "
+                "fetch it with `python -m nltk.downloader wordnet`, or give a word list as "
+                "neglabel.corpus"
+            ) from None
 
 
 def ensemble(model, tokenizer, names: list[str], templates, batch_size: int = 1000) -> torch.Tensor:
@@ -79,8 +104,12 @@ def ensemble(model, tokenizer, names: list[str], templates, batch_size: int = 10
     device = tower.token_embedding.weight.device
     texts = [t.format(n) for n in names for t in templates]  # name-major: rows of one name are adjacent
     with torch.no_grad():
-        raw = torch.cat([tower.encode_tokens(tokenizer(texts[i : i + batch_size]).to(device)).float().cpu()
-                         for i in range(0, len(texts), batch_size)])
+        raw = torch.cat(
+            [
+                tower.encode_tokens(tokenizer(texts[i : i + batch_size]).to(device)).float().cpu()
+                for i in range(0, len(texts), batch_size)
+            ]
+        )
     return F.normalize(raw.view(len(names), len(templates), -1).mean(1), dim=-1)
 
 
@@ -107,8 +136,16 @@ class Mined:
     parts: list[str]
 
 
-def mine(id_feats: torch.Tensor, noun_feats: torch.Tensor, adj_feats: torch.Tensor, nouns: list[str],
-         phrases: list[str], fraction: float = 0.15, percentile: float = 95.0, near: float = 0.95) -> Mined:
+def mine(
+    id_feats: torch.Tensor,
+    noun_feats: torch.Tensor,
+    adj_feats: torch.Tensor,
+    nouns: list[str],
+    phrases: list[str],
+    fraction: float = 0.15,
+    percentile: float = 95.0,
+    near: float = 0.95,
+) -> Mined:
     """Keep the lowest `fraction` of nouns and, separately, of adjective phrases by `closeness`."""
     feats, words, parts = [], [], []
     for part, f, names in (("noun", noun_feats, nouns), ("adj", adj_feats, phrases)):
@@ -119,14 +156,25 @@ def mine(id_feats: torch.Tensor, noun_feats: torch.Tensor, adj_feats: torch.Tens
         words += [names[i] for i in keep]
         parts += [part] * len(keep)
     if not words:
-        raise NegPromptError(f"csp: no negative label kept (csp.fraction = {fraction} of {len(nouns)} nouns and "
-                             f"{len(phrases)} adjective phrases)")
+        raise NegPromptError(
+            f"csp: no negative label kept (csp.fraction = {fraction} of {len(nouns)} nouns and "
+            f"{len(phrases)} adjective phrases)"
+        )
     return Mined(id_feats, torch.cat(feats), words, parts)
 
 
-def mine_corpus(model, tokenizer, id_names: list[str], corpus: neglabel.Corpus, fraction: float = 0.15,
-                percentile: float = 95.0, near: float = 0.95, seed: int = 0, noun_templates=NOUN_TEMPLATES,
-                adj_templates=ADJ_TEMPLATES) -> Mined:
+def mine_corpus(
+    model,
+    tokenizer,
+    id_names: list[str],
+    corpus: neglabel.Corpus,
+    fraction: float = 0.15,
+    percentile: float = 95.0,
+    near: float = 0.95,
+    seed: int = 0,
+    noun_templates=NOUN_TEMPLATES,
+    adj_templates=ADJ_TEMPLATES,
+) -> Mined:
     """Encode ID names and nouns with `noun_templates`, adjective phrases with `adj_templates`, and mine."""
     nouns, phrases = corpus.parts.get("noun", []), conjugate(corpus.parts.get("adj", []), seed)
     if not nouns and not phrases:

@@ -5,6 +5,7 @@ Each run's curves go to reports/train/{pos,neg}_seed{N}/ (DVCLive: metrics.json 
 epoch's figures plus `kept`, the kept epoch's; plots/metrics/**.tsv one file per curve, `step` =
 epoch - 1). Units: accuracies are fractions (as train/acc always was), AUROC and FPR95 in %.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,10 @@ CURVES = REPORTS / "train"
 def check_select(stage: str, select: str, calib_per_class: int) -> None:
     """`select: id_val` needs held-out ID images; checked before anything is trained or written."""
     if select == "id_val" and not calib_per_class:
-        raise NegPromptError(f"{stage}.select = 'id_val' needs held-out ID images, but subset.calib_per_class = 0 "
-                             "(set it > 0, or choose select: last)")
+        raise NegPromptError(
+            f"{stage}.select = 'id_val' needs held-out ID images, but subset.calib_per_class = 0 "
+            "(set it > 0, or choose select: last)"
+        )
 
 
 class Timer:
@@ -69,16 +72,23 @@ def keep_summary(live, trained: Trained) -> None:
 
 def selection_metadata(select: str, schedule: str, trained: Trained, crit: Criterion | None) -> dict:
     """What the stage's safetensors metadata records about the kept epoch (the report reads it)."""
-    meta = {"select": select, "schedule": schedule, "epoch": trained.kept + 1, "epochs": len(trained.curve),
-            "criterion": f"{crit.mode} {crit.key}" if crit else "last epoch"}
+    meta = {
+        "select": select,
+        "schedule": schedule,
+        "epoch": trained.kept + 1,
+        "epochs": len(trained.curve),
+        "criterion": f"{crit.mode} {crit.key}" if crit else "last epoch",
+    }
     if select == "test":
         meta["select_note"] = TEST_LABEL
     return meta
 
 
 def cost_line(timer: Timer, total: float) -> str:
-    return (f"per-epoch evaluation: {timer.seconds:.1f} s over {timer.calls} epochs "
-            f"({100 * timer.seconds / max(total, 1e-9):.0f}% of the stage's {total:.1f} s)")
+    return (
+        f"per-epoch evaluation: {timer.seconds:.1f} s over {timer.calls} epochs "
+        f"({100 * timer.seconds / max(total, 1e-9):.0f}% of the stage's {total:.1f} s)"
+    )
 
 
 def curve_path(stage: str, seed: int) -> Path:

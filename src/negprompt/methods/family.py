@@ -1,5 +1,6 @@
 """CSP, AdaNeg and TANL on one benchmark: their labels (mined once, in the neglabel stage) and their scores on the
 cached test features (score stage), with the test-time methods on the fixed stream. docs/methods.md has the rules."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,14 @@ def templates(which: str, standin: str) -> dict:
     return {"csp_noun": (standin,), "csp_adj": (standin,), "noun": standin, "adj": standin}
 
 
-def csp_corpus(benchmark: str, names: list[str], corpus: neglabel.Corpus, adjectives: str, wordnet_dir: str = "",
-               corpus_file: str = ""):
+def csp_corpus(
+    benchmark: str,
+    names: list[str],
+    corpus: neglabel.Corpus,
+    adjectives: str,
+    wordnet_dir: str = "",
+    corpus_file: str = "",
+):
     """CSP's pool: on ImageNet without a word list (neglabel.corpus), WordNet less its excluded lexicographer files;
     otherwise NegLabel's corpus with the stand-in's caption words as adjectives (`captions`) or its own (`none`)."""
     if benchmark.startswith("imagenet") and not corpus_file:
@@ -38,8 +45,17 @@ def csp_corpus(benchmark: str, names: list[str], corpus: neglabel.Corpus, adject
     return neglabel.Corpus({"noun": list(corpus.parts.get("noun", [])), "adj": adj}, corpus.source)
 
 
-def mine(model, tokenizer, names: list[str], corpus: neglabel.Corpus, csp_pool: neglabel.Corpus, fp, nl,
-         tpl: dict, noise_feats: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict]:
+def mine(
+    model,
+    tokenizer,
+    names: list[str],
+    corpus: neglabel.Corpus,
+    csp_pool: neglabel.Corpus,
+    fp,
+    nl,
+    tpl: dict,
+    noise_feats: torch.Tensor,
+) -> tuple[dict[str, torch.Tensor], dict]:
     """Every family method's text features: CSP's mined labels, NegLabel's negatives in the family's templates
     (AdaNeg), every candidate (TANL), and the noise images' features (TANL)."""
     from negprompt.clip.prompts import encode_texts
@@ -47,19 +63,34 @@ def mine(model, tokenizer, names: list[str], corpus: neglabel.Corpus, csp_pool: 
     with torch.no_grad():
         out, info = {}, {}
         if "csp" in fp.methods:
-            m = csp.mine_corpus(model, tokenizer, names, csp_pool, fp.csp_fraction, nl.percentile, fp.csp_near,
-                                fp.seed, tpl["csp_noun"], tpl["csp_adj"])
+            m = csp.mine_corpus(
+                model,
+                tokenizer,
+                names,
+                csp_pool,
+                fp.csp_fraction,
+                nl.percentile,
+                fp.csp_near,
+                fp.seed,
+                tpl["csp_noun"],
+                tpl["csp_adj"],
+            )
             out |= {"csp_id": m.id_feats, "csp_neg": m.neg_feats}
             info["csp"] = {"words": m.words, "parts": m.parts}
         if {"adaneg", "tanl"} & set(fp.methods):
-            mined = neglabel.mine_corpus(model, tokenizer, names, corpus, nl.num_labels, nl.max_fraction,
-                                         nl.percentile, tpl["noun"], tpl["adj"])
+            mined = neglabel.mine_corpus(
+                model, tokenizer, names, corpus, nl.num_labels, nl.max_fraction, nl.percentile, tpl["noun"], tpl["adj"]
+            )
             out |= {"id": mined.id_feats, "neg": mined.neg_feats}
             info["adaneg"] = {"words": mined.words, "parts": mined.parts}
         if "tanl" in fp.methods:
-            cand = [encode_texts(model, tokenizer, [(tpl["adj"] if part == "adj" else tpl["noun"]).format(w)
-                                                    for w in words]).cpu()
-                    for part, words in corpus.parts.items() if words]
+            cand = [
+                encode_texts(
+                    model, tokenizer, [(tpl["adj"] if part == "adj" else tpl["noun"]).format(w) for w in words]
+                ).cpu()
+                for part, words in corpus.parts.items()
+                if words
+            ]
             out |= {"cand": torch.cat(cand), "noise": noise_feats}
     return out, info
 
@@ -86,14 +117,32 @@ def steppers(feats: dict, fp) -> dict:
     groups = min(fp.adaneg_groups, len(feats.get("neg", [])) or 1)
     if "adaneg" in fp.methods:
         out["adaneg"] = lambda: adaneg.stepper(
-            feats["id"], feats["neg"], fp.adaneg_slots, thres=fp.adaneg_thres, gap=fp.adaneg_gap, lam=fp.adaneg_lambda,
-            groups=groups, sample_adaptive=fp.adaneg_sample_adaptive, beta=fp.adaneg_beta,
-            logit_scale=fp.logit_scale, seed=fp.seed)
+            feats["id"],
+            feats["neg"],
+            fp.adaneg_slots,
+            thres=fp.adaneg_thres,
+            gap=fp.adaneg_gap,
+            lam=fp.adaneg_lambda,
+            groups=groups,
+            sample_adaptive=fp.adaneg_sample_adaptive,
+            beta=fp.adaneg_beta,
+            logit_scale=fp.logit_scale,
+            seed=fp.seed,
+        )
     if "tanl" in fp.methods:
         out["tanl"] = lambda: tanl.stepper(
-            feats["id"], feats["cand"], feats["noise"], beta=fp.tanl_beta, memory=fp.tanl_memory, gamma=fp.tanl_gamma,
-            logit_scale=fp.logit_scale, seed=fp.seed, gap=fp.tanl_gap, score_queue=fp.tanl_score_queue,
-            alpha=fp.tanl_alpha)
+            feats["id"],
+            feats["cand"],
+            feats["noise"],
+            beta=fp.tanl_beta,
+            memory=fp.tanl_memory,
+            gamma=fp.tanl_gamma,
+            logit_scale=fp.logit_scale,
+            seed=fp.seed,
+            gap=fp.tanl_gap,
+            score_queue=fp.tanl_score_queue,
+            alpha=fp.tanl_alpha,
+        )
     return out
 
 

@@ -3,6 +3,7 @@
 Shapes: k ID classes, p negative prompts per class, d feature size, B images.
 Text features are L2-normalised; logits are already multiplied by CLIP's `logit_scale`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,8 +40,14 @@ def paper_stage2(neg_logits, pos_feats, neg_feats, beta: float = 0.1, gamma: flo
     return nis(neg_logits) + beta * npd(pos_feats, neg_feats) + gamma * nnd(neg_feats)
 
 
-def official_stage2(logits: torch.Tensor, labels: torch.Tensor, pos_feats: torch.Tensor, neg_feats: torch.Tensor,
-                    beta: float = 0.1, gamma: float = 0.05) -> torch.Tensor:
+def official_stage2(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    pos_feats: torch.Tensor,
+    neg_feats: torch.Tensor,
+    beta: float = 0.1,
+    gamma: float = 0.05,
+) -> torch.Tensor:
     """The official code's stage-2 loss (official-code.md), without its 1e-8 positive-CE term.
 
     logits [B, k, 1+p] (index 0 = positive), scaled by logit_scale.

@@ -11,6 +11,7 @@ and the grouping strategy (Sec. 3.4) splits the negatives into groups, scores wi
 and averages. Prompts follow the official code: "the nice {}" for ID labels and nouns,
 "This is a {} photo" for adjectives.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,13 @@ NOUN_TEMPLATE = "the nice {}"  # official prompt_templates[85], for ID labels an
 ADJ_TEMPLATE = "This is a {} photo"  # official, for adjective negatives
 PAPER = {"num_labels": 10000, "percentile": 95.0, "temperature": 0.01, "groups": 100}
 # NegLabel paper Table 1, CLIP ViT-B/16 on ImageNet-1K (AUROC / FPR95 in %)
-PAPER_IMAGENET = {"iNaturalist": (99.49, 1.91), "SUN": (95.49, 20.53), "Places": (91.64, 35.59), "Textures": (90.22, 43.56),
-                  "average": (94.21, 25.40)}
+PAPER_IMAGENET = {
+    "iNaturalist": (99.49, 1.91),
+    "SUN": (95.49, 20.53),
+    "Places": (91.64, 35.59),
+    "Textures": (90.22, 43.56),
+    "average": (94.21, 25.40),
+}
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,9 @@ def read_word_list(path: str | Path) -> list[str]:
     except FileNotFoundError:
         raise NegPromptError(f"{path}: word list not found (neglabel.corpus)") from None
     except UnicodeDecodeError as e:
-        raise NegPromptError(f"{path}: not UTF-8 text (byte {e.start}); a word list is one UTF-8 word per line") from None
+        raise NegPromptError(
+            f"{path}: not UTF-8 text (byte {e.start}); a word list is one UTF-8 word per line"
+        ) from None
     except OSError as e:
         raise NegPromptError(f"{path}: cannot read the word list ({e.strerror})") from None
     if "\x00" in text:
@@ -86,14 +94,18 @@ def wordnet_corpus(data_dir: str = "") -> Corpus:
         try:  # the downloader leaves corpora/wordnet.zip; nltk reads it in place
             root = nltk.data.find("corpora/wordnet.zip/wordnet/", paths=[data_dir] if data_dir else None)
         except LookupError:
-            raise NegPromptError(f"WordNet not found in {where} (neglabel.wordnet_dir); fetch it once with "
-                                 f"`python -m nltk.downloader -d {data_dir or '~/nltk_data'} wordnet`, or give a word list "
-                                 "file as neglabel.corpus") from None
+            raise NegPromptError(
+                f"WordNet not found in {where} (neglabel.wordnet_dir); fetch it once with "
+                f"`python -m nltk.downloader -d {data_dir or '~/nltk_data'} wordnet`, or give a word list "
+                "file as neglabel.corpus"
+            ) from None
     with warnings.catch_warnings():  # "multilingual functions are not available": we read lemma names only
         warnings.simplefilter("ignore", UserWarning)
         reader = WordNetCorpusReader(root, None)
-    return Corpus({"noun": sorted(reader.all_lemma_names(pos="n")), "adj": sorted(reader.all_lemma_names(pos="a"))},
-                  f"WordNet {reader.get_version()} ({root})")
+    return Corpus(
+        {"noun": sorted(reader.all_lemma_names(pos="n")), "adj": sorted(reader.all_lemma_names(pos="a"))},
+        f"WordNet {reader.get_version()} ({root})",
+    )
 
 
 def make_corpus(parts: dict[str, list[str]], id_names: list[str], source: str, groups: int) -> Corpus:
@@ -107,8 +119,10 @@ def make_corpus(parts: dict[str, list[str]], id_names: list[str], source: str, g
     if len(corpus) == 0:
         raise NegPromptError(f"{source}: no candidate words (after removing the ID class names) (neglabel.corpus)")
     if len(corpus) < groups:
-        raise NegPromptError(f"{source}: {len(corpus)} candidate words after removing the ID class names, fewer than "
-                             f"neglabel.groups = {groups}")
+        raise NegPromptError(
+            f"{source}: {len(corpus)} candidate words after removing the ID class names, fewer than "
+            f"neglabel.groups = {groups}"
+        )
     return corpus
 
 
@@ -119,12 +133,18 @@ def mine_count(corpus_size: int, num_labels: int, max_fraction: float) -> int:
     return max(1, min(num_labels, math.floor(max_fraction * corpus_size)))
 
 
-def candidate_distance(candidates: torch.Tensor, id_feats: torch.Tensor, percentile: float = 95.0, batch: int = 1000) -> torch.Tensor:
+def candidate_distance(
+    candidates: torch.Tensor, id_feats: torch.Tensor, percentile: float = 95.0, batch: int = 1000
+) -> torch.Tensor:
     """NegMining's distance of each candidate [M, d] to the ID labels [K, d] (L2-normalised):
     −P_η of its K cosines (the η-th percentile, linear interpolation as torch.quantile). [M]"""
     q = percentile / 100
-    return torch.cat([-torch.quantile(candidates[i : i + batch].float() @ id_feats.float().T, q, dim=1)
-                      for i in range(0, len(candidates), batch)])
+    return torch.cat(
+        [
+            -torch.quantile(candidates[i : i + batch].float() @ id_feats.float().T, q, dim=1)
+            for i in range(0, len(candidates), batch)
+        ]
+    )
 
 
 def mine(distance: torch.Tensor, count: int) -> torch.Tensor:
@@ -142,12 +162,16 @@ def group_indices(num: int, groups: int, seed: int = 0) -> list[torch.Tensor]:
     return list(torch.tensor_split(perm, groups))
 
 
-def score(id_sim: torch.Tensor, neg_sim: torch.Tensor, temperature: float = 0.01, groups: int = 1, seed: int = 0) -> torch.Tensor:
+def score(
+    id_sim: torch.Tensor, neg_sim: torch.Tensor, temperature: float = 0.01, groups: int = 1, seed: int = 0
+) -> torch.Tensor:
     """Eq. 5 with the grouping strategy: id_sim [N, K], neg_sim [N, M] cosines -> [N]. With one group it
     is Σ_ID softmax over all K + M labels; with g groups, the mean of that score over the g groups."""
     parts = [torch.arange(neg_sim.shape[1])] if groups == 1 else group_indices(neg_sim.shape[1], groups, seed)
     k = id_sim.shape[1]
-    out = [torch.softmax(torch.cat([id_sim, neg_sim[:, idx]], dim=1) / temperature, dim=1)[:, :k].sum(1) for idx in parts]
+    out = [
+        torch.softmax(torch.cat([id_sim, neg_sim[:, idx]], dim=1) / temperature, dim=1)[:, :k].sum(1) for idx in parts
+    ]
     return torch.stack(out).mean(0)
 
 
@@ -163,8 +187,17 @@ class Mined:
     corpus_size: int
 
 
-def mine_corpus(model, tokenizer, id_names: list[str], corpus: Corpus, num_labels: int, max_fraction: float,
-                percentile: float, template: str = NOUN_TEMPLATE, adj_template: str = ADJ_TEMPLATE) -> Mined:
+def mine_corpus(
+    model,
+    tokenizer,
+    id_names: list[str],
+    corpus: Corpus,
+    num_labels: int,
+    max_fraction: float,
+    percentile: float,
+    template: str = NOUN_TEMPLATE,
+    adj_template: str = ADJ_TEMPLATE,
+) -> Mined:
     """Encode the ID labels and every candidate (nouns in `template`, adjectives in `adj_template`) and
     mine each part separately, as the official code does: M = mine_count(|corpus|) spread over the
     parts by their size."""
@@ -198,8 +231,9 @@ def top_winners(neg_sim: torch.Tensor, words: list[str], id_sim: torch.Tensor, t
     return [(words[i], int(counts[i])) for i in order if counts[i] > 0]
 
 
-def benchmark_corpus(benchmark: str, id_names: list[str], corpus: str = "", wordnet_dir: str = "", groups: int = 1,
-                     seed: int = 0) -> Corpus:
+def benchmark_corpus(
+    benchmark: str, id_names: list[str], corpus: str = "", wordnet_dir: str = "", groups: int = 1, seed: int = 0
+) -> Corpus:
     """The candidate words for a benchmark: a word list file when `corpus` names one, else the benchmark's
     own corpus (ImageNet: WordNet's nouns and adjectives; openmoji: every concept the font draws, as WordNet
     holds words for ImageNet's OOD kinds; miniworld: the world's other concept names). ID names are removed."""
@@ -212,7 +246,10 @@ def benchmark_corpus(benchmark: str, id_names: list[str], corpus: str = "", word
     elif benchmark == "miniworld":
         from negprompt.benchmarks import miniworld
 
-        parts, source = {"noun": [c.name for c in miniworld.build_world(seed).all_concepts]}, "the mini-world's concepts"
+        parts, source = (
+            {"noun": [c.name for c in miniworld.build_world(seed).all_concepts]},
+            "the mini-world's concepts",
+        )
     else:
         wn = wordnet_corpus(wordnet_dir)
         parts, source = wn.parts, wn.source

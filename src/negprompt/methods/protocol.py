@@ -7,6 +7,7 @@ over seeds), the figures of the epoch each rule picks (`negprompt.methods.select
 `test − last` is that selection's optimism. The curves of stage 2 start from the context stage 1
 kept, so NegPrompt's rules are compared for the run's own `pos.select`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -55,7 +56,9 @@ def figures(runs: StageRuns, picks: list[int], sets: list[str]) -> dict[str, dic
     (the average is over sets per seed first, as the report's main table)."""
     out = {}
     for metric in ("auroc", "fpr95"):
-        per_seed = np.array([[c[f"test/{s}/{metric}"].iloc[i] for s in sets] for c, i in zip(runs.curves, picks)])  # [seeds, sets]
+        per_seed = np.array(
+            [[c[f"test/{s}/{metric}"].iloc[i] for s in sets] for c, i in zip(runs.curves, picks)]
+        )  # [seeds, sets]
         for j, s in enumerate(sets):
             out.setdefault(s, {})[metric] = float(per_seed[:, j].mean())
         out.setdefault("average", {})[metric] = float(per_seed.mean(1).mean())
@@ -69,8 +72,13 @@ def summary(stages: dict[str, StageRuns], sets: list[str]) -> dict:
     for stage, runs in stages.items():
         kept = figures(runs, runs.kept, sets)["average"]
         last = figures(runs, [len(c) - 1 for c in runs.curves], sets)["average"]
-        entry = {"select": runs.select, "schedule": runs.schedule, "epochs": runs.epochs, "kept_epochs": [i + 1 for i in runs.kept],
-                 "kept_minus_last": {m: round(kept[m] - last[m], 4) for m in kept}}
+        entry = {
+            "select": runs.select,
+            "schedule": runs.schedule,
+            "epochs": runs.epochs,
+            "kept_epochs": [i + 1 for i in runs.kept],
+            "kept_minus_last": {m: round(kept[m] - last[m], 4) for m in kept},
+        }
         if stage == "neg":
             entry["select_set"] = runs.select_set
         out[stage] = entry
@@ -78,9 +86,11 @@ def summary(stages: dict[str, StageRuns], sets: list[str]) -> dict:
 
 
 def _rule_name(stage: str, rule: str, runs: StageRuns) -> str:
-    what = {"last": "last epoch",
-            "id_val": "best held-out ID accuracy" if stage == "pos" else "lowest stage-2 loss on held-out ID images",
-            "test": "best test ID accuracy" if stage == "pos" else f"best test AUROC on {runs.select_set}"}[rule]
+    what = {
+        "last": "last epoch",
+        "id_val": "best held-out ID accuracy" if stage == "pos" else "lowest stage-2 loss on held-out ID images",
+        "test": "best test ID accuracy" if stage == "pos" else f"best test AUROC on {runs.select_set}",
+    }[rule]
     return f"`{rule}`" + (" (kept)" if rule == runs.select else "") + f": {what}"
 
 
@@ -88,8 +98,13 @@ def stage_table(stage: str, runs: StageRuns, sets: list[str]) -> str:
     picks = rule_epochs(stage, runs)
     figs = {rule: figures(runs, p, sets) for rule, p in picks.items()}
     rules = list(picks)
-    head = ["OOD set"] + [f"AUROC {r}" for r in rules] + (["Δ test − last"] if "test" in rules else []) \
-        + [f"FPR95 {r}" for r in rules] + (["Δ test − last"] if "test" in rules else [])
+    head = (
+        ["OOD set"]
+        + [f"AUROC {r}" for r in rules]
+        + (["Δ test − last"] if "test" in rules else [])
+        + [f"FPR95 {r}" for r in rules]
+        + (["Δ test − last"] if "test" in rules else [])
+    )
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for s in [*sets, "average"]:
         cells = []
@@ -102,8 +117,10 @@ def stage_table(stage: str, runs: StageRuns, sets: list[str]) -> str:
     epochs = ["epochs kept (per seed)"] + [", ".join(str(i + 1) for i in picks[r]) for r in rules]
     lines.append("| " + " | ".join(epochs + [""] * (len(head) - len(epochs))) + " |")
     legend = "; ".join(_rule_name(stage, r, runs) for r in rules)
-    return (f"**{METHODS[stage]}** ({stage}.select: `{runs.select}`, schedule `{runs.schedule}`, {runs.epochs} epochs). "
-            f"Rules: {legend}.\n\n" + "\n".join(lines))
+    return (
+        f"**{METHODS[stage]}** ({stage}.select: `{runs.select}`, schedule `{runs.schedule}`, {runs.epochs} epochs). "
+        f"Rules: {legend}.\n\n" + "\n".join(lines)
+    )
 
 
 def kept_sentence(pos_select: str, neg_select: str, select_set: str = "") -> str:
@@ -135,10 +152,13 @@ def section(stages: dict[str, StageRuns], sets: list[str], paper: tuple[float, f
     """The markdown of the Protocol section. `stages`: {"pos": ..., "neg": ...}; `paper`: the
     paper's NegPrompt average (AUROC, FPR95) when the benchmark has one."""
     parts = [
-        "Which epoch each checkpoint-selection rule keeps, from the per-epoch curves of this run (`reports/train/*_seed*/`, "
+        "Which epoch each checkpoint-selection rule keeps, from the per-epoch curves of this run "
+        "(`reports/train/*_seed*/`, "
         "DVCLive; `dvc plots show` draws them). Mean over seeds, %. `test` is the official code's rule "
-        f"({TEST_LABEL}): its Δ over `last` is the optimism of selecting on the data one reports on. Only the rule named "
-        "(kept) produced the checkpoint scored in the tables above; the others are read off the same curves."]
+        f"({TEST_LABEL}): its Δ over `last` is the optimism of selecting on the data one reports on. "
+        "Only the rule named "
+        "(kept) produced the checkpoint scored in the tables above; the others are read off the same curves."
+    ]
     for stage in ("pos", "neg"):
         if stage in stages and stages[stage].curves:
             parts.append(stage_table(stage, stages[stage], sets))
@@ -147,9 +167,14 @@ def section(stages: dict[str, StageRuns], sets: list[str], paper: tuple[float, f
         picks = rule_epochs("neg", neg)
         if "test" in picks:
             t, last = figures(neg, picks["test"], sets)["average"], figures(neg, picks["last"], sets)["average"]
-            parts.append(f"Selecting NegPrompt on test data ({neg.select_set} AUROC) moves its average from {last['auroc']:.2f} / "
-                         f"{last['fpr95']:.2f} (last epoch) to {t['auroc']:.2f} / {t['fpr95']:.2f} (AUROC / FPR95).")
+            parts.append(
+                f"Selecting NegPrompt on test data ({neg.select_set} AUROC) moves its average from "
+                f"{last['auroc']:.2f} / "
+                f"{last['fpr95']:.2f} (last epoch) to {t['auroc']:.2f} / {t['fpr95']:.2f} (AUROC / FPR95)."
+            )
         if paper:
-            parts.append(f"Paper (the official code's protocol: 100 + 100 epochs, checkpoint selected on Textures test AUROC): "
-                         f"NegPrompt {paper[0]:.2f} / {paper[1]:.2f}.")
+            parts.append(
+                f"Paper (the official code's protocol: 100 + 100 epochs, checkpoint selected on Textures test AUROC): "
+                f"NegPrompt {paper[0]:.2f} / {paper[1]:.2f}."
+            )
     return "\n\n".join(parts)

@@ -5,6 +5,7 @@ A method is `fn(img, ctx) -> scores`: L2-normalised image features img [N, d] (o
 and a `Context` (the text tower, the ID class names and their zero-shot features), returning one score per image
 (higher = more ID). OpenOOD keeps one postprocessor per file behind one interface; this is that interface.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,8 +18,20 @@ import torch
 
 from negprompt import NegPromptError
 
-BUILT_IN = ("mcm", "msp", "maxlogit", "energy", "neglabel", "csp", "adaneg", "tanl", "glmcm", "coop", "locoop",
-            "negprompt")
+BUILT_IN = (
+    "mcm",
+    "msp",
+    "maxlogit",
+    "energy",
+    "neglabel",
+    "csp",
+    "adaneg",
+    "tanl",
+    "glmcm",
+    "coop",
+    "locoop",
+    "negprompt",
+)
 FAMILY = ("csp", "adaneg", "tanl")  # issue 38's methods, chosen by family.methods
 STREAM = ("adaneg", "tanl")  # test-time: scored on the fixed stream (negprompt.methods.stream)
 

@@ -1,4 +1,5 @@
 """OOD scores, higher = more in-distribution. Inputs are cosine similarities or CLIP's scaled logits."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,9 @@ def negprompt(img: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, temperatu
     return extended_mcm(pos_sim, neg_sim, temperature), pos_sim, neg_sim
 
 
-def local_scores(img: torch.Tensor, local, zero_shot: torch.Tensor, locoop: torch.Tensor,
-                 temperature: float = 1.0, batch: int = 256) -> dict[str, torch.Tensor]:
+def local_scores(
+    img: torch.Tensor, local, zero_shot: torch.Tensor, locoop: torch.Tensor, temperature: float = 1.0, batch: int = 256
+) -> dict[str, torch.Tensor]:
     """GL-MCM (zero-shot prompts) and LoCoOp (its learned prompts, GL-MCM score, as its paper
     reports) from patch features `local` [N, P, d] (a tensor or a memory-mapped array, any float
     dtype), in batches: [N, P, k] does not fit in memory at ImageNet scale."""
@@ -61,8 +63,16 @@ def energy(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_images(img: torch.Tensor, zero_shot: torch.Tensor, coop: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
-                 neg_init: torch.Tensor, logit_scale: float, temperature: float = 1.0) -> dict[str, torch.Tensor]:
+def score_images(
+    img: torch.Tensor,
+    zero_shot: torch.Tensor,
+    coop: torch.Tensor,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    neg_init: torch.Tensor,
+    logit_scale: float,
+    temperature: float = 1.0,
+) -> dict[str, torch.Tensor]:
     """Every method's per-image score on the same features (higher = more ID), plus predictions and
     the similarity statistics the report plots. img [N, d]; zero_shot, coop, pos [k, d];
     neg, neg_init [k, p, d]; all L2-normalised."""
@@ -89,7 +99,18 @@ def score_images(img: torch.Tensor, zero_shot: torch.Tensor, coop: torch.Tensor,
     }
 
 
-METHODS = ("mcm", "msp", "maxlogit", "energy", "neglabel", "csp", "glmcm", "coop", "locoop", "negprompt")  # glmcm, locoop: with features.local
+METHODS = (
+    "mcm",
+    "msp",
+    "maxlogit",
+    "energy",
+    "neglabel",
+    "csp",
+    "glmcm",
+    "coop",
+    "locoop",
+    "negprompt",
+)  # glmcm, locoop: with features.local
 PREDICTIONS = {"mcm": "zero_shot_pred", "coop": "coop_pred", "locoop": "locoop_pred", "negprompt": "negprompt_pred"}
 
 
@@ -99,7 +120,9 @@ def decomposed_scores(pos_sim: torch.Tensor, neg_sim: torch.Tensor, n_const: flo
     every image's negative mass N replaced by the constant `n_const`, NegPrompt's, and the max cosine."""
     lse_pos, lse_neg = torch.logsumexp(pos_sim, 1), torch.logsumexp(neg_sim.flatten(1), 1)
     top = pos_sim.max(1).values
-    return {"coop (positives only)": top - lse_pos,
-            "positives + constant N": top - torch.logaddexp(lse_pos, torch.full_like(lse_pos, float(np.log(n_const)))),
-            "negprompt (per-image N)": top - torch.logaddexp(lse_pos, lse_neg),
-            "max cosine": top}
+    return {
+        "coop (positives only)": top - lse_pos,
+        "positives + constant N": top - torch.logaddexp(lse_pos, torch.full_like(lse_pos, float(np.log(n_const)))),
+        "negprompt (per-image N)": top - torch.logaddexp(lse_pos, lse_neg),
+        "max cosine": top,
+    }

@@ -18,6 +18,7 @@
 Every rule is an arg-max (arg-min for a loss) of one logged per-epoch curve, first epoch on ties
 (the official code replaces its checkpoint only on a strict improvement).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -30,8 +31,13 @@ from negprompt import NegPromptError, metrics
 TEST_LABEL = "checkpoint selected on test data, as the official code does"
 
 # the OOD set `select: test` chooses on when neg.select_set is "": the texture role of each benchmark
-SELECT_SETS = {"openmoji": "texture", "miniworld": "empty", "imagenet_conventional": "Textures",
-               "imagenet_openood": "far/Textures", "imagenet_hard": "ood"}  # hard: its one OOD set
+SELECT_SETS = {
+    "openmoji": "texture",
+    "miniworld": "empty",
+    "imagenet_conventional": "Textures",
+    "imagenet_openood": "far/Textures",
+    "imagenet_hard": "ood",
+}  # hard: its one OOD set
 
 
 class Criterion(NamedTuple):
@@ -61,8 +67,10 @@ def resolve_select_set(select_set: str, benchmark: str, sets: list[str], needed:
     (`needed`) and the test features have no such OOD set."""
     name = select_set or SELECT_SETS.get(benchmark, "")
     if needed and name not in sets:
-        raise NegPromptError(f"neg.select_set {name!r} (neg.select: test) is not an OOD set of the test features "
-                             f"(sets: {', '.join(sets) or 'none'}); set neg.select_set to one of them")
+        raise NegPromptError(
+            f"neg.select_set {name!r} (neg.select: test) is not an OOD set of the test features "
+            f"(sets: {', '.join(sets) or 'none'}); set neg.select_set to one of them"
+        )
     return name
 
 

@@ -5,6 +5,7 @@ OOD set, concatenates that set with the ID test set, and scores them in shuffled
 (`DataLoader(shuffle=True)`, unseeded, last batch kept). A test-time score depends on that order, so here the
 order is a seeded permutation (recorded by its seed) and the spread over several orders is reported.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,8 +33,13 @@ def order(num_id: int, num_ood: int, seed: int) -> torch.Tensor:
     return torch.randperm(num_id + num_ood, generator=torch.Generator().manual_seed(seed))
 
 
-def run(id_feats: torch.Tensor, ood_feats: torch.Tensor, make_stepper: Callable[[], Stepper], seed: int,
-        batch_size: int = BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+def run(
+    id_feats: torch.Tensor,
+    ood_feats: torch.Tensor,
+    make_stepper: Callable[[], Stepper],
+    seed: int,
+    batch_size: int = BATCH_SIZE,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Score ID [n, d] and one OOD set [m, d] as one shuffled stream with a fresh memory (`make_stepper()` is
     called once: the memory reset of L366). Returns (ID scores [n], OOD scores [m]) in their input order."""
     check_batch_size(batch_size)
@@ -60,8 +66,13 @@ class Spread:
         return {"auroc": float(a.mean()), "auroc_std": sd(a), "fpr95": float(f.mean()), "fpr95_std": sd(f)}
 
 
-def spread(id_feats: torch.Tensor, ood_feats: torch.Tensor, make_stepper: Callable[[], Stepper],
-           seeds=ORDER_SEEDS, batch_size: int = BATCH_SIZE) -> Spread:
+def spread(
+    id_feats: torch.Tensor,
+    ood_feats: torch.Tensor,
+    make_stepper: Callable[[], Stepper],
+    seeds=ORDER_SEEDS,
+    batch_size: int = BATCH_SIZE,
+) -> Spread:
     """The figures of one OOD set under each stream order in `seeds` (population std over orders)."""
     a, f = [], []
     for s in seeds:

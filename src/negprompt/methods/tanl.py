@@ -8,6 +8,7 @@ and on OOD-like inputs (first 15 noise images). The β candidates most activated
 negatives; a batch's confident images (thresholds around an Otsu split of a queue of scores) re-pick them for
 that batch and then join the queues. The paper leaves the threshold and the noise out; this follows the script.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,16 @@ import torch
 
 from negprompt import NegPromptError
 
-PAPER = {"beta": 1000, "gap": 0.5, "memory": 300, "score_queue": 20000, "alpha": 0.0, "gamma": 0, "noise_images": 15,
-         "logit_scale": 100.0}
+PAPER = {
+    "beta": 1000,
+    "gap": 0.5,
+    "memory": 300,
+    "score_queue": 20000,
+    "alpha": 0.0,
+    "gamma": 0,
+    "noise_images": 15,
+    "logit_scale": 100.0,
+}
 PAPER_IMAGENET = {"average": (None, 9.8)}  # TANL abstract: FPR95 9.8 on ImageNet-1K; AUROC not stated
 NOISE_KINDS = ("gaussian", "uniform", "poisson", "gamma", "salt_and_pepper")
 
@@ -108,8 +117,16 @@ class State:
     scores: torch.Tensor  # [<= score_queue] the queue the Otsu threshold is taken over
 
 
-def new_state(id_feats: torch.Tensor, cand: torch.Tensor, noise_feats: torch.Tensor, beta: int = 1000,
-              memory: int = 300, gamma: int = 0, logit_scale: float = 100.0, seed: int = 0) -> State:
+def new_state(
+    id_feats: torch.Tensor,
+    cand: torch.Tensor,
+    noise_feats: torch.Tensor,
+    beta: int = 1000,
+    memory: int = 300,
+    gamma: int = 0,
+    logit_scale: float = 100.0,
+    seed: int = 0,
+) -> State:
     """The reset (L411-478): q_pos = the candidates' activations by the ID text features, q_neg = by the noise
     images' features (rows shuffled by `seed`, the newest `memory` kept); the score queue starts with the scores of
     the ID text features and of the noise images against the initial β negatives."""
@@ -130,8 +147,17 @@ def new_state(id_feats: torch.Tensor, cand: torch.Tensor, noise_feats: torch.Ten
     return State(id_feats, cand, q_pos, q_neg, scores)
 
 
-def step(state: State, img: torch.Tensor, beta: int = 1000, gap: float = 0.5, memory: int = 300,
-         score_queue: int = 20000, alpha: float = 0.0, gamma: int = 0, logit_scale: float = 100.0) -> torch.Tensor:
+def step(
+    state: State,
+    img: torch.Tensor,
+    beta: int = 1000,
+    gap: float = 0.5,
+    memory: int = 300,
+    score_queue: int = 20000,
+    alpha: float = 0.0,
+    gamma: int = 0,
+    logit_scale: float = 100.0,
+) -> torch.Tensor:
     """Score one test batch [B, d] (L479-683). [B]
 
     r = aa with the queue's β negatives; r joins the score queue, θ = Otsu(queue); images with
@@ -157,8 +183,17 @@ def step(state: State, img: torch.Tensor, beta: int = 1000, gap: float = 0.5, me
     return out
 
 
-def stepper(id_feats: torch.Tensor, cand: torch.Tensor, noise_feats: torch.Tensor, beta: int = 1000, memory: int = 300,
-            gamma: int = 0, logit_scale: float = 100.0, seed: int = 0, **params):
+def stepper(
+    id_feats: torch.Tensor,
+    cand: torch.Tensor,
+    noise_feats: torch.Tensor,
+    beta: int = 1000,
+    memory: int = 300,
+    gamma: int = 0,
+    logit_scale: float = 100.0,
+    seed: int = 0,
+    **params,
+):
     """A fresh state and the function that scores the stream's batches with it (`negprompt.methods.stream.run`)."""
     state = new_state(id_feats, cand, noise_feats, beta, memory, gamma, logit_scale, seed)
     return lambda img: step(state, img, beta=beta, memory=memory, gamma=gamma, logit_scale=logit_scale, **params)

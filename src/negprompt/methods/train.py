@@ -16,6 +16,7 @@ With a `checkpoint` (`negprompt.methods.checkpoint`) a loop starts after the che
 with their state restored, and saves its state after every epoch: a killed run continues bit-identically.
 `on_epoch` is called for the new epochs only; the checkpoint's `curve` holds the records of the others.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -98,10 +99,22 @@ def _batches(n: int, batch_size: int, gen: torch.Generator):
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-def train_positive(encoder: PromptEncoder, ctx_init: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor,
-                   logit_scale: float, config: OptimParams, *, seed: int, on_epoch: EpochHook | None = None,
-                   local: torch.Tensor | None = None, locoop_lambda: float = 0.25, locoop_top_k: int = 200,
-                   criterion: Criterion | None = None, checkpoint: Checkpoint | None = None) -> Trained:
+def train_positive(
+    encoder: PromptEncoder,
+    ctx_init: torch.Tensor,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    logit_scale: float,
+    config: OptimParams,
+    *,
+    seed: int,
+    on_epoch: EpochHook | None = None,
+    local: torch.Tensor | None = None,
+    locoop_lambda: float = 0.25,
+    locoop_top_k: int = 200,
+    criterion: Criterion | None = None,
+    checkpoint: Checkpoint | None = None,
+) -> Trained:
     """CoOp: learn one shared context [n, w]. feats [N, d] L2-normalised, labels [N] in 0..k-1.
     `config` (the `pos` section) gives epochs, batch size, optimiser, schedule, amp and chunk.
     With `local` [N, P, d] patch features this is LoCoOp: + λ · `losses.locoop_entropy`.
@@ -154,8 +167,16 @@ def _paper_stage2(feats, labels, pos_feats, neg_feats, pos_logits, neg_logits, b
 STAGE2_LOSSES = {"official": _official_stage2, "paper": _paper_stage2}  # neg.loss_variant
 
 
-def stage2_loss(variant: str, feats: torch.Tensor, labels: torch.Tensor, pos_feats: torch.Tensor,
-                neg_feats: torch.Tensor, logit_scale: float, beta: float, gamma: float) -> torch.Tensor:
+def stage2_loss(
+    variant: str,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    pos_feats: torch.Tensor,
+    neg_feats: torch.Tensor,
+    logit_scale: float,
+    beta: float,
+    gamma: float,
+) -> torch.Tensor:
     """feats [B, d], pos_feats [k, d], neg_feats [k, p, d] -> the stage-2 loss named by `variant`."""
     if variant not in STAGE2_LOSSES:
         raise NegPromptError(f"neg.loss_variant = {variant!r}: expected one of {', '.join(STAGE2_LOSSES)}")
@@ -164,10 +185,20 @@ def stage2_loss(variant: str, feats: torch.Tensor, labels: torch.Tensor, pos_fea
     return STAGE2_LOSSES[variant](feats, labels, pos_feats, neg_feats, pos_logits, neg_logits, beta, gamma)
 
 
-def train_negative(encoder: PromptEncoder, pos_ctx: torch.Tensor, neg_ctx_init: torch.Tensor, feats: torch.Tensor,
-                   labels: torch.Tensor, logit_scale: float, config: NegParams, *, seed: int,
-                   on_epoch: EpochHook | None = None, criterion: Criterion | None = None,
-                   checkpoint: Checkpoint | None = None) -> Trained:
+def train_negative(
+    encoder: PromptEncoder,
+    pos_ctx: torch.Tensor,
+    neg_ctx_init: torch.Tensor,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    logit_scale: float,
+    config: NegParams,
+    *,
+    seed: int,
+    on_epoch: EpochHook | None = None,
+    criterion: Criterion | None = None,
+    checkpoint: Checkpoint | None = None,
+) -> Trained:
     """Learn p negative contexts [p, n, w] shared across classes. `config` (the `neg` section) gives
     the loss (variant, beta, gamma), epochs, batch size, optimiser, schedule, amp and chunk. The
     positive context is frozen and its text features computed once; with `one_stage` (Table 5
@@ -189,16 +220,18 @@ def train_negative(encoder: PromptEncoder, pos_ctx: torch.Tensor, neg_ctx_init: 
             frozen_pos = encoder(pos, chunk=chunk)  # [k, d], computed once: the positive prompts do not change
     loop = LoopState({"neg_ctx": neg_ctx, "pos_ctx": pos}, opt, sched, gen, precision.scaler)
     start, curve, snapshots = _resume(checkpoint, loop)
-    for epoch in tqdm(range(start, c.epochs), desc="train negative prompts", unit="epoch", initial=start,
-                      total=c.epochs):
+    for epoch in tqdm(
+        range(start, c.epochs), desc="train negative prompts", unit="epoch", initial=start, total=c.epochs
+    ):
         total = 0.0
         for idx in _batches(len(feats), c.batch_size, gen):
             rate = opt.param_groups[0]["lr"]
             with precision.autocast:
                 pos_feats = frozen_pos if frozen_pos is not None else encoder(pos, chunk=chunk)
                 neg_feats = encoder(neg_ctx, chunk=chunk).transpose(0, 1)  # [p, k, d] -> [k, p, d]
-                loss = stage2_loss(c.loss_variant, feats[idx], labels[idx], pos_feats, neg_feats, logit_scale,
-                                   c.beta, c.gamma)
+                loss = stage2_loss(
+                    c.loss_variant, feats[idx], labels[idx], pos_feats, neg_feats, logit_scale, c.beta, c.gamma
+                )
                 if one_stage:
                     loss = loss + F.cross_entropy(logit_scale * feats[idx] @ pos_feats.T, labels[idx])
             precision.step(loss, opt, sched)

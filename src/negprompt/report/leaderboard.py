@@ -1,5 +1,6 @@
 """The family's leaderboard: every method on every set, ours beside the published ImageNet-1K ViT-B/16 figures, and
 how faithfully the stand-in ranks the methods (Kendall's τ between our average AUROC and the published one)."""
+
 from __future__ import annotations
 
 import itertools
@@ -28,12 +29,21 @@ PUBLISHED = {
     "negprompt": (94.81, 23.01, "NegPrompt paper, Table 2"),
 }
 # Seconds to score 10,000 cached test features, text features ready, one thread (docs/methods.md: measured with
-# `python benchmarks/analyses/family_choices.py timing` on OpenMoji, 2-core Intel Xeon); a fixed record, so the report stays
-# the same from run to run. Methods not timed say what they cost relative to one that was.
+# `python benchmarks/analyses/family_choices.py timing` on OpenMoji, 2-core Intel Xeon); a fixed record, so the report
+# stays the same from run to run. Methods not timed say what they cost relative to one that was.
 COST = {
-    "mcm": "0.013", "msp": "as MCM", "maxlogit": "as MCM", "energy": "as MCM", "coop": "as MCM",
-    "negprompt": "as MCM × (1 + p)", "glmcm": "as MCM × (1 + patches)", "locoop": "as MCM × (1 + patches)",
-    "neglabel": "0.67", "csp": "0.59", "adaneg": "0.15 per stream image", "tanl": "0.26 per stream image",
+    "mcm": "0.013",
+    "msp": "as MCM",
+    "maxlogit": "as MCM",
+    "energy": "as MCM",
+    "coop": "as MCM",
+    "negprompt": "as MCM × (1 + p)",
+    "glmcm": "as MCM × (1 + patches)",
+    "locoop": "as MCM × (1 + patches)",
+    "neglabel": "0.67",
+    "csp": "0.59",
+    "adaneg": "0.15 per stream image",
+    "tanl": "0.26 per stream image",
 }
 
 
@@ -91,8 +101,9 @@ def rank_agreement(average: dict) -> dict:
     tau, p = kendalltau(ours, theirs)
     if not np.isfinite(tau):  # every ours equal: no ranking to compare
         return {"methods": both, "tau": None, "p": None, "disagree": []}
-    disagree = [(a, b) for (a, x, u), (b, y, v) in itertools.combinations(zip(both, ours, theirs), 2)
-                if (x - y) * (u - v) < 0]
+    disagree = [
+        (a, b) for (a, x, u), (b, y, v) in itertools.combinations(zip(both, ours, theirs), 2) if (x - y) * (u - v) < 0
+    ]
     return {"methods": both, "tau": round(float(tau), 4), "p": round(float(p), 4), "disagree": disagree}
 
 
@@ -100,16 +111,20 @@ def table(agg: dict, labels: dict) -> str:
     """Markdown: method, each set and the average (ours, AUROC / FPR95 with ±), the published ImageNet average and
     its source, and the scoring cost."""
     sets = list(agg["ood"])
-    head = ("| method | " + " | ".join(sets) + " | **average** | ImageNet ViT-B/16 (published) | source | "
-            "scoring s / 10k images |")
+    head = (
+        "| method | " + " | ".join(sets) + " | **average** | ImageNet ViT-B/16 (published) | source | "
+        "scoring s / 10k images |"
+    )
     lines = [head, "|---" * (len(sets) + 5) + "|"]
     ordered = sorted(agg["average"], key=lambda m: -agg["average"][m]["auroc"])
     for m in ordered:
         cells = []
         for e in [agg["ood"][s][m] for s in sets] + [agg["average"][m]]:
             spread = round(e.get("auroc_std", 0), 2) or round(e.get("fpr95_std", 0), 2)
-            cells.append(f"{e['auroc']:.2f} / {e['fpr95']:.2f}" + (f" (± {e['auroc_std']:.2f} / {e['fpr95_std']:.2f})"
-                                                                   if spread else ""))
+            cells.append(
+                f"{e['auroc']:.2f} / {e['fpr95']:.2f}"
+                + (f" (± {e['auroc_std']:.2f} / {e['fpr95_std']:.2f})" if spread else "")
+            )
         a, f, src = PUBLISHED.get(m, (None, None, "your method (registry)"))
         pub = " / ".join("—" if v is None else f"{v:.2f}" for v in (a, f))
         name = labels.get(m, m) + (" (stream)" if m in STREAM else "")
@@ -121,17 +136,25 @@ def section(agg: dict, labels: dict, params=None) -> str:
     """The report's leaderboard: the table, the stream's record, and Kendall's τ against ImageNet."""
     r = rank_agreement(agg["average"])
     orders = agg.get("stream_orders")
-    stream_note = (f"Test-time methods (stream) see ID and one OOD set shuffled together (seeds {orders}, batches of "
-                   f"{params.family.stream_batch_size if params else 256}, memory reset per OOD set, as OpenOOD-VLM's "
-                   "evaluator); their ± is over these stream orders. Other ± are over training seeds (0 when nothing "
-                   "is trained). " if orders else "")
+    stream_note = (
+        f"Test-time methods (stream) see ID and one OOD set shuffled together (seeds {orders}, batches of "
+        f"{params.family.stream_batch_size if params else 256}, memory reset per OOD set, as OpenOOD-VLM's "
+        "evaluator); their ± is over these stream orders. Other ± are over training seeds (0 when nothing "
+        "is trained). "
+        if orders
+        else ""
+    )
     if r["tau"] is None:
         tau = "Kendall's τ needs two methods with published figures."
     else:
         pairs = ", ".join(f"{labels.get(a, a)} / {labels.get(b, b)}" for a, b in r["disagree"]) or "none"
-        tau = (f"**Kendall's τ = {r['tau']:.2f}** (p = {r['p']:.3f}) between this run's average AUROC and the "
-               f"published ImageNet ViT-B/16 figures, over {len(r['methods'])} methods "
-               f"({', '.join(labels.get(m, m) for m in r['methods'])}); pairs ranked the other way round: {pairs}. "
-               "A measure of the stand-in, not a target: nothing is tuned on the test sets to raise it.")
-    return (f"Sorted by our average AUROC; AUROC / FPR95 in %. {stream_note}The scoring cost is a fixed record "
-            "(docs/methods.md, one thread), not this run's timing.\n\n" + table(agg, labels) + "\n\n" + tau)
+        tau = (
+            f"**Kendall's τ = {r['tau']:.2f}** (p = {r['p']:.3f}) between this run's average AUROC and the "
+            f"published ImageNet ViT-B/16 figures, over {len(r['methods'])} methods "
+            f"({', '.join(labels.get(m, m) for m in r['methods'])}); pairs ranked the other way round: {pairs}. "
+            "A measure of the stand-in, not a target: nothing is tuned on the test sets to raise it."
+        )
+    return (
+        f"Sorted by our average AUROC; AUROC / FPR95 in %. {stream_note}The scoring cost is a fixed record "
+        "(docs/methods.md, one thread), not this run's timing.\n\n" + table(agg, labels) + "\n\n" + tau
+    )

@@ -1,5 +1,6 @@
 """The report's words: each section of reports/report.md from the figures it states, pure
 functions of their inputs (the report stage reads the files and writes the result)."""
+
 from __future__ import annotations
 
 from negprompt.methods import protocol
@@ -10,26 +11,35 @@ from negprompt.report import tables as report
 def paper_section(benchmark: str, agg: dict, open_vocab: bool) -> str:
     paper = report.PAPER.get(benchmark)
     if not paper:
-        return (f"{benchmark} is this project's own benchmark: the paper has no numbers for it. "
-                "For the paper's tables run an ImageNet benchmark (docs/imagenet.md).")
+        return (
+            f"{benchmark} is this project's own benchmark: the paper has no numbers for it. "
+            "For the paper's tables run an ImageNet benchmark (docs/imagenet.md)."
+        )
     key = "average_open_vocab" if open_vocab and "average_open_vocab" in paper else "average"
-    lines = ["| method | paper AUROC | ours AUROC | Δ | paper FPR95 | ours FPR95 | Δ |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | paper AUROC | ours AUROC | Δ | paper FPR95 | ours FPR95 | Δ |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for m, (a, f) in paper[key].items():
         if m in agg["average"]:
             o = agg["average"][m]
-            lines.append(f"| {report.LABELS[m]} | {a:.2f} | {o['auroc']:.2f} | {o['auroc'] - a:+.2f} | {f:.2f} | {o['fpr95']:.2f} | {o['fpr95'] - f:+.2f} |")
+            lines.append(
+                f"| {report.LABELS[m]} | {a:.2f} | {o['auroc']:.2f} | {o['auroc'] - a:+.2f} | {f:.2f} | {o['fpr95']:.2f} | {o['fpr95'] - f:+.2f} |"
+            )
     return f"Average over the OOD sets ({key}):\n\n" + "\n".join(lines)
 
 
 def backbone_section(diag: dict) -> str:
     if not diag:
         return "Zero-shot diagnostics are computed for the generated worlds only (`reports/backbone.json`)."
-    return (f"Zero-shot, on fresh held-out renders (not the test files): top-1 over ID **{100 * diag['zero_shot_top1']:.1f}%**, "
-            f"cosine of ID images to their own prompt **{diag['cos_own'][0]:.3f}** ± {diag['cos_own'][1]:.3f} and to the other prompts "
-            f"{diag['cos_other'][0]:.3f} (real CLIP ViT-B/16 on ImageNet: ≈ 0.3 and ≈ 0.2), logit scale {diag['logit_scale']:.0f}. "
-            "Real CLIP's regime is MCM ahead of MaxLogit (90.8 / 42.7 against 84.2 / 67.7 for max cosine on ImageNet), because an "
-            "image's similarities share an offset that moves its max and that MCM's softmax cancels (a positive corr(max, mean)).\n\n"
-            + report.regime_table(diag))
+    return (
+        f"Zero-shot, on fresh held-out renders (not the test files): top-1 over ID **{100 * diag['zero_shot_top1']:.1f}%**, "
+        f"cosine of ID images to their own prompt **{diag['cos_own'][0]:.3f}** ± {diag['cos_own'][1]:.3f} and to the other prompts "
+        f"{diag['cos_other'][0]:.3f} (real CLIP ViT-B/16 on ImageNet: ≈ 0.3 and ≈ 0.2), logit scale {diag['logit_scale']:.0f}. "
+        "Real CLIP's regime is MCM ahead of MaxLogit (90.8 / 42.7 against 84.2 / 67.7 for max cosine on ImageNet), because an "
+        "image's similarities share an offset that moves its max and that MCM's softmax cancels (a positive corr(max, mean)).\n\n"
+        + report.regime_table(diag)
+    )
 
 
 def ranking_note(avg: dict, diag: dict) -> str:
@@ -38,13 +48,24 @@ def ranking_note(avg: dict, diag: dict) -> str:
     above = [m for m in avg if m != "negprompt" and avg[m]["auroc"] > ours]
     if not above:
         return f"**NegPrompt has the best average AUROC** ({ours:.2f})."
-    text = (f"**NegPrompt ({ours:.2f} average AUROC) is beaten by " + ", ".join(f"{report.LABELS.get(m, m)} ({avg[m]['auroc']:.2f})" for m in above)
-            + "** and beats " + (", ".join(report.LABELS.get(m, m) for m in avg if m not in above and m != "negprompt") or "no other method") + ".")
+    text = (
+        f"**NegPrompt ({ours:.2f} average AUROC) is beaten by "
+        + ", ".join(f"{report.LABELS.get(m, m)} ({avg[m]['auroc']:.2f})" for m in above)
+        + "** and beats "
+        + (", ".join(report.LABELS.get(m, m) for m in avg if m not in above and m != "negprompt") or "no other method")
+        + "."
+    )
     a = diag.get("average", {})
-    if {"maxlogit", "mcm"} <= set(a) and a["maxlogit"]["auroc"] > a["mcm"]["auroc"] and set(above) & {"maxlogit", "energy", "msp"}:
-        text += (f" Why: this backbone is not in real CLIP's regime. Zero-shot, before any prompt is learned, MaxLogit already beats MCM "
-                 f"({a['maxlogit']['auroc']:.1f} vs {a['mcm']['auroc']:.1f} AUROC on held-out renders, see ‘The backbone’s zero-shot regime’ below), where real CLIP has "
-                 "MCM ≈ 7 points ahead; NegPrompt's score is an MCM-style softmax and inherits that handicap.")
+    if (
+        {"maxlogit", "mcm"} <= set(a)
+        and a["maxlogit"]["auroc"] > a["mcm"]["auroc"]
+        and set(above) & {"maxlogit", "energy", "msp"}
+    ):
+        text += (
+            f" Why: this backbone is not in real CLIP's regime. Zero-shot, before any prompt is learned, MaxLogit already beats MCM "
+            f"({a['maxlogit']['auroc']:.1f} vs {a['mcm']['auroc']:.1f} AUROC on held-out renders, see ‘The backbone’s zero-shot regime’ below), where real CLIP has "
+            "MCM ≈ 7 points ahead; NegPrompt's score is an MCM-style softmax and inherits that handicap."
+        )
     return text
 
 
@@ -55,13 +76,20 @@ def negatives_note(agg: dict, sim) -> str:
         return ""
     col = "negative after training (mean)"
     id_cos = sim.loc["ID", col]
-    cells = [f"{s} {agg['ood'][s]['negprompt']['auroc'] - agg['ood'][s]['coop']['auroc']:+.1f} (cosine {sim.loc[s, col]:.3f})"
-             for s in agg["ood"] if s in sim.index]
-    return (f"What the negative prompts add over CoOp's positives, per set (AUROC points; mean cosine of the set's images to the "
-            f"trained negatives, ID's is {id_cos:.3f}): " + ", ".join(cells) + ". By that mean offset alone, a set closer to the "
-            "negatives than ID is pushed down and one farther away lifted; where a set's gain has the other sign, the rest of the "
-            "score (the per-image spread of its negative similarities) outweighs it (section 'Where the negative prompts went'; "
-            "`benchmarks/analyses/negatives_decomposition.py` separates the negatives' constant weight from their per-image part).")
+    cells = [
+        f"{s} {agg['ood'][s]['negprompt']['auroc'] - agg['ood'][s]['coop']['auroc']:+.1f} (cosine {sim.loc[s, col]:.3f})"
+        for s in agg["ood"]
+        if s in sim.index
+    ]
+    return (
+        f"What the negative prompts add over CoOp's positives, per set (AUROC points; mean cosine of the set's images to the "
+        f"trained negatives, ID's is {id_cos:.3f}): "
+        + ", ".join(cells)
+        + ". By that mean offset alone, a set closer to the "
+        "negatives than ID is pushed down and one farther away lifted; where a set's gain has the other sign, the rest of the "
+        "score (the per-image spread of its negative similarities) outweighs it (section 'Where the negative prompts went'; "
+        "`benchmarks/analyses/negatives_decomposition.py` separates the negatives' constant weight from their per-image part)."
+    )
 
 
 def scale_test_note(bb: dict) -> str:
@@ -69,28 +97,45 @@ def scale_test_note(bb: dict) -> str:
     such a run measures time and memory at the architecture's size, and its figures mean nothing."""
     if bb.get("pretrained") != "random":
         return ""
-    return (f"\n> **Scale test, not results.** The backbone is `{bb['model']}` with random weights "
-            "(`backbone.pretrained: random`): this run measures time and memory, and every figure below is noise "
-            "from an untrained model.\n")
+    return (
+        f"\n> **Scale test, not results.** The backbone is `{bb['model']}` with random weights "
+        "(`backbone.pretrained: random`): this run measures time and memory, and every figure below is noise "
+        "from an untrained model.\n"
+    )
 
 
-def report_markdown(name: str, bench: dict, bb: dict, params, agg: dict, sim, diag: dict, *, protocol_md: str,
-                    neglabel_md: str, text_space_md: str, sheets: str) -> str:
+def report_markdown(
+    name: str,
+    bench: dict,
+    bb: dict,
+    params,
+    agg: dict,
+    sim,
+    diag: dict,
+    *,
+    protocol_md: str,
+    neglabel_md: str,
+    text_space_md: str,
+    sheets: str,
+) -> str:
     """reports/report.md: what ran, every method's table, the notes that say who wins and why, and the
     sections the stage built from its files (protocol, NegLabel, text space, contact sheets)."""
     seeds, p, acc = params.subset.seeds, params, agg["id_top1"]
-    local_note = ("GL-MCM is zero-shot (hand prompts, global + best patch MCM); LoCoOp is CoOp trained with its patch-entropy term "
-                  f"(λ = {p.locoop.lam}, top-k = {p.locoop.top_fraction:.0%} of the classes) and scored with GL-MCM, as its paper reports it."
-                  if "locoop" in agg["average"] else "GL-MCM and LoCoOp need patch features: run with `features.local: true` (ViT backbones).")
+    local_note = (
+        "GL-MCM is zero-shot (hand prompts, global + best patch MCM); LoCoOp is CoOp trained with its patch-entropy term "
+        f"(λ = {p.locoop.lam}, top-k = {p.locoop.top_fraction:.0%} of the classes) and scored with GL-MCM, as its paper reports it."
+        if "locoop" in agg["average"]
+        else "GL-MCM and LoCoOp need patch features: run with `features.local: true` (ViT backbones)."
+    )
     return f"""# NegPrompt report: {name}
 {scale_test_note(bb)}
 ## What ran
-- Benchmark: **{name}**, {bench['counts']['classes']} ID classes, {bench['counts']['test_id']} ID test images; OOD sets: {', '.join(f"{s} ({bench['counts'].get('test_' + s, '?')})" for s in bench['ood_sets'])}.
-- Backbone: `{bb['model']}` ({bb['pretrained'] or 'pretrained in this pipeline'}), weights sha256 `{bb['weights_sha256'][:16]}…`.
-- Seeds {seeds}, {p.subset.shots} shots per class{', **open vocabulary**: trained on the first ' + format(p.subset.open_vocab_fraction, '.0%') + ' of the classes, evaluated on all' if p.open_vocab else ''}.
-- Positive prompts (CoOp): ctx init "{p.pos.ctx_init or f'random, n = {p.pos.n_ctx}'}", {p.pos.epochs} epochs, {p.pos.optimizer} lr {p.pos.lr}, schedule {p.pos.schedule}, select {p.pos.select}.
-- Negative prompts: p = {p.neg.num_prompts}, loss **{p.neg.loss_variant}**, β = {p.neg.beta}, γ = {p.neg.gamma}, init {p.neg.init}, {p.neg.epochs} epochs{', **one-stage** (positive and negative trained together)' if p.neg.one_stage else ''}, schedule {p.neg.schedule}, select {p.neg.select}.
-- Scores: τ = {p.score.temperature} on cosine similarities. {protocol.kept_sentence(p.pos.select, p.neg.select, agg['protocol']['neg'].get('select_set', ''))}
+- Benchmark: **{name}**, {bench["counts"]["classes"]} ID classes, {bench["counts"]["test_id"]} ID test images; OOD sets: {", ".join(f"{s} ({bench['counts'].get('test_' + s, '?')})" for s in bench["ood_sets"])}.
+- Backbone: `{bb["model"]}` ({bb["pretrained"] or "pretrained in this pipeline"}), weights sha256 `{bb["weights_sha256"][:16]}…`.
+- Seeds {seeds}, {p.subset.shots} shots per class{", **open vocabulary**: trained on the first " + format(p.subset.open_vocab_fraction, ".0%") + " of the classes, evaluated on all" if p.open_vocab else ""}.
+- Positive prompts (CoOp): ctx init "{p.pos.ctx_init or f"random, n = {p.pos.n_ctx}"}", {p.pos.epochs} epochs, {p.pos.optimizer} lr {p.pos.lr}, schedule {p.pos.schedule}, select {p.pos.select}.
+- Negative prompts: p = {p.neg.num_prompts}, loss **{p.neg.loss_variant}**, β = {p.neg.beta}, γ = {p.neg.gamma}, init {p.neg.init}, {p.neg.epochs} epochs{", **one-stage** (positive and negative trained together)" if p.neg.one_stage else ""}, schedule {p.neg.schedule}, select {p.neg.select}.
+- Scores: τ = {p.score.temperature} on cosine similarities. {protocol.kept_sentence(p.pos.select, p.neg.select, agg["protocol"]["neg"].get("select_set", ""))}
 
 ## OOD detection (%, mean ± std over {len(seeds)} seeds)
 {protocol.test_label(p.pos.select, p.neg.select)}{report.metrics_table(agg)}
@@ -103,9 +148,9 @@ MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper c
 {leaderboard.section(agg, report.LABELS, params)}
 
 ## ID top-1 accuracy (%)
-| {' | '.join(report.LABELS[m] for m in acc)} |
-|{'---|' * len(acc)}
-| {' | '.join(report.fmt(a['top1'], a['top1_std']) for a in acc.values())} |
+| {" | ".join(report.LABELS[m] for m in acc)} |
+|{"---|" * len(acc)}
+| {" | ".join(report.fmt(a["top1"], a["top1_std"]) for a in acc.values())} |
 
 ## The backbone's zero-shot regime
 {backbone_section(diag)}
@@ -122,7 +167,7 @@ MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper c
 ## Where the negative prompts went ({p.neg.loss_variant} loss)
 Mean cosine similarity of test images to the prompts, per set, over seeds. Each negative adds about exp(cosine) to the score's denominator, so, by this mean offset, a set whose images are *closer* to the trained negatives than ID images are is pushed down by NegPrompt's score (easier to detect) and a set *farther* from them is lifted (harder to detect):
 
-{sim.to_markdown(floatfmt='.4f')}
+{sim.to_markdown(floatfmt=".4f")}
 
 In text space: {text_space_md}
 
@@ -138,5 +183,5 @@ The `official` loss (MultiLabelSoftMargin with the true class's negatives as tar
 ![t-SNE](figures/tsne.png)
 
 ## The benchmark's roles (one test image per concept)
-{sheets or 'ImageNet benchmarks: see the README for their sources.'}
+{sheets or "ImageNet benchmarks: see the README for their sources."}
 """

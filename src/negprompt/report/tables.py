@@ -1,5 +1,6 @@
 """Tables and figures of a run: metrics (mean ± std over seeds), ROC curves, score histograms,
 the similarity bars of the paper's Fig. 3 and a t-SNE like its Fig. 4."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,20 @@ from negprompt import metrics  # noqa: E402
 from negprompt.methods.scores import METHODS, PREDICTIONS  # noqa: E402
 from negprompt.report import leaderboard  # noqa: E402
 
-LABELS = {"mcm": "MCM", "msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "neglabel": "NegLabel", "glmcm": "GL-MCM", "coop": "CoOp",
-          "locoop": "LoCoOp", "negprompt": "NegPrompt", "csp": "CSP", "adaneg": "AdaNeg", "tanl": "TANL"}
+LABELS = {
+    "mcm": "MCM",
+    "msp": "MSP",
+    "maxlogit": "MaxLogit",
+    "energy": "Energy",
+    "neglabel": "NegLabel",
+    "glmcm": "GL-MCM",
+    "coop": "CoOp",
+    "locoop": "LoCoOp",
+    "negprompt": "NegPrompt",
+    "csp": "CSP",
+    "adaneg": "AdaNeg",
+    "tanl": "TANL",
+}
 PLUGIN = "method:"  # score columns of methods registered through negprompt.methods.registry
 
 
@@ -28,17 +41,26 @@ ROC_METHODS = ("negprompt", "mcm", "coop", "maxlogit")  # side by side in the DV
 def methods_in(table: pd.DataFrame) -> list[str]:
     """The methods a score table has (GL-MCM and LoCoOp only when local features were cached; registered methods
     from their `method:<name>` columns). AdaNeg and TANL, scored on streams, are added by `aggregate`."""
-    return [m for m in METHODS if m in table.columns] + [c[len(PLUGIN):] for c in table.columns if c.startswith(PLUGIN)]
+    return [m for m in METHODS if m in table.columns] + [
+        c[len(PLUGIN) :] for c in table.columns if c.startswith(PLUGIN)
+    ]
 
 
 def column(table: pd.DataFrame, m: str) -> pd.Series:
     return table[m] if m in table.columns else table[PLUGIN + m]
 
-# Paper Tables 2-4 (AUROC / FPR95 in %, ID top-1) for the ImageNet benchmarks; NegLabel's rows from its own paper (Table 1).
+
+# Paper Tables 2-4 (AUROC / FPR95 in %, ID top-1) for the ImageNet benchmarks; NegLabel's rows from its own paper
+# (Table 1).
 PAPER = {
     "imagenet_conventional": {
-        "average": {"mcm": (90.76, 42.74), "neglabel": (94.21, 25.40), "coop": (91.78, 51.68), "locoop": (93.52, 28.66),
-                    "negprompt": (94.81, 23.01)},
+        "average": {
+            "mcm": (90.76, 42.74),
+            "neglabel": (94.21, 25.40),
+            "coop": (91.78, 51.68),
+            "locoop": (93.52, 28.66),
+            "negprompt": (94.81, 23.01),
+        },
         "Textures": {"mcm": (86.11, 57.77), "neglabel": (90.22, 43.56), "negprompt": (91.60, 35.21)},
         "iNaturalist": {"mcm": (94.61, 30.91), "neglabel": (99.49, 1.91), "negprompt": (98.73, 6.32)},
         "Places": {"mcm": (89.77, 44.69), "neglabel": (91.64, 35.59), "negprompt": (93.34, 27.60)},
@@ -47,8 +69,10 @@ PAPER = {
         "id_top1": {"coop": 72.1, "locoop": 71.7, "mcm": 67.0, "negprompt": 72.1, "negprompt_open_vocab": 71.9},
     },
     "imagenet_hard": {
-        "split1": {"negprompt": (99.85, 0.62)}, "split2": {"negprompt": (98.54, 7.60)},
-        "split3": {"negprompt": (93.89, 22.89)}, "split4": {"negprompt": (99.57, 1.60)},
+        "split1": {"negprompt": (99.85, 0.62)},
+        "split2": {"negprompt": (98.54, 7.60)},
+        "split3": {"negprompt": (93.89, 22.89)},
+        "split4": {"negprompt": (99.57, 1.60)},
         "average": {"mcm": (93.77, 25.83), "coop": (93.99, 24.14), "negprompt": (97.96, 8.18)},
     },
 }
@@ -60,8 +84,13 @@ def seed_metrics(table: pd.DataFrame) -> dict:
     out = {}
     for name in [s for s in table.set.unique() if s != "id"]:
         ood = table[table.set == name]
-        out[name] = {m: {"auroc": 100 * metrics.auroc(column(ident, m), column(ood, m)),
-                         "fpr95": 100 * metrics.fpr_at_95_tpr(column(ident, m), column(ood, m))} for m in methods_in(table)}
+        out[name] = {
+            m: {
+                "auroc": 100 * metrics.auroc(column(ident, m), column(ood, m)),
+                "fpr95": 100 * metrics.fpr_at_95_tpr(column(ident, m), column(ood, m)),
+            }
+            for m in methods_in(table)
+        }
     acc = {m: 100 * float((ident[col] == ident.label).mean()) for m, col in PREDICTIONS.items() if col in table.columns}
     return {"ood": out, "acc": acc}
 
@@ -88,14 +117,20 @@ def aggregate(tables: list[pd.DataFrame]) -> dict:
     for m in methods:
         entry = {}
         for metric in ("auroc", "fpr95"):
-            entry[metric], entry[f"{metric}_std"] = stats([np.mean([r["ood"][s][m][metric] for s in sets]) for r in per_seed])
+            entry[metric], entry[f"{metric}_std"] = stats(
+                [np.mean([r["ood"][s][m][metric] for s in sets]) for r in per_seed]
+            )
         average[m] = entry
     acc = {}
     for m in per_seed[0]["acc"]:
         acc[m] = dict(zip(("top1", "top1_std"), stats([r["acc"][m] for r in per_seed])))
     agg = leaderboard.add_stream_methods({"ood": ood, "average": average, "id_top1": acc}, tables[0])
     r = leaderboard.rank_agreement(agg["average"])
-    agg["rank_agreement"] = {"kendall_tau": r["tau"], "methods": len(r["methods"]), "disagreeing_pairs": len(r["disagree"])}
+    agg["rank_agreement"] = {
+        "kendall_tau": r["tau"],
+        "methods": len(r["methods"]),
+        "disagreeing_pairs": len(r["disagree"]),
+    }
     return agg
 
 
@@ -106,8 +141,15 @@ def similarity_summary(tables: list[pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for t in tables:
         for group, part in t.groupby("set", sort=False):
-            rows.append({"images": "ID" if group == "id" else group, "positive (max)": part.pos_sim_max.mean(), "negative (max)": part.neg_sim_max.mean(),
-                         "negative before training (mean)": part.neg_init_sim_mean.mean(), "negative after training (mean)": part.neg_sim_mean.mean()})
+            rows.append(
+                {
+                    "images": "ID" if group == "id" else group,
+                    "positive (max)": part.pos_sim_max.mean(),
+                    "negative (max)": part.neg_sim_max.mean(),
+                    "negative before training (mean)": part.neg_init_sim_mean.mean(),
+                    "negative after training (mean)": part.neg_sim_mean.mean(),
+                }
+            )
     return pd.DataFrame(rows).groupby("images", sort=False).mean()
 
 
@@ -188,7 +230,9 @@ def plot_similarity(tables: list[pd.DataFrame], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_tsne(pos: np.ndarray, neg: np.ndarray, images: np.ndarray, image_sets: np.ndarray, path: Path, seed: int = 0) -> None:
+def plot_tsne(
+    pos: np.ndarray, neg: np.ndarray, images: np.ndarray, image_sets: np.ndarray, path: Path, seed: int = 0
+) -> None:
     """Fig. 4: t-SNE of positive prompts [k, d], negative prompts [k, p, d] and image features."""
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
@@ -230,20 +274,32 @@ def regime_table(diag: dict) -> str:
     prompts, their correlation, the max's margin over the mean in std, and zero-shot MCM /
     MaxLogit / Energy (and NegLabel, when measured) AUROC / FPR95."""
     zs = [m for m in ZERO_SHOT if m in diag["average"]]
-    lines = ["| set | n | max cosine | mean cosine | corr(max, mean) | max − mean (std) | " + " | ".join(LABELS[m] for m in zs) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(zs)]
+    lines = [
+        "| set | n | max cosine | mean cosine | corr(max, mean) | max − mean (std) | "
+        + " | ".join(LABELS[m] for m in zs)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(zs),
+    ]
     for name, st in diag["sets"].items():
-        cells = [f"{st['max_cos'][0]:.3f} ± {st['max_cos'][1]:.3f}", f"{st['mean_cos'][0]:.3f} ± {st['mean_cos'][1]:.3f}", f"{st['corr_max_mean']:+.2f}",
-                 f"{st['max_z'][0]:.2f} ± {st['max_z'][1]:.2f}"]
+        cells = [
+            f"{st['max_cos'][0]:.3f} ± {st['max_cos'][1]:.3f}",
+            f"{st['mean_cos'][0]:.3f} ± {st['mean_cos'][1]:.3f}",
+            f"{st['corr_max_mean']:+.2f}",
+            f"{st['max_z'][0]:.2f} ± {st['max_z'][1]:.2f}",
+        ]
         ood = diag["ood"].get(name)
         cells += [f"{ood[m]['auroc']:.1f} / {ood[m]['fpr95']:.1f}" for m in zs] if ood else [""] * len(zs)
         lines.append(f"| {name} | {st['n']} | " + " | ".join(cells) + " |")
     a = diag["average"]
-    lines.append("| **average** | | | | | | " + " | ".join(f"**{a[m]['auroc']:.1f} / {a[m]['fpr95']:.1f}**" for m in zs) + " |")
+    lines.append(
+        "| **average** | | | | | | " + " | ".join(f"**{a[m]['auroc']:.1f} / {a[m]['fpr95']:.1f}**" for m in zs) + " |"
+    )
     return "\n".join(lines)
 
 
-def neglabel_section(labels: pd.DataFrame, table: pd.DataFrame, agg: dict, known: set[str] | None = None, sample: int = 30) -> str:
+def neglabel_section(
+    labels: pd.DataFrame, table: pd.DataFrame, agg: dict, known: set[str] | None = None, sample: int = 30
+) -> str:
     """What NegLabel relies on (markdown): how many labels were mined (and how many are names the backbone
     was pretrained on, where that is known), a sample of them, and per OOD set the mined labels that most
     often win an image's highest similarity over every ID label. `table`: one seed's score table."""
@@ -254,10 +310,16 @@ def neglabel_section(labels: pd.DataFrame, table: pd.DataFrame, agg: dict, known
     if known is not None:
         head += f", {sum(w in known for w in words)} of them names the backbone was pretrained on"
     step = max(1, len(words) // sample)
-    lines = [head + f". A sample ({'every label' if step == 1 else f'one in {step}'}, farthest from the ID labels first): "
-             + ", ".join(words[::step][:sample]) + ".", "",
-             "| set | images won by a negative label | most frequent winners (images) | NegLabel AUROC / FPR95 | MCM AUROC / FPR95 |",
-             "|---|---|---|---|---|"]
+    lines = [
+        head
+        + f". A sample ({'every label' if step == 1 else f'one in {step}'}, farthest from the ID labels first): "
+        + ", ".join(words[::step][:sample])
+        + ".",
+        "",
+        "| set | images won by a negative label | most frequent winners (images) "
+        "| NegLabel AUROC / FPR95 | MCM AUROC / FPR95 |",
+        "|---|---|---|---|---|",
+    ]
     for name, group in table.groupby("set", sort=False):
         won = group[group.neglabel_wins.astype(bool)]
         counts = won.neglabel_top.value_counts().head(5)
@@ -268,7 +330,9 @@ def neglabel_section(labels: pd.DataFrame, table: pd.DataFrame, agg: dict, known
     return "\n".join(lines)
 
 
-def text_space_rows(prompts: dict[str, torch.Tensor], name_feats: torch.Tensor, names: list[str], top: int = 4) -> pd.DataFrame:
+def text_space_rows(
+    prompts: dict[str, torch.Tensor], name_feats: torch.Tensor, names: list[str], top: int = 4
+) -> pd.DataFrame:
     """Where prompt features sit among the concept names' "a photo of a {}." features. prompts:
     {label: [k, d]} (one feature per ID class, e.g. one negative context over the k class names);
     per label, the mean over classes of the highest cosine to any name (near 1: on the text
@@ -278,8 +342,13 @@ def text_space_rows(prompts: dict[str, torch.Tensor], name_feats: torch.Tensor, 
         cos = feats.float() @ name_feats.float().T  # [k, V]
         best = cos.max(1)
         counts = pd.Series(best.indices.numpy()).value_counts().head(top)
-        rows.append({"prompts": label, "highest cosine to a name (mean over classes)": float(best.values.mean()),
-                     "nearest names (classes)": ", ".join(f"{names[i]} ({n})" for i, n in counts.items())})
+        rows.append(
+            {
+                "prompts": label,
+                "highest cosine to a name (mean over classes)": float(best.values.mean()),
+                "nearest names (classes)": ", ".join(f"{names[i]} ({n})" for i, n in counts.items()),
+            }
+        )
     return pd.DataFrame(rows).set_index("prompts")
 
 

@@ -103,10 +103,10 @@ def summary_line(d: dict) -> str:
 
 def image_features(model, image_sets: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """{set: L2-normalised image features} of uint8 image sets."""
-    from negprompt.clip.backbone import encode_images
+    from negprompt.clip.backbone import encode_arrays
 
     model = model.eval()
-    return {name: encode_images(model, imgs) for name, imgs in image_sets.items()}
+    return {name: encode_arrays(model, imgs) for name, imgs in image_sets.items()}
 
 
 def cosines(

@@ -106,6 +106,9 @@ def test_dvc_repro_imagenet_open_vocab_official_protocol_then_a_hard_split(image
         "| NegPrompt | 93.76 |" in report and "| LoCoOp | 90.15 |" in report
     )  # paper's open-vocabulary rows beside ours
     assert {"glmcm", "locoop", "negprompt", "neglabel"} <= set(metrics["average"]) and "locoop" in metrics["id_top1"]
+    # the family on a WordNet-shaped word list: CSP's pool and the test-time methods' streams on the four sets
+    assert {"csp", "adaneg", "tanl"} <= set(metrics["average"]) and "Leaderboard" in report
+    assert all({"adaneg", "tanl", "csp"} <= set(metrics["ood"][s]) for s in metrics["ood"])
     mined = pd.read_csv(work / "models/neglabel/labels.tsv", sep="\t")
     assert len(mined) == 6 and not {"tench", "goldfish"} & set(
         mined.word

@@ -322,6 +322,7 @@ def test_the_docs_example_method_runs_as_written(tmp_path):
     root = Path(__file__).resolve().parents[1]
     blocks = re.findall(r"```python\n(.*?)```", (root / "docs/add-a-method.md").read_text(), re.S)
     example = next(b for b in blocks if 'registry.register("generic_neg"' in b)
+    assert example == (root / "docs/examples/generic_neg.py").read_text()  # the page shows the shipped file
     assert 25 <= len(example.strip().splitlines()) <= 35
     (tmp_path / "generic_neg.py").write_text(example)
     bb = load_backbone("openmoji-tiny", root / "weights/openmoji-tiny.safetensors")

@@ -145,10 +145,19 @@ def test_stepper_grows_a_capped_bank_and_is_deterministic(tiny_clip):
     b = stream.run(id_img, ood_img, make, seed=0, batch_size=8)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert all(((s >= 0) & (s <= 1)).all() for s in a)
-    state = interneg.new_state(id_text, negs, protos)
+    state, imgs = interneg.new_state(id_text, negs, protos), torch.cat([id_img, ood_img])
     for start in range(0, 24, 8):
-        interneg.step(state, torch.cat([id_img, ood_img])[start : start + 8], model, tok, 1.01, 4, 2, steps=2)
+        got = interneg.step(state, imgs[start : start + 8], model, tok, 1.01, 4, 2, steps=2)
+        # every image was inverted; the batch is scored again with the bank its inversions updated (official L327-355)
+        bank = torch.cat([negs, state.bank.feats])
+        assert torch.allclose(got, interneg.grouped_score(imgs[start : start + 8], id_text, bank, 2), atol=1e-6)
     assert 0 < len(state.bank.feats) <= 4
+
+
+def test_the_placeholder_is_the_official_dollar_token(tiny_clip):
+    _, tok = tiny_clip
+    assert len(interneg.TEMPLATES) == 80 and interneg.TEMPLATES[0] == "a bad photo of a {}."
+    assert 259 in tok([interneg.TEMPLATES[1].format(interneg.PLACEHOLDER)])[0].tolist()  # official L164: token 259
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from negprompt import NegPromptError
 from negprompt.benchmarks.imagenet import CONVENTIONAL_OOD, hard_splits, imagenet_classes, read_imagenet
+from negprompt.benchmarks.inventory import COUNTS_FILE
 from negprompt.clip.backbone import TINY_MODEL
 from tests.helpers import TINY, dvc, make_repo, tiny_params
 
@@ -21,9 +22,9 @@ def _jpeg(path, seed):
     Image.fromarray(np.random.default_rng(seed).integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(path, quality=50)
 
 
-@pytest.fixture(scope="module")
-def imagenet_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("imagenet")
+def write_tree(root):
+    """The 1,000 real wnids with 2 train and 1 val image each, 3 images per conventional OOD folder, and
+    the sizes this tiny tree declares (the data stage checks every set's count against them)."""
     wnids = imagenet_classes().class_id.tolist()
     for i, w in enumerate(wnids):
         for j in range(2):
@@ -32,7 +33,14 @@ def imagenet_root(tmp_path_factory):
     for k, rel in enumerate(CONVENTIONAL_OOD.values()):
         for j in range(3):
             _jpeg(root / rel / f"ood_{j}.jpg", 200000 + 10 * k + j)
+    sizes = {"train_per_class": 2, "val_per_class": 1, **{rel: 3 for rel in CONVENTIONAL_OOD.values()}}
+    (root / COUNTS_FILE).write_text(json.dumps(sizes))
     return root
+
+
+@pytest.fixture(scope="module")
+def imagenet_root(tmp_path_factory):
+    return write_tree(tmp_path_factory.mktemp("imagenet"))
 
 
 def test_conventional_tables(imagenet_root):

@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from negprompt import NegPromptError
 from negprompt.benchmarks.imagenet import read_imagenet
+from negprompt.cli import app
 from negprompt.clip.backbone import TINY_MODEL
 from tests.helpers import REPO, one_line_error, stage
 
@@ -67,6 +69,9 @@ def test_make_tree_writes_imagenets_layout(tree):
     assert len(list((tree / "dtd/images").iterdir())) == 47
     again = scale("make-tree", tree, *SMALL_TREE)  # existing files are kept: a killed run resumes
     assert "(0 written)" in again.stdout
+    # the sizes it holds, declared for the data stage's count check (`negprompt check-data` reads the same)
+    checked = CliRunner().invoke(app, ["check-data", str(tree)])
+    assert checked.exit_code == 0 and "declared by" in checked.stdout, checked.output
 
 
 def test_flat_val_at_the_real_count_follows_val_labels(tmp_path):
@@ -124,7 +129,7 @@ def test_random_backbone_export_and_a_corrupt_jpeg(tree, tmp_path):
     params["backbone"].update(model=TINY_MODEL, pretrained="random")
     params["subset"].update(seeds=[1], shots=1, calib_per_class=0)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    for name in ("data", "backbone", "subset"):
+    for name in ("tree", "data", "backbone", "subset"):
         assert stage(tmp_path, name).returncode == 0, name
     assert json.loads((tmp_path / "models/backbone/manifest.json").read_text())["pretrained"] == "random"
     one_line_error(stage(tmp_path, "export"), "random weights", "scale test")

@@ -45,6 +45,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 RESOURCES = REPO / "src/negprompt/resources"
 OOD_FOLDERS = {"iNaturalist": 10_000, "SUN": 10_000, "Places": 10_000}  # MCM's subsets; + dtd/images (5,640)
+COUNTS_FILE = "expected_counts.json"  # the sizes a tree declares (negprompt.benchmarks.inventory.COUNTS_FILE)
 DTD_CLASSES = 47  # DTD: 47 texture categories x 120 images = 5,640
 PAPER_EPOCHS = {"train_pos": 100, "train_neg": 10}  # the paper's stage-1 and stage-2 epochs
 H200_BF16_TFLOPS = 790  # sustained on large matrix products (issue 37); peak of the card the figures are set beside
@@ -78,7 +79,8 @@ def tree_files(root: Path, train_per_class: int, val: int, ood: int, textures: i
         names = [line.split()[0] for line in (RESOURCES / "val_labels.txt").read_text().splitlines() if line.strip()]
         files += [root / "val" / n for n in names]
     else:  # flat val/ must hold all 50,000 names; at smaller counts the per-synset layout the reader also takes
-        files += [root / "val" / wnids[i % 1000] / f"ILSVRC2012_val_{i + 1:08d}.JPEG" for i in range(max(val, 1000))]
+        per_class = val_per_class(val)
+        files += [root / "val" / wnids[i % 1000] / f"ILSVRC2012_val_{i + 1:08d}.JPEG" for i in range(per_class * 1000)]
     for name in OOD_FOLDERS:
         files += [root / name / f"{name.lower()}_{i:05d}.jpg" for i in range(ood)]
     files += [
@@ -88,11 +90,29 @@ def tree_files(root: Path, train_per_class: int, val: int, ood: int, textures: i
     return files
 
 
+def val_per_class(val: int) -> int:
+    """Val images per synset: `val` rounded down to a multiple of the 1,000 classes, at least one each."""
+    return max(1, val // 1000)
+
+
+def declared_sizes(train_per_class: int, val: int, ood: int, textures: int) -> dict:
+    """What the tree holds, in the data stage's `ROOT/expected_counts.json` (negprompt.benchmarks.inventory):
+    the stage checks every set's count against these instead of ImageNet's as distributed."""
+    return {
+        "train_per_class": train_per_class,
+        "val_per_class": 50 if val == 50_000 else val_per_class(val),
+        **dict.fromkeys(OOD_FOLDERS, ood),
+        "dtd/images": textures,
+    }
+
+
 @app.command("make-tree")
 def make_tree(
     root: Path,
     train_per_class: int = typer.Option(24, help="train/<wnid>/ images (16 shots + 8 held-out per seed's draw)"),
-    val: int = typer.Option(50_000, help="val images (50,000: flat, as val_labels.txt; fewer: val/<wnid>/, >= 1,000)"),
+    val: int = typer.Option(
+        50_000, help="val images (50,000: flat, as val_labels.txt; fewer: val/<wnid>/, a multiple of 1,000, >= 1,000)"
+    ),
     ood: int = typer.Option(10_000, help="images in each of iNaturalist/, SUN/, Places/"),
     textures: int = typer.Option(5_640, help="images in dtd/images/ (47 categories)"),
     width: int = 500,
@@ -100,7 +120,8 @@ def make_tree(
     quality: int = 90,
     workers: int = typer.Option(os.cpu_count() or 1, help="worker processes"),
 ):
-    """Write a synthetic tree in ImageNet's layout (files that exist are kept: a killed run resumes)."""
+    """Write a synthetic tree in ImageNet's layout (files that exist are kept: a killed run resumes), and
+    the sizes it holds as ROOT/expected_counts.json, which the data stage checks the sets against."""
     start = time.perf_counter()
     files = tree_files(root, train_per_class, val, ood, textures)
     todo = [(str(f), i) for i, f in enumerate(files) if not f.is_file()]
@@ -111,6 +132,7 @@ def make_tree(
             written = sum(pool.map(_write_jpegs, chunks, *[[x] * len(chunks) for x in (width, height, quality)]))
     else:
         written = sum(_write_jpegs(c, width, height, quality) for c in chunks)
+    (root / COUNTS_FILE).write_text(json.dumps(declared_sizes(train_per_class, val, ood, textures), indent=1) + "\n")
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in files[:: max(1, len(files) // 200)]) / len(files[:: max(1, len(files) // 200)])
     print(

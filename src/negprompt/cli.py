@@ -1,4 +1,5 @@
-"""`negprompt detect`: apply a trained detector bundle to your own images."""
+"""`negprompt detect`: apply a trained detector bundle to your own images; `negprompt check-data`: count a
+real benchmark's sets before a run."""
 
 from __future__ import annotations
 
@@ -69,3 +70,47 @@ def detect(
             print(f"skipped: {e}", file=sys.stderr)
         if strict:
             raise typer.Exit(1)
+
+
+@app.command("check-data")
+def check_data(
+    root: Path = typer.Argument(..., help="the directory holding train/, val/ and the OOD folders (data.root)"),
+    benchmark: str = typer.Option("imagenet_conventional", help="imagenet_conventional | _hard | _openood"),
+    hard_split: str = typer.Option("split1", help="imagenet_hard: split1..split4"),
+    expect: list[str] = typer.Option([], help="KEY=COUNT (repeatable): your own size (SUN=3000)"),
+):
+    """Count every set of a real benchmark against its size as distributed (what the `data` stage checks
+    before any feature is encoded); exit 1 if a set's count differs."""
+    from negprompt.benchmarks import imagenet, inventory
+
+    try:
+        if benchmark not in inventory.REAL:
+            raise NegPromptError(
+                f"--benchmark {benchmark!r} is not read from a tree (expected one of {', '.join(inventory.REAL)})"
+            )
+        if hard_split not in imagenet.hard_splits():
+            raise NegPromptError(f"--hard-split {hard_split!r}: expected one of {', '.join(imagenet.hard_splits())}")
+        overrides = {}
+        for item in expect:
+            key, sep, value = item.partition("=")
+            try:
+                overrides[key] = int(value) if sep else None
+            except ValueError:
+                overrides[key] = value
+        overrides = inventory.parse_counts(overrides, "--expect")
+        root = root.expanduser().resolve()
+        bench = imagenet.read_imagenet(root, benchmark, hard_split)
+        counts, source = inventory.count_sets(root, bench, benchmark, hard_split, overrides)
+    except NegPromptError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    print(f"{root}: {benchmark}{f' ({hard_split})' if benchmark == 'imagenet_hard' else ''}; expected sizes: {source}")
+    width = max(len(c.name) for c in counts)
+    print(f"{'set':<{width}}  {'found':>10}  {'expected':>18}  status")
+    for c in counts:
+        status = "ok" if c.ok and c.expected is not None else ("not checked" if c.ok else "MISMATCH")
+        print(f"{c.name:<{width}}  {c.found:>10,}  {c.expected_text():>18}  {status}")
+    bad = [c for c in counts if not c.ok]
+    if bad:
+        print(f"error: {inventory.mismatch_message(root, counts)}", file=sys.stderr)
+        raise typer.Exit(1)

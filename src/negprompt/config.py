@@ -32,6 +32,8 @@ class DataParams(Section):
     train_per_class: int = Field(48, ge=1)
     test_per_class: int = Field(20, ge=1)
     ood_per_set: int = Field(480, ge=1)
+    # real benchmarks: run on a set holding fewer (or more) images than its size as distributed; the report names it
+    allow_partial: bool = False
 
 
 class BackboneParams(Section):

@@ -17,6 +17,7 @@ from negprompt.benchmarks.tables import open_vocab_classes, read_classes
 from negprompt.config import Params, validate
 from negprompt.io import atomic_path, read_json, read_table
 
+TREE = Path("data/tree.tsv")  # the real benchmark tree's listing (paths, sizes): what `data` depends on
 BENCHMARK = Path("data/benchmark")  # tables + manifest (+ images for the mini-world)
 SUBSETS = Path("data/subsets")
 BACKBONE = Path("models/backbone")

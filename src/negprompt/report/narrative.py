@@ -104,6 +104,28 @@ def scale_test_note(bb: dict) -> str:
     )
 
 
+def partial_data_note(bench: dict) -> str:
+    """The report's first lines when a set's image count differs from its size (run with
+    `data.allow_partial: true`), or when the tree declared its own sizes: read from the data stage's manifest."""
+    check = bench.get("check")
+    if not check:
+        return ""
+    lines = []
+    sets = {c["name"]: c for c in check["sets"]}
+    if check["partial"]:
+        found = ", ".join(
+            f"{n} holds {sets[n]['found']:,} of {'at least ' if sets[n]['at_least'] else ''}{sets[n]['expected']:,}"
+            for n in check["partial"]
+        )
+        lines.append(
+            f"> **Partial data.** {found} images (`data.allow_partial: true`): "
+            "these sets' figures are not the benchmark's."
+        )
+    if check["declared"]:
+        lines.append(f"> Expected set sizes {check['expected_from']}, not ImageNet's as distributed.")
+    return "".join(f"\n{line}\n" for line in lines)
+
+
 def report_markdown(
     name: str,
     bench: dict,
@@ -128,7 +150,7 @@ def report_markdown(
         else "GL-MCM and LoCoOp need patch features: run with `features.local: true` (ViT backbones)."
     )
     return f"""# NegPrompt report: {name}
-{scale_test_note(bb)}
+{scale_test_note(bb)}{partial_data_note(bench)}
 ## What ran
 - Benchmark: **{name}**, {bench["counts"]["classes"]} ID classes, {bench["counts"]["test_id"]} ID test images; OOD sets: {", ".join(f"{s} ({bench['counts'].get('test_' + s, '?')})" for s in bench["ood_sets"])}.
 - Backbone: `{bb["model"]}` ({bb["pretrained"] or "pretrained in this pipeline"}), weights sha256 `{bb["weights_sha256"][:16]}…`.

@@ -1,14 +1,15 @@
 """The built-in methods, one registration each: label, kind, params section, the published ImageNet-1K ViT-B/16
 figure (average over iNaturalist / SUN / Places / Textures; ../shared/spec/family.md and negprompt.md list where each
-was read) and the scoring cost. Their scores come from the score stage (pipeline/score.py); the order here is the
-order of the score table, metrics.json and the report.
+was read) and the scoring cost. A method registered without `fn` is scored by the score stage's own code
+(pipeline/score.py: trained prompts, mined labels, streams); one with `fn(img, ctx)` by `registry.score_all`, as a
+plugin is. The order here is the order of the score table, metrics.json and the report.
 
 The cost is seconds to score 10,000 cached test features, text features ready, one thread (docs/methods.md:
 measured with `python benchmarks/analyses/family_choices.py timing` on OpenMoji, 2-core Intel Xeon); a fixed record,
 so the report stays the same from run to run. Methods not timed say what they cost relative to one that was.
 """
 
-from negprompt.methods.registry import Published, register
+from negprompt.methods.registry import Published, register, seal_builtins
 
 ID95 = "id95"  # OOD images accepted at 95% ID recall (ID positive): NegLabel, MCM, LoCoOp and NegPrompt's papers
 OOD95 = "ood95"  # OpenOOD v1.5's metric (OOD positive), the OpenOOD-VLM evaluator's
@@ -21,7 +22,7 @@ register(
     published=Published(90.77, 42.74, "NegLabel paper, Table 1 (MCM row)", fpr95_convention=ID95),
     cost="0.013",
     prediction="zero_shot_pred",
-    roc_plot=True,
+    headline=True,
 )
 register(
     "msp",
@@ -38,7 +39,7 @@ register(
     params="score",
     published=Published(84.17, 67.72, "Meza De la Jara et al., App. K Table 7 (max cosine, MaxLogit's ranking)"),
     cost="as MCM",
-    roc_plot=True,
+    headline=True,
 )
 register(
     "energy",
@@ -82,13 +83,14 @@ register(
     published=Published(None, 9.8, "TANL abstract (FPR95 only)", fpr95_convention=OOD95),
     cost="0.26 per stream image",
 )
-register(  # with features.local
+register(
     "glmcm",
     None,
     "GL-MCM",
     params="score",
     published=Published(90.8, 35.5, "GL-MCM as listed in ../shared/spec/negprompt.md (≈)"),
     cost="as MCM × (1 + patches)",
+    local=True,
 )
 register(
     "coop",
@@ -99,9 +101,9 @@ register(
     published=Published(91.78, 51.68, "NegPrompt paper, Table 2", fpr95_convention=ID95),
     cost="as MCM",
     prediction="coop_pred",
-    roc_plot=True,
+    headline=True,
 )
-register(  # with features.local
+register(
     "locoop",
     None,
     "LoCoOp",
@@ -110,6 +112,7 @@ register(  # with features.local
     published=Published(93.52, 28.66, "NegPrompt paper, Table 2", fpr95_convention=ID95),
     cost="as MCM × (1 + patches)",
     prediction="locoop_pred",
+    local=True,
 )
 register(
     "negprompt",
@@ -120,5 +123,6 @@ register(
     published=Published(94.81, 23.01, "NegPrompt paper, Table 2", fpr95_convention=ID95),
     cost="as MCM × (1 + p)",
     prediction="negprompt_pred",
-    roc_plot=True,
+    headline=True,
 )
+seal_builtins()

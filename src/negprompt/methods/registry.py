@@ -56,7 +56,8 @@ class MethodSpec:
     published: Published | None = None  # ImageNet-1K ViT-B/16 average over the four OOD sets
     cost: str = "—"  # seconds to score 10,000 cached features (a fixed record, docs/methods.md)
     prediction: str = ""  # the score-table column of its ID class prediction (ID top-1), "" if none
-    roc_plot: bool = False  # drawn in the DVC ROC plots (reports/plots/roc)
+    headline: bool = False  # compared side by side: the DVC ROC plots (reports/plots/roc), the experiment grid
+    local: bool = False  # needs patch features (features.local)
 
     @property
     def column(self) -> str:
@@ -64,6 +65,7 @@ class MethodSpec:
 
 
 _METHODS: dict[str, MethodSpec] = {}
+_BUILT_IN: list[str] = []  # set once by negprompt.methods.builtin: names a plugin may not take
 
 
 def register(
@@ -76,19 +78,21 @@ def register(
     published: Published | None = None,
     cost: str = "—",
     prediction: str = "",
-    roc_plot: bool = False,
+    headline: bool = False,
+    local: bool = False,
 ) -> MethodSpec:
-    """Add a method; `name` becomes its score column and its key in metrics.json. Registering a plugin's name again
-    replaces it (a plugin file loaded twice); a built-in's name (fn None) is taken."""
+    """Add a method; `name` becomes its score column and its key in metrics.json. With `fn` the score stage scores
+    it (score_all), without it the stage's own code does. Registering a plugin's name again replaces it (a plugin
+    file loaded twice); a built-in's name is taken."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name or ""):
         raise NegPromptError(f"method name {name!r}: use lower-case letters, digits and _ (it names a column)")
-    if name in _METHODS and _METHODS[name].fn is None:
+    if name in _BUILT_IN:
         raise NegPromptError(f"method name {name!r}: taken by a built-in method ({', '.join(builtin_names())})")
     if fn is not None and not callable(fn):
         raise NegPromptError(f"method {name!r}: {fn!r} is not callable (expected fn(img, ctx) -> scores)")
     if kind not in KINDS:
         raise NegPromptError(f"method {name!r}: kind {kind!r} (expected one of {', '.join(KINDS)})")
-    spec = MethodSpec(name, label or name, kind, fn, params, published, cost, prediction, roc_plot)
+    spec = MethodSpec(name, label or name, kind, fn, params, published, cost, prediction, headline, local)
     _METHODS[name] = spec
     return spec
 
@@ -104,7 +108,12 @@ def registered() -> dict[str, MethodSpec]:
 
 
 def builtin_names() -> list[str]:
-    return [n for n, m in _METHODS.items() if m.fn is None]
+    return list(_BUILT_IN)
+
+
+def seal_builtins() -> None:
+    """Called once, after the built-in registrations: from here on their names are taken."""
+    _BUILT_IN[:] = list(_METHODS)
 
 
 def family() -> list[str]:
@@ -122,8 +131,8 @@ def labels() -> dict[str, str]:
 
 
 def unregister(name: str) -> None:
-    if name in _METHODS and _METHODS[name].fn is not None:
-        del _METHODS[name]
+    if name not in _BUILT_IN:
+        _METHODS.pop(name, None)
 
 
 def load_plugins(paths, root: Path = Path(".")) -> list[str]:

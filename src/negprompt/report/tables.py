@@ -161,12 +161,12 @@ def metrics_table(agg: dict) -> str:
 
 def plot_roc(tables: list[pd.DataFrame], path: Path) -> dict[str, pd.DataFrame]:
     """ROC curves of every method per OOD set (first seed); returns, per set, the curves of the
-    methods registered with roc_plot in one long table (method, fpr, tpr) for DVC plots."""
+    headline methods (registry) in one long table (method, fpr, tpr) for DVC plots."""
     t = tables[0]
     sets = [s for s in t.set.unique() if s != "id"]
     fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 4), squeeze=False)
     ident, curves = t[t.set == "id"], {}
-    roc = [m for m, spec in registry.methods().items() if spec.roc_plot]
+    roc = [m for m, spec in registry.methods().items() if spec.headline]
     for ax, s in zip(axes[0], sets):
         ood = t[t.set == s]
         for m in methods_in(t):

@@ -219,7 +219,7 @@ class TanlParams(Section):
 class FamilyParams(Section):
     """CSP, AdaNeg and TANL (issue 38) on the cached features, one section each; paper / official-code defaults
     (docs/methods.md). A method is in the family when it has a section here and a `family.<name>` registration
-    (negprompt.methods.builtin; tests/test_config.py holds the two equal)."""
+    (negprompt.methods.builtin; tests/test_registry.py holds the two equal)."""
 
     methods: list[str] = Field(default_factory=lambda: ["csp", "adaneg", "tanl"])
     # auto: the papers' templates on ImageNet, the stand-in's caption template (score.zero_shot_template) on the
@@ -249,15 +249,14 @@ def family_methods() -> list[str]:
     return [k for k, f in FamilyParams.model_fields.items() if isinstance(f.default, Section)]
 
 
-def moved_key(section: str, key: str) -> str | None:
+def moved_key(key: str) -> str | None:
     """An old flat family key (`adaneg_thres`) and where it lives now (`family.adaneg.thres`); None otherwise."""
-    if section != "family" or "_" not in key:
-        return None
-    method, rest = key.split("_", 1)
+    method, _, rest = str(key).partition("_")
     if method not in family_methods():
         return None
     rest = {"lambda": "lam"}.get(rest, rest)
-    return f"family.{method}.{rest}" if rest in FamilyParams.model_fields[method].default.model_fields else None
+    section = type(FamilyParams.model_fields[method].default)
+    return f"family.{method}.{rest}" if rest in section.model_fields else None
 
 
 class ReportParams(Section):
@@ -282,7 +281,7 @@ class Params(Section):
 def validate(raw: dict, source: str = "params.yaml") -> Params:
     """Validate a whole params mapping; errors name the key path and what was expected."""
     for key in (raw or {}).get("family") or {}:
-        if moved := moved_key("family", key):
+        if moved := moved_key(key):
             raise NegPromptError(f"{source}: family.{key} is now {moved} (one section per method)")
     try:
         return Params.model_validate(raw or {})

@@ -15,12 +15,12 @@ def family_labels(params, bb, names, corpus, out) -> None:
     which = family.resolve_template(fp.template, d.benchmark)
     tpl = family.templates(which, params.score.zero_shot_template)
     pool = family.csp_corpus(
-        d.benchmark, names, corpus, fp.csp_adjectives, params.neglabel.wordnet_dir, params.neglabel.corpus
+        d.benchmark, names, corpus, fp.csp.adjectives, params.neglabel.wordnet_dir, params.neglabel.corpus
     )
     size = bb.model.visual.image_size
     noise = (
         family.noise_features(
-            bb.model, fp.tanl_noise_images, size[0] if isinstance(size, (tuple, list)) else size, fp.seed
+            bb.model, fp.tanl.noise_images, size[0] if isinstance(size, (tuple, list)) else size, fp.seed
         )
         if "tanl" in fp.methods
         else None

@@ -8,7 +8,7 @@ from PIL import Image
 from negprompt.benchmarks import openmoji, openmoji_render
 from negprompt.benchmarks.tables import GENERATED, read_classes
 from negprompt.io import atomic_path, load_tensors, read_json, read_table, write_json
-from negprompt.methods import protocol
+from negprompt.methods import protocol, registry
 from negprompt.report import narrative
 from negprompt.report import tables as report
 from negprompt.workspace import (
@@ -156,6 +156,7 @@ def text_space_part(params, tables, text: dict) -> str:
 
 def main():
     params = load_params()
+    registry.load_plugins(params.family.plugins)  # their labels, in the report and the leaderboard
     seeds = params.subset.seeds
     tables = [read_table(SCORES / f"seed{s}.parquet")[0] for s in seeds]
     bench = read_json(BENCHMARK / "manifest.json")
@@ -197,7 +198,7 @@ def main():
     avg = agg["average"]
     for m in ("mcm", "coop", "negprompt"):
         print(
-            f"{report.LABELS[m]:>10}: AUROC {report.fmt(avg[m]['auroc'], avg[m]['auroc_std'])}  "
+            f"{report.label(m):>10}: AUROC {report.fmt(avg[m]['auroc'], avg[m]['auroc_std'])}  "
             f"FPR95 {report.fmt(avg[m]['fpr95'], avg[m]['fpr95_std'])}"
         )
 

@@ -59,7 +59,7 @@ def registered_scores(img: torch.Tensor, bb, names: list[str], zero_shot: torch.
     ctx = registry.Context(
         bb.model, bb.tokenizer, names, zero_shot, bb.model.logit_scale.exp().item(), params.score.zero_shot_template
     )
-    return {f"method:{k}": v for k, v in registry.score_all(img, ctx).items()}  # report.tables.PLUGIN
+    return {registry.PLUGIN + k: v for k, v in registry.score_all(img, ctx).items()}
 
 
 def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")):

@@ -66,7 +66,8 @@ def dvc(work: Path, *args, check=True):
 
 
 def stage(work: Path, name: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NEGPROMPT_THREADS": "1"}
+    # this checkout's library first, whatever copy of negprompt the environment has installed
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "NEGPROMPT_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", f"pipeline.{name}", *args], cwd=work, env=env, capture_output=True, text=True
     )

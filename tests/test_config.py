@@ -28,6 +28,23 @@ def test_config_defaults_are_params_yaml():
     assert not differ, f"params.yaml vs config.py defaults: {differ}"
 
 
+def test_the_family_sections_of_params_yaml_are_the_pydantic_defaults():
+    """One place per default: each method's section (family.csp, family.adaneg, family.tanl) is mirrored."""
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())["family"]
+    defaults = Params().family.model_dump()
+    for method in ("csp", "adaneg", "tanl"):
+        assert isinstance(shipped[method], dict) and shipped[method] == defaults[method], method
+    assert shipped == defaults
+
+
+def test_an_old_flat_family_key_names_the_new_one():
+    with pytest.raises(NegPromptError, match=r"^params.yaml: family.adaneg_thres is now family.adaneg.thres"):
+        validate({"family": {"adaneg_thres": 0.3}})
+    with pytest.raises(NegPromptError, match=r"family.csp_adjectives is now family.csp.adjectives"):
+        validate({"family": {"csp_adjectives": "captions"}})
+    assert validate({"family": {"adaneg": {"thres": 0.3}}}).family.adaneg.thres == 0.3
+
+
 def test_a_changed_default_is_caught():
     shipped = yaml.safe_load((REPO / "params.yaml").read_text())
     shipped["pos"]["epochs"] += 1

@@ -236,30 +236,16 @@ def test_csp_empty_corpus_is_an_error():
 
 
 def test_stream_scores_fill_id_and_one_set_per_column():
-    from types import SimpleNamespace
-
     import numpy as np
 
+    from negprompt.config import FamilyParams
     from negprompt.methods import family
 
     g = torch.Generator().manual_seed(0)
     idf, neg = F.normalize(torch.randn(3, 8, generator=g), dim=1), F.normalize(torch.randn(10, 8, generator=g), dim=1)
     img = F.normalize(torch.randn(30, 8, generator=g), dim=1)
     sets = np.array(["id"] * 20 + ["a"] * 6 + ["b"] * 4)
-    fp = SimpleNamespace(
-        methods=["adaneg"],
-        adaneg_slots=10,
-        adaneg_thres=0.5,
-        adaneg_gap=0.5,
-        adaneg_lambda=0.1,
-        adaneg_groups=5,
-        adaneg_sample_adaptive=False,
-        adaneg_beta=5.0,
-        logit_scale=100.0,
-        seed=0,
-        stream_orders=[0, 1],
-        stream_batch_size=8,
-    )
+    fp = FamilyParams(methods=["adaneg"], stream_orders=[0, 1], stream_batch_size=8)
     cols = family.stream_scores(img, sets, {"id": idf, "neg": neg}, fp)
     assert sorted(cols) == ["adaneg@a@o0", "adaneg@a@o1", "adaneg@b@o0", "adaneg@b@o1"]
     c = cols["adaneg@a@o0"]
@@ -267,7 +253,6 @@ def test_stream_scores_fill_id_and_one_set_per_column():
 
 
 def test_leaderboard_stream_entries_kendall_and_disagreeing_pairs():
-    import numpy as np
     import pandas as pd
 
     from negprompt.report import leaderboard
@@ -282,7 +267,8 @@ def test_leaderboard_stream_entries_kendall_and_disagreeing_pairs():
     r = leaderboard.rank_agreement(avg)  # published: MCM < NegLabel < CSP; MSP has no figure
     assert r["methods"] == ["mcm", "neglabel", "csp"] and r["tau"] == pytest.approx(1 / 3, abs=1e-4)
     assert r["disagree"] == [("mcm", "neglabel")]
-    assert np.isnan(leaderboard.PUBLISHED["tanl"][0] or np.nan)
+    assert leaderboard.published("tanl").auroc is None and leaderboard.published("tanl").fpr95 == 9.8
+    assert leaderboard.published("cosine_gap").source == "your method (registry)"
 
 
 def test_registry_register_score_and_errors(tmp_path):
@@ -304,8 +290,8 @@ def test_registry_register_score_and_errors(tmp_path):
     for bad in ("MCM", "", "csp"):
         with pytest.raises(NegPromptError, match="method name"):
             registry.register(bad, lambda img, ctx: img[:, 0])
-    with pytest.raises(NegPromptError, match="family.methods: unknown method 'foo'"):
-        registry.check_family(["csp", "foo"])
+    with pytest.raises(NegPromptError, match="kind 'online'"):
+        registry.register("mine", lambda img, ctx: img[:, 0], kind="online")
     with pytest.raises(NegPromptError, match="family.plugins"):
         registry.load_plugins(["missing.py"], root=tmp_path)
 
@@ -344,7 +330,10 @@ def test_the_docs_example_method_runs_as_written(tmp_path):
     "key, value, match",
     [
         ("stream_batch_size", 0, "family.stream_batch_size"),
-        ("tanl_noise_images", 0, "family.tanl_noise_images"),
+        ("tanl", {"noise_images": 0}, "family.tanl.noise_images"),
+        ("adaneg", {"thres": 2}, "family.adaneg.thres"),
+        ("tanl_noise_images", 0, "family.tanl_noise_images is now family.tanl.noise_images"),
+        ("adaneg_lambda", 0.2, "family.adaneg_lambda is now family.adaneg.lam"),
         ("methods", ["csp", "maxneg"], "family.methods.*unknown method 'maxneg'"),
     ],
 )

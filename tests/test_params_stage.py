@@ -24,7 +24,7 @@ BAD = {
     "neg.select": "foo",
     "score.temperature": 0,
     "neglabel.groups": 0,
-    "family.csp_groups": 0,
+    "family.csp.groups": 0,
     "report.tsne_images": 1,
 }
 RESTORE = "git show HEAD:params.yaml > params.yaml"
@@ -33,14 +33,17 @@ OK_TEXT = "params.yaml is valid"
 
 def with_value(key: str, value) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    *section, name = key.split(".")
-    (params[section[0]] if section else params)[name] = value
+    *path, name = key.split(".")
+    node = params
+    for part in path:
+        node = node[part]
+    node[name] = value
     return params
 
 
 # the keys whose failure is watched through `dvc exp run`: one before the training stages, the two of the issue,
 # one of the family's
-DVC_KEYS = ("data.image_size", "pos.lr", "neg.select", "family.csp_groups")
+DVC_KEYS = ("data.image_size", "pos.lr", "neg.select", "family.csp.groups")
 
 
 def test_every_section_has_a_bad_value_here():
@@ -53,6 +56,13 @@ def test_a_bad_value_is_one_line_naming_the_key_and_the_way_back(tmp_path, key):
     res = stage(tmp_path, "params")
     one_line_error(res, f"params.yaml: {key} = ", RESTORE, "dvc exp apply")
     assert not (tmp_path / "data").exists()
+
+
+def test_an_old_flat_family_key_names_its_new_section(tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["family"]["adaneg_thres"] = 0.3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    one_line_error(stage(tmp_path, "params"), "family.adaneg_thres is now family.adaneg.thres", RESTORE)
 
 
 def test_select_id_val_without_held_out_images_is_refused_before_any_stage(tmp_path):

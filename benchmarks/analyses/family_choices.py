@@ -19,7 +19,7 @@ from negprompt.workspace import load_params
 
 def heldout_choice(params, templates_=("paper", "standin"), adjectives=("none", "captions")) -> dict:
     """Average AUROC of CSP, AdaNeg and TANL on a generated world's fresh held-out renders (never its test sets)
-    for each template choice and CSP adjective pool: how family.template and family.csp_adjectives were chosen.
+    for each template choice and CSP adjective pool: how family.template and family.csp.adjectives were chosen.
     Stream order 0. `python benchmarks/analyses/family_choices.py heldout` in a pipeline directory prints it."""
     from negprompt import metrics
     from negprompt.standin import regime
@@ -31,14 +31,14 @@ def heldout_choice(params, templates_=("paper", "standin"), adjectives=("none", 
     feats = regime.image_features(bb.model, {"id": ids, **ood})
     corpus = neglabel.benchmark_corpus(d.benchmark, names, nl.corpus, nl.wordnet_dir, nl.groups, d.seed)
     size = bb.model.visual.image_size
-    noise = noise_features(bb.model, params.family.tanl_noise_images, size[0] if isinstance(size, tuple) else size, 0)
+    noise = noise_features(bb.model, params.family.tanl.noise_images, size[0] if isinstance(size, tuple) else size, 0)
     out = {}
     for which in templates_:
         for adj in adjectives:
             fp = params.family.model_copy(
                 update={
                     "template": which,
-                    "csp_adjectives": adj,
+                    "csp": params.family.csp.model_copy(update={"adjectives": adj}),
                     "methods": ["csp"] if adj != adjectives[0] else ["csp", "adaneg", "tanl"],
                 }
             )

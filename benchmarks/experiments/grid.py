@@ -33,9 +33,11 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from negprompt.methods import registry
+
 GRID = Path(__file__).with_name("grid.yaml")
-METHODS = {"mcm": "MCM", "maxlogit": "MaxLogit", "coop": "CoOp", "negprompt": "NegPrompt"}
-LOCAL = {"glmcm": "GL-MCM", "locoop": "LoCoOp"}
+METHODS = {m: s.label for m, s in registry.methods().items() if s.headline}  # the table's and the figure's columns
+LOCAL = {m: s.label for m, s in registry.methods().items() if s.local}  # with features.local: an extra line
 
 
 def sh(*cmd: str, env: dict | None = None, check: bool = True) -> str:

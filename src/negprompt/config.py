@@ -183,31 +183,53 @@ class NegLabelParams(Section):
         return v
 
 
+class CspParams(Section):
+    """CSP (Chen et al. 2024): negative labels mined once, nouns and conjugated adjectives scored apart."""
+
+    # corpora without adjectives (OpenMoji): none, or the stand-in's caption style words (`captions`)
+    adjectives: Literal["none", "captions"] = "none"
+    fraction: float = Field(0.15, gt=0, le=1)  # kept: the lowest share of nouns and, separately, of adjective phrases
+    near: float = Field(0.95, gt=0, le=1)  # a candidate with a cosine above this to an ID label gets q = 1
+    groups: int = Field(100, ge=1)  # grouping strategy: score with each group of negatives, average
+
+
+class AdanegParams(Section):
+    """AdaNeg (Zhang et al. 2024), test-time: a memory of test images per ID label and per negative label."""
+
+    slots: int = Field(10, ge=1)  # L (the official code stores L - 1 test images)
+    # an image is stored when NegLabel's score > thres + gap (1 - thres) (ID) or < thres - gap thres (OOD)
+    thres: float = Field(0.5, ge=0, le=1)
+    gap: float = Field(0.5, ge=0, le=1)
+    lam: float = Field(0.1, ge=0)  # λ: weight of NegLabel's score added to the memory's
+    groups: int = Field(5, ge=1)  # NegLabel's grouping inside AdaNeg's score
+    sample_adaptive: bool = False  # weight the memory's entries by their cosine to the test image
+    beta: float = Field(5.0, gt=0)  # sample-adaptive weights exp(-beta (1 - cos))
+
+
+class TanlParams(Section):
+    """TANL, test-time: negatives activated by the test batch among every candidate, plus noise images."""
+
+    beta: int = Field(1000, ge=1)  # activated negatives per batch
+    gap: float = Field(0.5, ge=0, le=1)  # ID-like: score > θ + gap (1 - θ), OOD-like: < θ - gap θ (θ: Otsu's)
+    memory: int = Field(300, ge=1)  # activations kept per side (ID-like, OOD-like) across batches
+    score_queue: int = Field(20000, ge=1)  # past scores the Otsu threshold is taken over
+    alpha: float = Field(0.0, ge=0, le=1)  # weight of the memory's mean activation against the batch's
+    gamma: int = Field(0, ge=0)  # activation-aware step (the official script sweeps 2, 1, 0)
+    noise_images: int = Field(15, ge=1)  # Gaussian, uniform, Poisson, Gamma, salt-and-pepper images encoded once
+
+
 class FamilyParams(Section):
-    """CSP, AdaNeg and TANL (issue 38) on the cached features; paper / official-code defaults (docs/methods.md)."""
+    """CSP, AdaNeg and TANL (issue 38) on the cached features, one section each; paper / official-code defaults
+    (docs/methods.md). A method is in the family when it has a section here and a `family.<name>` registration
+    (negprompt.methods.builtin; tests/test_registry.py holds the two equal)."""
 
     methods: list[str] = Field(default_factory=lambda: ["csp", "adaneg", "tanl"])
     # auto: the papers' templates on ImageNet, the stand-in's caption template (score.zero_shot_template) on the
-    # generated worlds, where it wins on held-out renders (docs/methods.md); or paper / standin everywhere
+    # generated worlds (docs/methods.md says why); or paper / standin everywhere
     template: Literal["auto", "paper", "standin"] = "auto"
-    csp_adjectives: Literal["none", "captions"] = "none"  # non-WordNet corpora: CSP's adjectives (held-out: none)
-    csp_fraction: float = Field(0.15, gt=0, le=1)
-    csp_near: float = Field(0.95, gt=0, le=1)
-    csp_groups: int = Field(100, ge=1)
-    adaneg_slots: int = Field(10, ge=1)
-    adaneg_thres: float = Field(0.5, ge=0, le=1)
-    adaneg_gap: float = Field(0.5, ge=0, le=1)
-    adaneg_lambda: float = Field(0.1, ge=0)
-    adaneg_groups: int = Field(5, ge=1)
-    adaneg_sample_adaptive: bool = False
-    adaneg_beta: float = Field(5.0, gt=0)
-    tanl_beta: int = Field(1000, ge=1)
-    tanl_gap: float = Field(0.5, ge=0, le=1)
-    tanl_memory: int = Field(300, ge=1)
-    tanl_score_queue: int = Field(20000, ge=1)
-    tanl_alpha: float = Field(0.0, ge=0, le=1)
-    tanl_gamma: int = Field(0, ge=0)
-    tanl_noise_images: int = Field(15, ge=1)
+    csp: CspParams = CspParams()
+    adaneg: AdanegParams = AdanegParams()
+    tanl: TanlParams = TanlParams()
     stream_orders: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     stream_batch_size: int = Field(256, ge=1)
     logit_scale: float = Field(100.0, gt=0)
@@ -217,10 +239,26 @@ class FamilyParams(Section):
     @field_validator("methods")
     @classmethod
     def _known(cls, v):
-        unknown = [m for m in v if m not in ("csp", "adaneg", "tanl")]
+        known = family_methods()
+        unknown = [m for m in v if m not in known]
         if unknown:
-            raise ValueError(f"unknown method {unknown[0]!r} (known: csp, adaneg, tanl)")
+            raise ValueError(f"unknown method {unknown[0]!r} (known: {', '.join(known)})")
         return v
+
+
+def family_methods() -> list[str]:
+    """The method sections of `family` (the methods family.methods chooses from)."""
+    return [k for k, f in FamilyParams.model_fields.items() if isinstance(f.default, Section)]
+
+
+def moved_key(key: str) -> str | None:
+    """An old flat family key (`adaneg_thres`) and where it lives now (`family.adaneg.thres`); None otherwise."""
+    method, _, rest = str(key).partition("_")
+    if method not in family_methods():
+        return None
+    rest = {"lambda": "lam"}.get(rest, rest)
+    section = type(FamilyParams.model_fields[method].default)
+    return f"family.{method}.{rest}" if rest in section.model_fields else None
 
 
 class ReportParams(Section):
@@ -244,6 +282,9 @@ class Params(Section):
 
 def validate(raw: dict, source: str = "params.yaml") -> Params:
     """Validate a whole params mapping; errors name the key path and what was expected."""
+    for key in (raw or {}).get("family") or {}:
+        if moved := moved_key(key):
+            raise NegPromptError(f"{source}: family.{key} is now {moved} (one section per method)")
     try:
         return Params.model_validate(raw or {})
     except ValidationError as e:

@@ -9,7 +9,7 @@ import torch
 from negprompt.methods import adaneg, csp, neglabel, stream, tanl
 
 # On OpenMoji the corpus has names only. The stand-in's captions teach style words (openmoji.STYLES' templates):
-# CSP's adjective pool is these, or empty (family.csp_adjectives).
+# CSP's adjective pool is these, or empty (family.csp.adjectives).
 CAPTION_ADJECTIVES = ("black and white", "greyscale", "sketch", "line drawing", "blurry", "dark", "pixelated")
 PAPER_NOUN, PAPER_ADJ = "The nice {}.", "This is a {} photo."  # OpenOOD-VLM: clip_fixed_ood_prompt.py L416, L646
 
@@ -68,9 +68,9 @@ def mine(
                 tokenizer,
                 names,
                 csp_pool,
-                fp.csp_fraction,
+                fp.csp.fraction,
                 nl.percentile,
-                fp.csp_near,
+                fp.csp.near,
                 fp.seed,
                 tpl["csp_noun"],
                 tpl["csp_adj"],
@@ -108,24 +108,24 @@ def static_scores(img: torch.Tensor, feats: dict, fp) -> dict[str, torch.Tensor]
     if "csp_id" not in feats:
         return {}
     m = csp.Mined(feats["csp_id"], feats["csp_neg"], [], [])
-    return {"csp": csp.score(img, m, 1 / fp.logit_scale, min(fp.csp_groups, len(m.neg_feats)), fp.seed)}
+    return {"csp": csp.score(img, m, 1 / fp.logit_scale, min(fp.csp.groups, len(m.neg_feats)), fp.seed)}
 
 
 def steppers(feats: dict, fp) -> dict:
     """The test-time methods' fresh-memory factories (one call per stream)."""
     out = {}
-    groups = min(fp.adaneg_groups, len(feats.get("neg", [])) or 1)
+    groups = min(fp.adaneg.groups, len(feats.get("neg", [])) or 1)
     if "adaneg" in fp.methods:
         out["adaneg"] = lambda: adaneg.stepper(
             feats["id"],
             feats["neg"],
-            fp.adaneg_slots,
-            thres=fp.adaneg_thres,
-            gap=fp.adaneg_gap,
-            lam=fp.adaneg_lambda,
+            fp.adaneg.slots,
+            thres=fp.adaneg.thres,
+            gap=fp.adaneg.gap,
+            lam=fp.adaneg.lam,
             groups=groups,
-            sample_adaptive=fp.adaneg_sample_adaptive,
-            beta=fp.adaneg_beta,
+            sample_adaptive=fp.adaneg.sample_adaptive,
+            beta=fp.adaneg.beta,
             logit_scale=fp.logit_scale,
             seed=fp.seed,
         )
@@ -134,14 +134,14 @@ def steppers(feats: dict, fp) -> dict:
             feats["id"],
             feats["cand"],
             feats["noise"],
-            beta=fp.tanl_beta,
-            memory=fp.tanl_memory,
-            gamma=fp.tanl_gamma,
+            beta=fp.tanl.beta,
+            memory=fp.tanl.memory,
+            gamma=fp.tanl.gamma,
             logit_scale=fp.logit_scale,
             seed=fp.seed,
-            gap=fp.tanl_gap,
-            score_queue=fp.tanl_score_queue,
-            alpha=fp.tanl_alpha,
+            gap=fp.tanl.gap,
+            score_queue=fp.tanl.score_queue,
+            alpha=fp.tanl.alpha,
         )
     return out
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from negprompt.methods import registry
 from negprompt.methods.selection import TEST_LABEL, criterion, select_epoch
 
 RULES = ("last", "id_val", "test")
-METHODS = {"pos": "CoOp", "neg": "NegPrompt"}
+METHODS = {m.params: m.label for m in registry.methods(kind="trained").values() if m.params in ("pos", "neg")}
 
 
 @dataclass

@@ -1,9 +1,10 @@
-"""One registry of scoring methods on cached features: register a function once and the score stage writes its
-column, the report and metrics.json show it (docs/add-a-method.md).
+"""One registry of OOD methods: each method is one record (`MethodSpec`) and everything that lists methods (the
+score table, the report's labels and leaderboard, grid.py) reads it. Built-in methods register in
+`negprompt.methods.builtin`, a user's through `family.plugins` (docs/add-a-method.md), by the same `register`.
 
-A method is `fn(img, ctx) -> scores`: L2-normalised image features img [N, d] (one batch: the whole test set)
-and a `Context` (the text tower, the ID class names and their zero-shot features), returning one score per image
-(higher = more ID). OpenOOD keeps one postprocessor per file behind one interface; this is that interface.
+A plugin's method is `fn(img, ctx) -> scores`: L2-normalised image features img [N, d] (one batch: the whole test
+set) and a `Context` (the text tower, the ID class names and their zero-shot features), returning one score per
+image (higher = more ID). OpenOOD keeps one postprocessor per file behind one interface; this is that interface.
 """
 
 from __future__ import annotations
@@ -18,22 +19,8 @@ import torch
 
 from negprompt import NegPromptError
 
-BUILT_IN = (
-    "mcm",
-    "msp",
-    "maxlogit",
-    "energy",
-    "neglabel",
-    "csp",
-    "adaneg",
-    "tanl",
-    "glmcm",
-    "coop",
-    "locoop",
-    "negprompt",
-)
-FAMILY = ("csp", "adaneg", "tanl")  # issue 38's methods, chosen by family.methods
-STREAM = ("adaneg", "tanl")  # test-time: scored on the fixed stream (negprompt.methods.stream)
+KINDS = ("zero-shot", "trained", "stream")  # stream: test-time, scored on the fixed stream (negprompt.methods.stream)
+PLUGIN = "method:"  # score-table column prefix of a method with a `fn` (the built-ins' columns are their names)
 
 
 @dataclass(frozen=True)
@@ -49,41 +36,103 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Method:
-    name: str
-    fn: Callable[[torch.Tensor, Context], torch.Tensor]
-    label: str
+class Published:
+    """A published figure the leaderboard shows beside ours (None where the source gives none)."""
+
+    auroc: float | None
+    fpr95: float | None
+    source: str
+    images: str = "ImageNet-1K val; iNaturalist, SUN, Places, Textures"  # ID and OOD image lists
+    fpr95_convention: str = ""  # "id95": OOD accepted at 95% ID recall; "ood95": OpenOOD v1.5's; "" = not stated
 
 
-_METHODS: dict[str, Method] = {}
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str  # its score column and its key in metrics.json
+    label: str  # what the report and the leaderboard show
+    kind: str  # one of KINDS
+    fn: Callable | None = None  # fn(img, ctx) -> scores; None: the score stage computes it (pipeline/score.py)
+    params: str | None = None  # its params.yaml section (e.g. "family.csp"), None if it has no settings
+    published: Published | None = None  # ImageNet-1K ViT-B/16 average over the four OOD sets
+    cost: str = "—"  # seconds to score 10,000 cached features (a fixed record, docs/methods.md)
+    prediction: str = ""  # the score-table column of its ID class prediction (ID top-1), "" if none
+    headline: bool = False  # compared side by side: the DVC ROC plots (reports/plots/roc), the experiment grid
+    local: bool = False  # needs patch features (features.local)
+
+    @property
+    def column(self) -> str:
+        return self.name if self.fn is None else PLUGIN + self.name
 
 
-def register(name: str, fn: Callable[[torch.Tensor, Context], torch.Tensor], label: str = "") -> None:
-    """Add a scoring method; `name` becomes its score column and its key in metrics.json."""
+_METHODS: dict[str, MethodSpec] = {}
+_BUILT_IN: list[str] = []  # set once by negprompt.methods.builtin: names a plugin may not take
+
+
+def register(
+    name: str,
+    fn: Callable | None,
+    label: str = "",
+    *,
+    kind: str = "zero-shot",
+    params: str | None = None,
+    published: Published | None = None,
+    cost: str = "—",
+    prediction: str = "",
+    headline: bool = False,
+    local: bool = False,
+) -> MethodSpec:
+    """Add a method; `name` becomes its score column and its key in metrics.json. With `fn` the score stage scores
+    it (score_all), without it the stage's own code does. Registering a plugin's name again replaces it (a plugin
+    file loaded twice); a built-in's name is taken."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name or ""):
         raise NegPromptError(f"method name {name!r}: use lower-case letters, digits and _ (it names a column)")
-    if name in BUILT_IN:
-        raise NegPromptError(f"method name {name!r}: taken by a built-in method ({', '.join(BUILT_IN)})")
-    if not callable(fn):
+    if name in _BUILT_IN:
+        raise NegPromptError(f"method name {name!r}: taken by a built-in method ({', '.join(builtin_names())})")
+    if fn is not None and not callable(fn):
         raise NegPromptError(f"method {name!r}: {fn!r} is not callable (expected fn(img, ctx) -> scores)")
-    _METHODS[name] = Method(name, fn, label or name)
+    if kind not in KINDS:
+        raise NegPromptError(f"method {name!r}: kind {kind!r} (expected one of {', '.join(KINDS)})")
+    spec = MethodSpec(name, label or name, kind, fn, params, published, cost, prediction, headline, local)
+    _METHODS[name] = spec
+    return spec
 
 
-def registered() -> dict[str, Method]:
-    return dict(_METHODS)
+def methods(kind: str | None = None) -> dict[str, MethodSpec]:
+    """Every registered method in registration order (built-ins first), or those of one kind."""
+    return {n: m for n, m in _METHODS.items() if kind is None or m.kind == kind}
+
+
+def registered() -> dict[str, MethodSpec]:
+    """The methods with a scoring function (plugins): the ones `score_all` scores."""
+    return {n: m for n, m in _METHODS.items() if m.fn is not None}
+
+
+def builtin_names() -> list[str]:
+    return list(_BUILT_IN)
+
+
+def seal_builtins() -> None:
+    """Called once, after the built-in registrations: from here on their names are taken."""
+    _BUILT_IN[:] = list(_METHODS)
+
+
+def family() -> list[str]:
+    """The methods `family.methods` chooses from: those with a `family.<name>` params section."""
+    return [n for n, m in _METHODS.items() if m.params == f"family.{n}"]
+
+
+def label(name: str) -> str:
+    """The method's label, or its name when nothing registered it."""
+    return _METHODS[name].label if name in _METHODS else name
+
+
+def labels() -> dict[str, str]:
+    return {n: m.label for n, m in _METHODS.items()}
 
 
 def unregister(name: str) -> None:
-    _METHODS.pop(name, None)
-
-
-def check_family(names) -> list[str]:
-    """family.methods: a subset of CSP, AdaNeg, TANL; an unknown name is an error naming the parameter."""
-    names = list(names)
-    unknown = [n for n in names if n not in FAMILY]
-    if unknown:
-        raise NegPromptError(f"family.methods: unknown method {unknown[0]!r} (known: {', '.join(FAMILY)})")
-    return names
+    if name not in _BUILT_IN:
+        _METHODS.pop(name, None)
 
 
 def load_plugins(paths, root: Path = Path(".")) -> list[str]:
@@ -100,12 +149,15 @@ def load_plugins(paths, root: Path = Path(".")) -> list[str]:
 
 
 def score_all(img: torch.Tensor, ctx: Context) -> dict[str, torch.Tensor]:
-    """Every registered method's scores [N], checked for shape and finiteness."""
+    """Every plugin method's scores [N], checked for shape and finiteness."""
     out = {}
-    for name, m in _METHODS.items():
+    for name, m in registered().items():
         with torch.no_grad():
             s = torch.as_tensor(m.fn(img, ctx)).float().reshape(-1).cpu()
         if len(s) != len(img) or not torch.isfinite(s).all():
             raise NegPromptError(f"method {name!r}: returned {len(s)} scores for {len(img)} images or a non-finite one")
         out[name] = s
     return out
+
+
+from negprompt.methods import builtin  # noqa: E402, F401  (registers the built-in methods)

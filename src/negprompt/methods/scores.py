@@ -99,21 +99,6 @@ def score_images(
     }
 
 
-METHODS = (
-    "mcm",
-    "msp",
-    "maxlogit",
-    "energy",
-    "neglabel",
-    "csp",
-    "glmcm",
-    "coop",
-    "locoop",
-    "negprompt",
-)  # glmcm, locoop: with features.local
-PREDICTIONS = {"mcm": "zero_shot_pred", "coop": "coop_pred", "locoop": "locoop_pred", "negprompt": "negprompt_pred"}
-
-
 def decomposed_scores(pos_sim: torch.Tensor, neg_sim: torch.Tensor, n_const: float) -> dict[str, torch.Tensor]:
     """NegPrompt's Eq. 3 split in two (benchmarks/analyses/negatives_decomposition.py): log-scores
     (higher = ID) from positive similarities [N, k] and negative ones [N, k, p], τ = 1: CoOp's, with

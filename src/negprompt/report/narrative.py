@@ -24,7 +24,7 @@ def paper_section(benchmark: str, agg: dict, open_vocab: bool) -> str:
         if m in agg["average"]:
             o = agg["average"][m]
             lines.append(
-                f"| {report.LABELS[m]} | {a:.2f} | {o['auroc']:.2f} | {o['auroc'] - a:+.2f} | {f:.2f} | {o['fpr95']:.2f} | {o['fpr95'] - f:+.2f} |"
+                f"| {report.label(m)} | {a:.2f} | {o['auroc']:.2f} | {o['auroc'] - a:+.2f} | {f:.2f} | {o['fpr95']:.2f} | {o['fpr95'] - f:+.2f} |"
             )
     return f"Average over the OOD sets ({key}):\n\n" + "\n".join(lines)
 
@@ -50,9 +50,9 @@ def ranking_note(avg: dict, diag: dict) -> str:
         return f"**NegPrompt has the best average AUROC** ({ours:.2f})."
     text = (
         f"**NegPrompt ({ours:.2f} average AUROC) is beaten by "
-        + ", ".join(f"{report.LABELS.get(m, m)} ({avg[m]['auroc']:.2f})" for m in above)
+        + ", ".join(f"{report.label(m)} ({avg[m]['auroc']:.2f})" for m in above)
         + "** and beats "
-        + (", ".join(report.LABELS.get(m, m) for m in avg if m not in above and m != "negprompt") or "no other method")
+        + (", ".join(report.label(m) for m in avg if m not in above and m != "negprompt") or "no other method")
         + "."
     )
     a = diag.get("average", {})
@@ -167,10 +167,10 @@ def report_markdown(
 MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper copies those rows from CLIPN (a fine-tuned head), so they are not like for like. {local_note}
 
 ## Leaderboard: the family on the same cached features
-{leaderboard.section(agg, report.LABELS, params)}
+{leaderboard.section(agg, params)}
 
 ## ID top-1 accuracy (%)
-| {" | ".join(report.LABELS[m] for m in acc)} |
+| {" | ".join(report.label(m) for m in acc)} |
 |{"---|" * len(acc)}
 | {" | ".join(report.fmt(a["top1"], a["top1_std"]) for a in acc.values())} |
 

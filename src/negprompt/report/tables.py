@@ -14,40 +14,27 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from negprompt import metrics  # noqa: E402
-from negprompt.methods.scores import METHODS, PREDICTIONS  # noqa: E402
+from negprompt.methods import registry  # noqa: E402
 from negprompt.report import leaderboard  # noqa: E402
 
-LABELS = {
-    "mcm": "MCM",
-    "msp": "MSP",
-    "maxlogit": "MaxLogit",
-    "energy": "Energy",
-    "neglabel": "NegLabel",
-    "glmcm": "GL-MCM",
-    "coop": "CoOp",
-    "locoop": "LoCoOp",
-    "negprompt": "NegPrompt",
-    "csp": "CSP",
-    "adaneg": "AdaNeg",
-    "tanl": "TANL",
-}
-PLUGIN = "method:"  # score columns of methods registered through negprompt.methods.registry
-
-
 ZERO_SHOT = ("neglabel", "mcm", "maxlogit", "energy")  # the backbone stage's zero-shot methods, in real CLIP's order
-ROC_METHODS = ("negprompt", "mcm", "coop", "maxlogit")  # side by side in the DVC ROC plots
 
 
 def methods_in(table: pd.DataFrame) -> list[str]:
-    """The methods a score table has (GL-MCM and LoCoOp only when local features were cached; registered methods
-    from their `method:<name>` columns). AdaNeg and TANL, scored on streams, are added by `aggregate`."""
-    return [m for m in METHODS if m in table.columns] + [
-        c[len(PLUGIN) :] for c in table.columns if c.startswith(PLUGIN)
-    ]
+    """The methods a score table has, in the registry's order (GL-MCM and LoCoOp only when local features were
+    cached; plugins from their `method:<name>` columns). The stream methods are added by `aggregate`."""
+    specs = registry.methods()
+    builtin = [m for m, s in specs.items() if s.kind != "stream" and s.fn is None and m in table.columns]
+    plugin = registry.PLUGIN
+    return builtin + [c[len(plugin) :] for c in table.columns if c.startswith(plugin)]
 
 
 def column(table: pd.DataFrame, m: str) -> pd.Series:
-    return table[m] if m in table.columns else table[PLUGIN + m]
+    return table[m] if m in table.columns else table[registry.PLUGIN + m]
+
+
+def label(m: str) -> str:
+    return registry.label(m)
 
 
 # Paper Tables 2-4 (AUROC / FPR95 in %, ID top-1) for the ImageNet benchmarks; NegLabel's rows from its own paper
@@ -91,7 +78,8 @@ def seed_metrics(table: pd.DataFrame) -> dict:
             }
             for m in methods_in(table)
         }
-    acc = {m: 100 * float((ident[col] == ident.label).mean()) for m, col in PREDICTIONS.items() if col in table.columns}
+    predictions = {m: s.prediction for m, s in registry.methods().items() if s.prediction}
+    acc = {m: 100 * float((ident[col] == ident.label).mean()) for m, col in predictions.items() if col in table.columns}
     return {"ood": out, "acc": acc}
 
 
@@ -166,26 +154,27 @@ def metrics_table(agg: dict) -> str:
         for s in sets:
             e = agg["average"][m] if s == "average" else agg["ood"][s][m]
             cells += [fmt(e["auroc"], e["auroc_std"]), fmt(e["fpr95"], e["fpr95_std"])]
-        name = f"**{LABELS[m]}**" if m == "negprompt" else LABELS.get(m, m)
+        name = f"**{label(m)}**" if m == "negprompt" else label(m)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def plot_roc(tables: list[pd.DataFrame], path: Path) -> dict[str, pd.DataFrame]:
     """ROC curves of every method per OOD set (first seed); returns, per set, the curves of the
-    methods in ROC_METHODS in one long table (method, fpr, tpr) for DVC plots."""
+    headline methods (registry) in one long table (method, fpr, tpr) for DVC plots."""
     t = tables[0]
     sets = [s for s in t.set.unique() if s != "id"]
     fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 4), squeeze=False)
     ident, curves = t[t.set == "id"], {}
+    roc = [m for m, spec in registry.methods().items() if spec.headline]
     for ax, s in zip(axes[0], sets):
         ood = t[t.set == s]
         for m in methods_in(t):
             fpr, tpr = metrics.roc(column(ident, m), column(ood, m))
             auroc = 100 * metrics.auroc(column(ident, m), column(ood, m))
-            ax.plot(fpr, tpr, label=f"{LABELS.get(m, m)} ({auroc:.1f})", lw=2.2 if m == "negprompt" else 1.2)
-            if m in ROC_METHODS:
-                curves.setdefault(s, []).append(pd.DataFrame({"method": LABELS[m], "fpr": fpr, "tpr": tpr}))
+            ax.plot(fpr, tpr, label=f"{label(m)} ({auroc:.1f})", lw=2.2 if m == "negprompt" else 1.2)
+            if m in roc:
+                curves.setdefault(s, []).append(pd.DataFrame({"method": label(m), "fpr": fpr, "tpr": tpr}))
         ax.plot([0, 1], [0, 1], "k:", lw=0.8)
         ax.axhline(0.95, color="gray", lw=0.6, ls="--")
         ax.set(title=f"ID vs {s}", xlabel="FPR (OOD kept as ID)", ylabel="TPR (ID kept)")
@@ -205,7 +194,7 @@ def plot_histograms(tables: list[pd.DataFrame], path: Path) -> None:
             bins = np.histogram_bin_edges(np.concatenate([t[m][t.set == "id"], t[m][t.set == s]]), bins=40)
             ax.hist(t[m][t.set == "id"], bins=bins, alpha=0.6, density=True, label="ID")
             ax.hist(t[m][t.set == s], bins=bins, alpha=0.6, density=True, label=s)
-            ax.set(title=f"{LABELS[m]} score: ID vs {s}", xlabel="score (higher = more ID)")
+            ax.set(title=f"{label(m)} score: ID vs {s}", xlabel="score (higher = more ID)")
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -276,7 +265,7 @@ def regime_table(diag: dict) -> str:
     zs = [m for m in ZERO_SHOT if m in diag["average"]]
     lines = [
         "| set | n | max cosine | mean cosine | corr(max, mean) | max − mean (std) | "
-        + " | ".join(LABELS[m] for m in zs)
+        + " | ".join(label(m) for m in zs)
         + " |",
         "|---|---|---|---|---|---|" + "---|" * len(zs),
     ]

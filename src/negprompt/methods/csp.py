@@ -185,6 +185,13 @@ def mine_corpus(
     return mine(id_feats, noun_feats, adj_feats, nouns, phrases, fraction, percentile, near)
 
 
-def score(img: torch.Tensor, mined: Mined, temperature: float = 0.01, groups: int = 100, seed: int = 0) -> torch.Tensor:
-    """NegLabel's grouped score (clip_ood.py L25-49) on CSP's labels. [N]"""
-    return neglabel.score(img @ mined.id_feats.T, img @ mined.neg_feats.T, temperature, groups, seed)
+def score(
+    img: torch.Tensor,
+    mined: Mined,
+    temperature: float = 0.01,
+    groups: int = 100,
+    seed: int = 0,
+    drop_remainder: bool = True,
+) -> torch.Tensor:
+    """NegLabel's grouped score (clip_ood.py L25-49: the last M mod G negatives dropped) on CSP's labels. [N]"""
+    return neglabel.score(img @ mined.id_feats.T, img @ mined.neg_feats.T, temperature, groups, seed, drop_remainder)

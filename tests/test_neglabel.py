@@ -24,8 +24,10 @@ def test_score_one_group_is_the_papers_equation():
 def test_score_with_groups_is_the_mean_over_groups():
     g = torch.Generator().manual_seed(0)
     id_sim, neg_sim = torch.rand(4, 3, generator=g) * 0.3, torch.rand(4, 10, generator=g) * 0.3
-    groups = neglabel.group_indices(10, 3, seed=5)
-    assert sorted(torch.cat(groups).tolist()) == list(range(10)) and sorted(len(x) for x in groups) == [3, 3, 4]
+    groups = neglabel.group_indices(10, 3, seed=5)  # official: the last 10 mod 3 = 1 column is dropped
+    assert sorted(torch.cat(groups).tolist()) == list(range(9)) and sorted(len(x) for x in groups) == [3, 3, 3]
+    kept = neglabel.group_indices(10, 3, seed=5, drop_remainder=False)
+    assert sorted(torch.cat(kept).tolist()) == list(range(10)) and sorted(len(x) for x in kept) == [3, 3, 4]
     expected = torch.stack([neglabel.score(id_sim, neg_sim[:, idx], 0.05, 1) for idx in groups]).mean(0)
     assert torch.allclose(neglabel.score(id_sim, neg_sim, 0.05, groups=3, seed=5), expected)
     assert not torch.allclose(
@@ -54,12 +56,13 @@ def test_mining_keeps_the_candidates_farthest_by_the_percentile():
     assert 0 not in neglabel.mine(d, 3).tolist()  # the one near an ID label goes last
 
 
-def test_id_names_are_never_mined(tiny_clip):
+def test_id_names_are_never_mined_when_excluded(tiny_clip):
     model, tok = tiny_clip
     ids = ["red circle", "blue square"]
-    corpus = neglabel.make_corpus(
-        {"noun": ["Red_Circle", "green star", "blue  square", "yellow heart", "green star"]}, ids, "test", 1
-    )
+    words = {"noun": ["Red_Circle", "green star", "blue  square", "yellow heart", "green star"]}
+    official = neglabel.make_corpus(words, ids, "test", 1)  # the official pool keeps the ID names (pos_topk None)
+    assert official.parts["noun"] == ["red circle", "green star", "blue square", "yellow heart"]
+    corpus = neglabel.make_corpus(words, ids, "test", 1, exclude_id_names=True)
     assert corpus.parts["noun"] == ["green star", "yellow heart"]
     mined = neglabel.mine_corpus(model, tok, ids, corpus, num_labels=10, max_fraction=1.0, percentile=95)
     assert set(mined.words) <= {"green star", "yellow heart"} and mined.neg_feats.shape == (
@@ -75,7 +78,7 @@ def test_mine_count_keeps_the_papers_selectivity_on_small_corpora():
 
 def test_corpus_errors(tmp_path):
     with pytest.raises(NegPromptError, match="no candidate words"):
-        neglabel.make_corpus({"noun": ["cat", "", " "]}, ["cat"], "words.txt", 1)
+        neglabel.make_corpus({"noun": ["cat", "", " "]}, ["cat"], "words.txt", 1, exclude_id_names=True)
     with pytest.raises(NegPromptError, match="fewer than neglabel.groups = 5"):
         neglabel.make_corpus({"noun": ["a", "b", "c"]}, [], "words.txt", 5)
     binary = tmp_path / "words.bin"
@@ -111,8 +114,9 @@ def test_wordnet_corpus_reads_nouns_and_adjectives(tmp_path):
     write_wordnet(tmp_path)
     wn = neglabel.wordnet_corpus(str(tmp_path))
     assert wn.parts == {"noun": ["harbour", "snow_globe"], "adj": ["misty"]} and "WordNet 3.0" in wn.source
-    corpus = neglabel.make_corpus(wn.parts, ["harbour"], wn.source, 1)
+    corpus = neglabel.make_corpus(wn.parts, ["harbour"], wn.source, 1, exclude_id_names=True)
     assert corpus.parts == {"noun": ["snow globe"], "adj": ["misty"]}
+    assert neglabel.make_corpus(wn.parts, ["harbour"], wn.source, 1).parts["noun"] == ["harbour", "snow globe"]
 
 
 def test_missing_wordnet_says_how_to_get_it(tmp_path):
@@ -143,8 +147,11 @@ def build_matches_shipped(rows) -> bool:
     return openmoji.build_vocabulary() == rows
 
 
-def test_openmoji_corpus_has_no_id_name():
+def test_openmoji_corpus_keeps_id_names_unless_excluded():
     world = openmoji.build_world(0)
     ids = [c.name for c in world.id_classes]
-    corpus = neglabel.benchmark_corpus("openmoji", ids, groups=100)
+    official = neglabel.benchmark_corpus("openmoji", ids, groups=100)
+    assert set(ids) <= set(official.parts["noun"]) and len(official) == len(openmoji.read_vocabulary())
+    corpus = neglabel.benchmark_corpus("openmoji", ids, groups=100, exclude_id_names=True)
     assert not set(corpus.parts["noun"]) & set(ids) and len(corpus) == len(openmoji.read_vocabulary()) - len(ids)
+    assert neglabel.without(official, ids) == corpus

@@ -93,7 +93,7 @@ def test_neglabel_bad_corpus(world):
     words = world / "words.txt"
     cases = [
         ("", ["words.txt", "no candidate words"]),
-        ("red star\nteapot\nmoon\n", ["words.txt", "2 candidate words", "neglabel.groups = 5"]),  # 'red star' is ID
+        ("red star\nteapot\nmoon\n", ["words.txt", "3 candidate words", "neglabel.groups = 5"]),  # ID name kept
         (b"teapot\n\xff\xfe\x00moon\n", ["words.txt", "not UTF-8"]),
     ]
     for content, needles in cases:

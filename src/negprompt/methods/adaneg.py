@@ -45,6 +45,38 @@ class Memory:
         return self.feats.shape[1] - 1
 
 
+def mine_corpus(
+    model,
+    tokenizer,
+    id_names: list[str],
+    corpus: neglabel.Corpus,
+    num_labels: int,
+    max_fraction: float,
+    percentile: float = 95.0,
+    template: str = neglabel.NOUN_TEMPLATE,
+    adj_template: str = neglabel.ADJ_TEMPLATE,
+    index_percentile: bool = True,
+    exclude_id_names: bool = True,
+) -> neglabel.Mined:
+    """AdaNeg's negatives: NegLabel's mining as OpenOOD-VLM runs it. The pool is without the ID names
+    (`clip_for_wordnet_prepare.py` L121-122; `exclude_id_names=False` keeps them) and a candidate's closeness is its
+    sorted cosine at index int(K·0.95) (`clip_fixed_ood_prompt.py` L569-576; `index_percentile=False`: NegLabel's
+    interpolated `torch.quantile`)."""
+    pool = neglabel.without(corpus, id_names) if exclude_id_names else corpus
+    return neglabel.mine_corpus(
+        model,
+        tokenizer,
+        id_names,
+        pool,
+        num_labels,
+        max_fraction,
+        percentile,
+        template,
+        adj_template,
+        interpolate=not index_percentile,
+    )
+
+
 def new_memory(id_feats: torch.Tensor, neg_feats: torch.Tensor, slots: int = 10) -> Memory:
     """A fresh memory (official L772-779): text features in slot 0, L empty slots, entropies 0, counts 1."""
     if slots < 1:
@@ -107,16 +139,18 @@ def step(
     beta: float = 5,
     logit_scale: float = 100.0,
     seed: int = 0,
+    drop_remainder: bool = True,
 ) -> torch.Tensor:
     """Score one test batch [B, d] and update the memory with it first, as L783-950 do. [B]
 
     S = NegLabel's grouped score on the text features; images with S > thres + gap(1 - thres) go to their top ID
     label (entropy of the ID softmax), then images with S < thres - gap·thres to their top negative (entropy of the
-    negative softmax), each in batch order. The score is NL(s · x · proxiesᵀ) + λ · S (`in_score: combine`)."""
+    negative softmax), each in batch order. The score is NL(s · x · proxiesᵀ) + λ · S (`in_score: combine`). Both NL
+    drop the last M mod G negatives (L788-790, L909-911) unless `drop_remainder=False`."""
     img = img.float().cpu()
     c, t = memory.num_id, 1.0 / logit_scale
     sim = img @ memory.feats[:, 0].T  # [B, K] cosines to the text features
-    vanilla = neglabel.score(sim[:, :c], sim[:, c:], t, groups, seed)
+    vanilla = neglabel.score(sim[:, :c], sim[:, c:], t, groups, seed, drop_remainder)
     for mask, part, offset in (
         (vanilla > thres + gap * (1 - thres), sim[:, :c], 0),
         (vanilla < thres - gap * thres, sim[:, c:], c),
@@ -131,7 +165,7 @@ def step(
         logits = sample_adaptive_logits(img, memory, beta, logit_scale)
     else:
         logits = logit_scale * img @ proxies(memory).T
-    adaptive = neglabel.score(logits[:, :c], logits[:, c:], 1.0, groups, seed)
+    adaptive = neglabel.score(logits[:, :c], logits[:, c:], 1.0, groups, seed, drop_remainder)
     return adaptive + lam * vanilla
 
 

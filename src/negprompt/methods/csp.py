@@ -178,13 +178,20 @@ def mine_corpus(
     """Encode ID names and nouns with `noun_templates`, adjective phrases with `adj_templates`, and mine."""
     nouns, phrases = corpus.parts.get("noun", []), conjugate(corpus.parts.get("adj", []), seed)
     if not nouns and not phrases:
-        raise NegPromptError(f"{corpus.source}: empty corpus for CSP (neglabel.corpus, family.csp_adjectives)")
+        raise NegPromptError(f"{corpus.source}: empty corpus for CSP (neglabel.corpus, family.csp.adjectives)")
     id_feats = ensemble(model, tokenizer, id_names, noun_templates)
     noun_feats = ensemble(model, tokenizer, nouns, noun_templates)
     adj_feats = ensemble(model, tokenizer, phrases, adj_templates)
     return mine(id_feats, noun_feats, adj_feats, nouns, phrases, fraction, percentile, near)
 
 
-def score(img: torch.Tensor, mined: Mined, temperature: float = 0.01, groups: int = 100, seed: int = 0) -> torch.Tensor:
-    """NegLabel's grouped score (clip_ood.py L25-49) on CSP's labels. [N]"""
-    return neglabel.score(img @ mined.id_feats.T, img @ mined.neg_feats.T, temperature, groups, seed)
+def score(
+    img: torch.Tensor,
+    mined: Mined,
+    temperature: float = 0.01,
+    groups: int = 100,
+    seed: int = 0,
+    drop_remainder: bool = True,
+) -> torch.Tensor:
+    """NegLabel's grouped score (clip_ood.py L25-49: the last M mod G negatives dropped) on CSP's labels. [N]"""
+    return neglabel.score(img @ mined.id_feats.T, img @ mined.neg_feats.T, temperature, groups, seed, drop_remainder)

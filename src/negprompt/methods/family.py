@@ -35,14 +35,18 @@ def csp_corpus(
     adjectives: str,
     wordnet_dir: str = "",
     corpus_file: str = "",
+    exclude_id_names: bool = False,
 ):
     """CSP's pool: on ImageNet without a word list (neglabel.corpus), WordNet less its excluded lexicographer files;
-    otherwise NegLabel's corpus with the stand-in's caption words as adjectives (`captions`) or its own (`none`)."""
+    otherwise NegLabel's corpus with the stand-in's caption words as adjectives (`captions`) or its own (`none`).
+    The ID names stay in the noun pool as in the official code (CSP `multi_modal.py` L102-105, `pos_topk` None),
+    where q = 1 keeps them out of the mined labels; `exclude_id_names` removes them first."""
     if benchmark.startswith("imagenet") and not corpus_file:
         wn = csp.wordnet_pools(wordnet_dir)
-        return neglabel.make_corpus(wn.parts, names, wn.source, 1)
+        return neglabel.make_corpus(wn.parts, names, wn.source, 1, exclude_id_names)
     adj = list(CAPTION_ADJECTIVES) if adjectives == "captions" else list(corpus.parts.get("adj", []))
-    return neglabel.Corpus({"noun": list(corpus.parts.get("noun", [])), "adj": adj}, corpus.source)
+    pool = neglabel.Corpus({"noun": list(corpus.parts.get("noun", [])), "adj": adj}, corpus.source)
+    return neglabel.without(pool, names) if exclude_id_names else pool
 
 
 def mine(
@@ -56,8 +60,9 @@ def mine(
     tpl: dict,
     noise_feats: torch.Tensor,
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """Every family method's text features: CSP's mined labels, NegLabel's negatives in the family's templates
-    (AdaNeg), every candidate (TANL), and the noise images' features (TANL)."""
+    """Every family method's text features: CSP's mined labels, AdaNeg's negatives (NegLabel's mining with AdaNeg's
+    percentile rule) in the family's templates, every candidate (TANL), and the noise images' features (TANL).
+    AdaNeg and TANL draw from `corpus` less the ID names, as their official code does."""
     from negprompt.clip.prompts import encode_texts
 
     with torch.no_grad():
@@ -77,9 +82,10 @@ def mine(
             )
             out |= {"csp_id": m.id_feats, "csp_neg": m.neg_feats}
             info["csp"] = {"words": m.words, "parts": m.parts}
+        pool = neglabel.without(corpus, names)  # AdaNeg's and TANL's pool has no ID name (clip_for_wordnet_prepare.py)
         if {"adaneg", "tanl"} & set(fp.methods):
-            mined = neglabel.mine_corpus(
-                model, tokenizer, names, corpus, nl.num_labels, nl.max_fraction, nl.percentile, tpl["noun"], tpl["adj"]
+            mined = adaneg.mine_corpus(
+                model, tokenizer, names, pool, nl.num_labels, nl.max_fraction, nl.percentile, tpl["noun"], tpl["adj"]
             )
             out |= {"id": mined.id_feats, "neg": mined.neg_feats}
             info["adaneg"] = {"words": mined.words, "parts": mined.parts}
@@ -88,7 +94,7 @@ def mine(
                 encode_texts(
                     model, tokenizer, [(tpl["adj"] if part == "adj" else tpl["noun"]).format(w) for w in words]
                 ).cpu()
-                for part, words in corpus.parts.items()
+                for part, words in pool.parts.items()
                 if words
             ]
             out |= {"cand": torch.cat(cand), "noise": noise_feats}

@@ -108,22 +108,32 @@ def wordnet_corpus(data_dir: str = "") -> Corpus:
     )
 
 
-def make_corpus(parts: dict[str, list[str]], id_names: list[str], source: str, groups: int) -> Corpus:
-    """Cleaned, deduplicated candidates with every ID name removed; too few for `groups` is an error."""
+def make_corpus(
+    parts: dict[str, list[str]], id_names: list[str], source: str, groups: int, exclude_id_names: bool = False
+) -> Corpus:
+    """Cleaned, deduplicated candidates (a word in two parts stays in the first); too few for `groups` is an error.
+    The official pool keeps the ID names (NegLabel `multi_modal.py` L87-89 skip them only when `pos_topk` is set,
+    default None); `exclude_id_names` removes them first (AdaNeg's and TANL's pool, `clip_for_wordnet_prepare.py`
+    L121-122)."""
     seen: set[str] = set()
     out = {}
     for part, words in parts.items():
-        out[part] = [w for w in dedup(words, id_names) if w not in seen]
+        out[part] = [w for w in dedup(words, id_names if exclude_id_names else ()) if w not in seen]
         seen.update(out[part])
     corpus = Corpus(out, source)
+    after = " (after removing the ID class names)" if exclude_id_names else ""
     if len(corpus) == 0:
-        raise NegPromptError(f"{source}: no candidate words (after removing the ID class names) (neglabel.corpus)")
+        raise NegPromptError(f"{source}: no candidate words{after} (neglabel.corpus)")
     if len(corpus) < groups:
-        raise NegPromptError(
-            f"{source}: {len(corpus)} candidate words after removing the ID class names, fewer than "
-            f"neglabel.groups = {groups}"
-        )
+        raise NegPromptError(f"{source}: {len(corpus)} candidate words{after}, fewer than neglabel.groups = {groups}")
     return corpus
+
+
+def without(corpus: Corpus, names: list[str]) -> Corpus:
+    """`corpus` less the cleaned `names` in every part: the pool of the methods whose official code removes the ID
+    names (AdaNeg, TANL)."""
+    drop = {clean(n) for n in names}
+    return Corpus({part: [w for w in words if w not in drop] for part, words in corpus.parts.items()}, corpus.source)
 
 
 def mine_count(corpus_size: int, num_labels: int, max_fraction: float) -> int:
@@ -134,16 +144,24 @@ def mine_count(corpus_size: int, num_labels: int, max_fraction: float) -> int:
 
 
 def candidate_distance(
-    candidates: torch.Tensor, id_feats: torch.Tensor, percentile: float = 95.0, batch: int = 1000
+    candidates: torch.Tensor,
+    id_feats: torch.Tensor,
+    percentile: float = 95.0,
+    batch: int = 1000,
+    interpolate: bool = True,
 ) -> torch.Tensor:
-    """NegMining's distance of each candidate [M, d] to the ID labels [K, d] (L2-normalised):
-    −P_η of its K cosines (the η-th percentile, linear interpolation as torch.quantile). [M]"""
+    """NegMining's distance of each candidate [M, d] to the ID labels [K, d] (L2-normalised): −P_η of its K cosines.
+    `interpolate`: the η-th percentile with linear interpolation, `torch.quantile` (NegLabel `multi_modal.py` L144,
+    CSP L165); otherwise the sorted cosine at index int(K·η/100), clipped to K − 1 (AdaNeg, OpenOOD-VLM
+    `clip_fixed_ood_prompt.py` L569-576). [M]"""
     q = percentile / 100
+    at = min(int(id_feats.shape[0] * q), id_feats.shape[0] - 1)
+
+    def pick(cos):
+        return torch.quantile(cos, q, dim=1) if interpolate else cos.sort(1).values[:, at]
+
     return torch.cat(
-        [
-            -torch.quantile(candidates[i : i + batch].float() @ id_feats.float().T, q, dim=1)
-            for i in range(0, len(candidates), batch)
-        ]
+        [-pick(candidates[i : i + batch].float() @ id_feats.float().T) for i in range(0, len(candidates), batch)]
     )
 
 
@@ -153,21 +171,34 @@ def mine(distance: torch.Tensor, count: int) -> torch.Tensor:
     return order[:count]
 
 
-def group_indices(num: int, groups: int, seed: int = 0) -> list[torch.Tensor]:
-    """A seeded permutation of the negatives split into `groups` parts whose sizes differ by at most one
-    (the official code drops the remainder instead; with 10,000 / 100 the two agree)."""
+def group_indices(num: int, groups: int, seed: int = 0, drop_remainder: bool = True) -> list[torch.Tensor]:
+    """The negatives' groups. Official (NegLabel / CSP `clip_ood.py` L25-38, OpenOOD-VLM `ttaprompt_postprocessor.py`
+    L788-801): drop the last `num mod groups` columns, permute the rest (seed `seed`), split into `groups` equal parts.
+    `drop_remainder=False` permutes all `num` columns into parts whose sizes differ by at most one. The official
+    permutation is drawn on the GPU (CSP) or by the global generator; ours by a CPU generator seeded `seed`."""
     if not 1 <= groups <= num:
         raise NegPromptError(f"neglabel.groups = {groups}: must be between 1 and the number of mined labels ({num})")
-    perm = torch.randperm(num, generator=torch.Generator().manual_seed(seed))
+    kept = num - num % groups if drop_remainder else num
+    perm = torch.randperm(kept, generator=torch.Generator().manual_seed(seed))
     return list(torch.tensor_split(perm, groups))
 
 
 def score(
-    id_sim: torch.Tensor, neg_sim: torch.Tensor, temperature: float = 0.01, groups: int = 1, seed: int = 0
+    id_sim: torch.Tensor,
+    neg_sim: torch.Tensor,
+    temperature: float = 0.01,
+    groups: int = 1,
+    seed: int = 0,
+    drop_remainder: bool = True,
 ) -> torch.Tensor:
     """Eq. 5 with the grouping strategy: id_sim [N, K], neg_sim [N, M] cosines -> [N]. With one group it
-    is Σ_ID softmax over all K + M labels; with g groups, the mean of that score over the g groups."""
-    parts = [torch.arange(neg_sim.shape[1])] if groups == 1 else group_indices(neg_sim.shape[1], groups, seed)
+    is Σ_ID softmax over all K + M labels; with g groups, the mean of that score over the g groups
+    (`group_indices`: the official code drops the last M mod g negatives)."""
+    parts = (
+        [torch.arange(neg_sim.shape[1])]
+        if groups == 1
+        else group_indices(neg_sim.shape[1], groups, seed, drop_remainder)
+    )
     k = id_sim.shape[1]
     out = [
         torch.softmax(torch.cat([id_sim, neg_sim[:, idx]], dim=1) / temperature, dim=1)[:, :k].sum(1) for idx in parts
@@ -197,10 +228,11 @@ def mine_corpus(
     percentile: float,
     template: str = NOUN_TEMPLATE,
     adj_template: str = ADJ_TEMPLATE,
+    interpolate: bool = True,
 ) -> Mined:
     """Encode the ID labels and every candidate (nouns in `template`, adjectives in `adj_template`) and
     mine each part separately, as the official code does: M = mine_count(|corpus|) spread over the
-    parts by their size."""
+    parts by their size. `interpolate`: the percentile rule of `candidate_distance`."""
     from negprompt.clip.prompts import encode_texts
 
     with torch.no_grad():
@@ -212,7 +244,7 @@ def mine_corpus(
                 continue
             tpl = adj_template if part == "adj" else template
             cand = encode_texts(model, tokenizer, [tpl.format(w) for w in cands]).cpu()
-            d = candidate_distance(cand, id_feats, percentile)
+            d = candidate_distance(cand, id_feats, percentile, interpolate=interpolate)
             keep = mine(d, max(1, round(total * len(cands) / len(corpus))))
             feats.append(cand[keep])
             words += [cands[i] for i in keep]
@@ -232,11 +264,18 @@ def top_winners(neg_sim: torch.Tensor, words: list[str], id_sim: torch.Tensor, t
 
 
 def benchmark_corpus(
-    benchmark: str, id_names: list[str], corpus: str = "", wordnet_dir: str = "", groups: int = 1, seed: int = 0
+    benchmark: str,
+    id_names: list[str],
+    corpus: str = "",
+    wordnet_dir: str = "",
+    groups: int = 1,
+    seed: int = 0,
+    exclude_id_names: bool = False,
 ) -> Corpus:
     """The candidate words for a benchmark: a word list file when `corpus` names one, else the benchmark's
     own corpus (ImageNet: WordNet's nouns and adjectives; openmoji: every concept the font draws, as WordNet
-    holds words for ImageNet's OOD kinds; miniworld: the world's other concept names). ID names are removed."""
+    holds words for ImageNet's OOD kinds; miniworld: the world's concept names). ID names stay, as in the official
+    pool, unless `exclude_id_names` (`make_corpus`)."""
     if corpus:
         parts, source = {"noun": read_word_list(corpus)}, corpus
     elif benchmark == "openmoji":
@@ -253,10 +292,12 @@ def benchmark_corpus(
     else:
         wn = wordnet_corpus(wordnet_dir)
         parts, source = wn.parts, wn.source
-    return make_corpus(parts, id_names, source, groups)
+    return make_corpus(parts, id_names, source, groups, exclude_id_names)
 
 
-def score_features(img: torch.Tensor, mined: Mined, temperature: float, groups: int, seed: int = 0):
+def score_features(
+    img: torch.Tensor, mined: Mined, temperature: float, groups: int, seed: int = 0, drop_remainder: bool = True
+):
     """NegLabel's score of image features [N, d], with the similarities it used: (score [N], id_sim, neg_sim)."""
     id_sim, neg_sim = img @ mined.id_feats.T, img @ mined.neg_feats.T
-    return score(id_sim, neg_sim, temperature, groups, seed), id_sim, neg_sim
+    return score(id_sim, neg_sim, temperature, groups, seed, drop_remainder), id_sim, neg_sim

@@ -65,13 +65,15 @@ def noise_images(count: int = 15, size: int = 224, seed: int = 0) -> torch.Tenso
     return torch.cat(out)
 
 
-def activation_aware(logits: torch.Tensor, num_id: int, gamma: int = 0) -> torch.Tensor:
+def activation_aware(logits: torch.Tensor, num_id: int, gamma: int = 0, span: int | None = None) -> torch.Tensor:
     """aa(z; γ) (official `activation_aware_score`, L136-185): γ = 0, the ID mass Σ_{i<C} softmax(z)_i; γ > 0, the
-    mean over j = γ, 2γ, ... (the last clipped to the number of negatives) of the ID mass among z[:, :C + j]. [N]"""
+    mean over j = γ, 2γ, ... < span + γ of the ID mass among z[:, :C + j], a prefix clipped to the columns present.
+    `span`: the official loop bound `ood_num`, which every call sets to β (L462, L472, L550, L676) even when fewer
+    than β negatives were selected; the extra steps then repeat the full softmax. None: the negatives present. [N]"""
     if gamma == 0:
         return torch.softmax(logits, dim=1)[:, :num_id].sum(1)
-    num_neg = logits.shape[1] - num_id
-    parts = [torch.softmax(logits[:, : num_id + j + gamma], dim=1)[:, :num_id].sum(1) for j in range(0, num_neg, gamma)]
+    span = logits.shape[1] - num_id if span is None else span
+    parts = [torch.softmax(logits[:, : num_id + j + gamma], dim=1)[:, :num_id].sum(1) for j in range(0, span, gamma)]
     return torch.stack(parts, dim=1).mean(1)
 
 
@@ -126,10 +128,12 @@ def new_state(
     gamma: int = 0,
     logit_scale: float = 100.0,
     seed: int = 0,
+    loop_to_beta: bool = True,
 ) -> State:
     """The reset (L411-478): q_pos = the candidates' activations by the ID text features, q_neg = by the noise
     images' features (rows shuffled by `seed`, the newest `memory` kept); the score queue starts with the scores of
-    the ID text features and of the noise images against the initial β negatives."""
+    the ID text features and of the noise images against the initial β negatives. `loop_to_beta`: aa's loop runs to β
+    as the official code's (`activation_aware`'s span); False: to the number of negatives selected."""
     if len(noise_feats) == 0:
         raise NegPromptError("tanl.noise_images = 0: TANL's OOD queue starts from the noise images' features")
     id_feats, cand, noise_feats = id_feats.float(), cand.float(), noise_feats.float()
@@ -143,7 +147,8 @@ def new_state(
     q_pos, q_neg = acts(id_feats), acts(noise_feats)
     chosen = cand[top_negatives(q_neg.mean(0) - q_pos.mean(0), beta)]
     sel = torch.cat([id_feats, chosen])
-    scores = torch.cat([activation_aware(logit_scale * x @ sel.T, c, gamma) for x in (id_feats, noise_feats)])
+    span = beta if loop_to_beta else None
+    scores = torch.cat([activation_aware(logit_scale * x @ sel.T, c, gamma, span) for x in (id_feats, noise_feats)])
     return State(id_feats, cand, q_pos, q_neg, scores)
 
 
@@ -157,6 +162,7 @@ def step(
     alpha: float = 0.0,
     gamma: int = 0,
     logit_scale: float = 100.0,
+    loop_to_beta: bool = True,
 ) -> torch.Tensor:
     """Score one test batch [B, d] (L479-683). [B]
 
@@ -164,12 +170,13 @@ def step(
     r > θ + gap(1 - θ) are ID-like, r < θ - gap·θ OOD-like. The batch's own negatives are the top β of
     [α·mean(q_neg) + (1-α)·mean(A[OOD-like])] - [α·mean(q_pos) + (1-α)·mean(A[ID-like])] (a side with no image
     uses its queue's mean), A the candidates' softmax activations by the batch; score = aa with those. A[ID-like]
-    and A[OOD-like] then join the queues."""
+    and A[OOD-like] then join the queues. aa's loop runs to β (official) or, `loop_to_beta=False`, to the count."""
     img, c = img.float(), len(state.id_feats)
     act = torch.softmax(logit_scale * img @ torch.cat([state.id_feats, state.cand]).T, dim=1)[:, c:]  # [B, M]
 
     def aa(negatives):
-        return activation_aware(logit_scale * img @ torch.cat([state.id_feats, state.cand[negatives]]).T, c, gamma)
+        z = logit_scale * img @ torch.cat([state.id_feats, state.cand[negatives]]).T
+        return activation_aware(z, c, gamma, beta if loop_to_beta else None)
 
     r = aa(top_negatives(state.q_neg.mean(0) - state.q_pos.mean(0), beta))
     state.scores = _keep_last(torch.cat([state.scores, r]), score_queue)
@@ -192,8 +199,11 @@ def stepper(
     gamma: int = 0,
     logit_scale: float = 100.0,
     seed: int = 0,
+    loop_to_beta: bool = True,
     **params,
 ):
     """A fresh state and the function that scores the stream's batches with it (`negprompt.methods.stream.run`)."""
-    state = new_state(id_feats, cand, noise_feats, beta, memory, gamma, logit_scale, seed)
-    return lambda img: step(state, img, beta=beta, memory=memory, gamma=gamma, logit_scale=logit_scale, **params)
+    state = new_state(id_feats, cand, noise_feats, beta, memory, gamma, logit_scale, seed, loop_to_beta)
+    return lambda img: step(
+        state, img, beta=beta, memory=memory, gamma=gamma, logit_scale=logit_scale, loop_to_beta=loop_to_beta, **params
+    )

@@ -15,7 +15,13 @@ def family_labels(params, bb, names, corpus, out) -> None:
     which = family.resolve_template(fp.template, d.benchmark)
     tpl = family.templates(which, params.score.zero_shot_template)
     pool = family.csp_corpus(
-        d.benchmark, names, corpus, fp.csp.adjectives, params.neglabel.wordnet_dir, params.neglabel.corpus
+        d.benchmark,
+        names,
+        corpus,
+        fp.csp.adjectives,
+        params.neglabel.wordnet_dir,
+        params.neglabel.corpus,
+        fp.csp.exclude_id_names,
     )
     size = bb.model.visual.image_size
     noise = (
@@ -46,7 +52,7 @@ def main():
     p = params.neglabel
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()
     corpus = neglabel.benchmark_corpus(
-        params.data.benchmark, names, p.corpus, p.wordnet_dir, p.groups, params.data.seed
+        params.data.benchmark, names, p.corpus, p.wordnet_dir, p.groups, params.data.seed, p.exclude_id_names
     )
     bb = stage_backbone(params.features.device)
     mined = neglabel.mine_corpus(

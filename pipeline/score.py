@@ -32,7 +32,12 @@ def neglabel_scores(img: torch.Tensor, p) -> dict[str, torch.Tensor]:
     mined, meta = load_tensors(path)
     check_backbone(meta, path, "mined with another backbone; re-run the neglabel stage")
     s, id_sim, neg_sim = neglabel.score_features(
-        img, neglabel.Mined(mined["id"], mined["neg"], [], [], [], 0), p.temperature, p.groups, p.seed
+        img,
+        neglabel.Mined(mined["id"], mined["neg"], [], [], [], 0),
+        p.temperature,
+        p.groups,
+        p.seed,
+        p.drop_remainder,
     )
     best = neg_sim.max(1)
     return {"neglabel": s, "neglabel_top": best.indices, "neglabel_wins": best.values > id_sim.max(1).values}

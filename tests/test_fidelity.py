@@ -7,13 +7,12 @@ percentile that the interpolated and the index rule place differently. Text feat
 encoder (or are synthetic): the encoder is not what these tests check.
 """
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from negprompt.clip.prompts import encode_texts
+from negprompt.config import FamilyParams, NegLabelParams
 from negprompt.methods import adaneg, csp, family, neglabel, tanl
 
 TOL = 1e-6
@@ -175,8 +174,8 @@ def test_adaneg_equals_the_official_code(tiny_clip):
     expected = conf_in + conf_in_vanilla * lam  # L941-942, in_score: combine
 
     corpus = neglabel.make_corpus({"noun": WORDS}, ID_NAMES, "test", 1)  # NegLabel's pool: the ID name is in it
-    fp = SimpleNamespace(methods=["adaneg"], seed=0)
-    nl = SimpleNamespace(num_labels=10000, max_fraction=fraction, percentile=95)
+    fp = FamilyParams(methods=["adaneg"], seed=0)
+    nl = NegLabelParams(num_labels=10000, max_fraction=fraction, percentile=95)
     feats, info = family.mine(model, tok, ID_NAMES, corpus, None, fp, nl, {"noun": noun_tpl, "adj": "{}"}, None)
     assert info["adaneg"]["words"] == selected_noun_text and len(selected_noun_text) % ngroup == 2
     step = adaneg.stepper(feats["id"], feats["neg"], 10, thres=0.5, gap=2.0, lam=lam, groups=ngroup)

@@ -174,6 +174,9 @@ class NegLabelParams(Section):
     temperature: float = Field(0.01, gt=0)
     groups: int = Field(100, ge=1)
     seed: int = 0  # the grouping's permutation
+    # the official rules (docs/methods.md, "The official rules"); true / false keeps an earlier rule of ours
+    exclude_id_names: bool = False  # official: the ID names stay in the candidate pool (pos_topk None)
+    drop_remainder: bool = True  # official: the grouping drops the last M mod G negatives first
 
     @field_validator("template", "adj_template")
     @classmethod
@@ -191,6 +194,8 @@ class CspParams(Section):
     fraction: float = Field(0.15, gt=0, le=1)  # kept: the lowest share of nouns and, separately, of adjective phrases
     near: float = Field(0.95, gt=0, le=1)  # a candidate with a cosine above this to an ID label gets q = 1
     groups: int = Field(100, ge=1)  # grouping strategy: score with each group of negatives, average
+    exclude_id_names: bool = False  # official: the ID names stay in the noun pool (q = 1 keeps them out)
+    drop_remainder: bool = True  # official: the grouping drops the last M mod G negatives first
 
 
 class AdanegParams(Section):
@@ -204,6 +209,9 @@ class AdanegParams(Section):
     groups: int = Field(5, ge=1)  # NegLabel's grouping inside AdaNeg's score
     sample_adaptive: bool = False  # weight the memory's entries by their cosine to the test image
     beta: float = Field(5.0, gt=0)  # sample-adaptive weights exp(-beta (1 - cos))
+    exclude_id_names: bool = True  # official: the pool has no ID name (AdaNeg's and TANL's)
+    index_percentile: bool = True  # official: the sorted cosine at int(0.95 K); false: interpolated quantile
+    drop_remainder: bool = True  # official: the grouping drops the last M mod G negatives first
 
 
 class TanlParams(Section):
@@ -216,6 +224,7 @@ class TanlParams(Section):
     alpha: float = Field(0.0, ge=0, le=1)  # weight of the memory's mean activation against the batch's
     gamma: int = Field(0, ge=0)  # activation-aware step (the official script sweeps 2, 1, 0)
     noise_images: int = Field(15, ge=1)  # Gaussian, uniform, Poisson, Gamma, salt-and-pepper images encoded once
+    loop_to_beta: bool = True  # official: the activation-aware loop runs to beta, not to the selected count
 
 
 class FamilyParams(Section):

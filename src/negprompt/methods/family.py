@@ -82,10 +82,21 @@ def mine(
             )
             out |= {"csp_id": m.id_feats, "csp_neg": m.neg_feats}
             info["csp"] = {"words": m.words, "parts": m.parts}
-        pool = neglabel.without(corpus, names)  # AdaNeg's and TANL's pool has no ID name (clip_for_wordnet_prepare.py)
+        # AdaNeg's and TANL's pool has no ID name (clip_for_wordnet_prepare.py L121-122) unless adaneg.exclude_id_names
+        pool = neglabel.without(corpus, names) if fp.adaneg.exclude_id_names else corpus
         if {"adaneg", "tanl"} & set(fp.methods):
             mined = adaneg.mine_corpus(
-                model, tokenizer, names, pool, nl.num_labels, nl.max_fraction, nl.percentile, tpl["noun"], tpl["adj"]
+                model,
+                tokenizer,
+                names,
+                pool,
+                nl.num_labels,
+                nl.max_fraction,
+                nl.percentile,
+                tpl["noun"],
+                tpl["adj"],
+                index_percentile=fp.adaneg.index_percentile,
+                exclude_id_names=False,  # `pool` is already as adaneg.exclude_id_names asks
             )
             out |= {"id": mined.id_feats, "neg": mined.neg_feats}
             info["adaneg"] = {"words": mined.words, "parts": mined.parts}
@@ -114,7 +125,8 @@ def static_scores(img: torch.Tensor, feats: dict, fp) -> dict[str, torch.Tensor]
     if "csp_id" not in feats:
         return {}
     m = csp.Mined(feats["csp_id"], feats["csp_neg"], [], [])
-    return {"csp": csp.score(img, m, 1 / fp.logit_scale, min(fp.csp.groups, len(m.neg_feats)), fp.seed)}
+    groups = min(fp.csp.groups, len(m.neg_feats))
+    return {"csp": csp.score(img, m, 1 / fp.logit_scale, groups, fp.seed, drop_remainder=fp.csp.drop_remainder)}
 
 
 def steppers(feats: dict, fp) -> dict:
@@ -134,6 +146,7 @@ def steppers(feats: dict, fp) -> dict:
             beta=fp.adaneg.beta,
             logit_scale=fp.logit_scale,
             seed=fp.seed,
+            drop_remainder=fp.adaneg.drop_remainder,
         )
     if "tanl" in fp.methods:
         out["tanl"] = lambda: tanl.stepper(
@@ -148,6 +161,7 @@ def steppers(feats: dict, fp) -> dict:
             gap=fp.tanl.gap,
             score_queue=fp.tanl.score_queue,
             alpha=fp.tanl.alpha,
+            loop_to_beta=fp.tanl.loop_to_beta,
         )
     return out
 

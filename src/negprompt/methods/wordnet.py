@@ -117,28 +117,30 @@ def prepare(dest: str | Path, source: str | Path = DEBIAN) -> Path:
 
 def find(data_dir: str = ""):
     """WordNet's folder as an NLTK path pointer: `corpora/wordnet/` (or the downloader's `corpora/wordnet.zip`)
-    under `data_dir` or NLTK's data path, or `data_dir` itself when it holds the database. A missing WordNet
-    names both routes to it; a WordNet lacking a file the reader needs names the file."""
+    under `data_dir` or NLTK's data path. A missing WordNet names both routes to it; a WordNet lacking a file the
+    reader needs names the file (NLTK 3.9+ reads index.sense when it opens WordNet)."""
     import nltk
 
     where = data_dir or "NLTK's data path"
     if data_dir and data_dir not in nltk.data.path:
         nltk.data.path.insert(0, data_dir)  # NLTK (3.9+) opens corpus files only under its data path
-    if data_dir and (Path(data_dir) / "index.noun").is_file():
-        root = nltk.data.FileSystemPathPointer(os.path.abspath(data_dir))
+    if data_dir and (Path(data_dir) / "index.noun").is_file():  # NLTK's reader also looks up corpora/wordnet
+        raise NegPromptError(
+            f"neglabel.wordnet_dir '{data_dir}' is a WordNet database folder, not NLTK's data folder: lay it out "
+            f"with `make wordnet WORDNET_SOURCE={data_dir}` and give data/nltk"
+        )
+    for resource in ("corpora/wordnet", "corpora/wordnet.zip/wordnet/"):
+        try:
+            root = nltk.data.find(resource, paths=[data_dir] if data_dir else None)
+            break
+        except LookupError:
+            continue
     else:
-        for resource in ("corpora/wordnet", "corpora/wordnet.zip/wordnet/"):
-            try:
-                root = nltk.data.find(resource, paths=[data_dir] if data_dir else None)
-                break
-            except LookupError:
-                continue
-        else:
-            raise NegPromptError(
-                f"WordNet not found in {where} (neglabel.wordnet_dir); "
-                + ROUTES.format(dir=data_dir or "~/nltk_data")
-                + ", or give a word list file as neglabel.corpus"
-            )
+        raise NegPromptError(
+            f"WordNet not found in {where} (neglabel.wordnet_dir); "
+            + ROUTES.format(dir=data_dir or "~/nltk_data")
+            + ", or give a word list file as neglabel.corpus"
+        )
     for name in REQUIRED:
         try:
             root.join(name)

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: repro test test-fast lint format install bench ablations grid pretrain pretrain-vocabulary clean
+.PHONY: repro test test-fast lint format install bench ablations grid pretrain pretrain-vocabulary wordnet clean
 
 # --no-cache-dir: on x86_64 torch is a CUDA build of several GB; a wheel cache would hold a second copy of
 # it on disk (a CI run once ran out of space during this install)
@@ -40,6 +40,14 @@ format: install
 # the unit tests alone (no end-to-end `dvc repro`, no fresh clone): a couple of minutes
 test-fast: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q $(PYTEST_XDIST) -m "not slow"
+
+# WordNet 3.0 offline for NegLabel and CSP on ImageNet: Debian's database (apt-get install wordnet-base
+# wordnet-sense-index) laid out as NLTK's data folder, with the lexnames table Debian lacks written beside it.
+# Use it with -S neglabel.wordnet_dir=$(WORDNET_DIR). WORDNET_SOURCE: another WordNet 3.0 dict/ folder.
+WORDNET_DIR ?= data/nltk
+WORDNET_SOURCE ?= /usr/share/wordnet
+wordnet: install
+	$(BIN)/python -c 'from negprompt.methods import wordnet; print(wordnet.prepare("$(WORDNET_DIR)", "$(WORDNET_SOURCE)"))'
 
 bench: install
 	$(BIN)/python benchmarks/speed/bench_step.py

@@ -89,3 +89,82 @@ def one_line_error(res, *needles):
     assert lines[-1].startswith("error: "), res.stderr[-2000:]
     for n in needles:
         assert n in lines[-1], lines[-1]
+
+
+DEBIAN_WORDNET = Path("/usr/share/wordnet")  # Debian's wordnet-base + wordnet-sense-index (.ci/run installs them)
+
+
+def write_wordnet_slice(dest: Path, every: int, keep=(), source: Path = DEBIAN_WORDNET) -> Path:
+    """WordNet 3.0 cut to every `every`-th noun and adjective synset of Debian's files, plus the synsets of the
+    lemmas in `keep`; no verbs or adverbs. The lines are WordNet's own (words, lexicographer files, satellites),
+    offsets renumbered so the database stays consistent; pointers to dropped synsets are left as they were (never
+    followed when reading lemmas and lexnames). Laid out by wordnet.prepare, which writes lexnames: the stages
+    read it as they read the whole WordNet, at the cost of a corpus of a few hundred words."""
+    from negprompt.methods import wordnet
+
+    src = dest.parent / f"{dest.name}-source"
+    src.mkdir(parents=True)
+    maps = {}
+    for pos, tags in (("noun", {"n"}), ("adj", {"a", "s"})):
+        index = (source / f"index.{pos}").read_bytes().splitlines(keepends=True)
+        wanted = {ln.split()[-1] for ln in index if ln.split()[0].decode() in keep}  # a kept lemma's first sense
+        lines = (source / f"data.{pos}").read_bytes().splitlines(keepends=True)
+        header = [ln for ln in lines if ln.startswith(b"  ")]
+        synsets = [ln for ln in lines if not ln.startswith(b"  ")]
+        chosen = {ln for i, ln in enumerate(synsets) if i % every == 0 or ln.split()[0] in wanted}
+        heads = {h for ln in chosen if ln.split()[2] == b"s" for h in _satellite_heads(ln)}  # NLTK names a satellite
+        kept = [ln for ln in synsets if ln in chosen or ln.split()[0] in heads]  # after its head adjective
+        at, new = sum(map(len, header)), {}
+        for ln in kept:  # a data line's length does not change: offsets are 8 digits
+            new[ln.split()[0]] = b"%08d" % at
+            at += len(ln)
+        out = []
+        for ln in kept:
+            head, gloss = ln.split(b" | ", 1) if b" | " in ln else (ln.rstrip(b"\n"), None)
+            f = head.split(b" ")
+            f[0] = new[f[0]]
+            words = int(f[3], 16)
+            p = 4 + 2 * words + 1  # first pointer: symbol, offset, pos, source/target
+            for j in range(int(f[p - 1])):
+                if f[p + 4 * j + 2].decode() in tags and f[p + 4 * j + 1] in new:
+                    f[p + 4 * j + 1] = new[f[p + 4 * j + 1]]
+            out.append(b" ".join(f) + (b" | " + gloss if gloss is not None else b"\n"))
+        (src / f"data.{pos}").write_bytes(b"".join(header + out))
+        rows = []
+        for ln in index:
+            f = ln.split()
+            if ln.startswith(b"  "):
+                rows.append(ln)
+                continue
+            n = int(f[2])
+            offs = [new[o] for o in f[-n:] if o in new]
+            if offs:
+                tagged = min(int(f[-n - 1]), len(offs))
+                rows.append(
+                    b" ".join([*f[:2], b"%d" % len(offs), *f[3 : -n - 2], b"%d" % len(offs), b"%d" % tagged, *offs])
+                    + b"  \n"
+                )
+        (src / f"index.{pos}").write_bytes(b"".join(rows))
+        maps[pos] = new
+    for pos in ("verb", "adv"):
+        (src / f"data.{pos}").write_bytes(
+            b"".join(ln for ln in (source / f"data.{pos}").open("rb") if ln.startswith(b"  "))
+        )
+        (src / f"index.{pos}").write_bytes(b"")
+    for pos in ("noun", "verb", "adj", "adv"):
+        shutil.copyfile(source / f"{pos}.exc", src / f"{pos}.exc")
+    senses = []  # sense_key synset_offset sense_number tag_cnt; the key's ss_type: 1 noun, 3 adjective, 5 satellite
+    for ln in (source / "index.sense").open("rb"):
+        key, off, *rest = ln.split()
+        pos = {b"1": "noun", b"3": "adj", b"5": "adj"}.get(key.split(b"%")[1][:1])
+        if pos and off in maps[pos]:
+            senses.append(b" ".join([key, maps[pos][off], *rest]) + b"\n")
+    (src / "index.sense").write_bytes(b"".join(senses))
+    return wordnet.prepare(dest, src)
+
+
+def _satellite_heads(line: bytes) -> list[bytes]:
+    """The offsets a satellite adjective's similar-to pointers (`&`) name: its head adjective."""
+    f = line.split(b" | ")[0].split(b" ")
+    p = 4 + 2 * int(f[3], 16) + 1
+    return [f[p + 4 * j + 1] for j in range(int(f[p - 1])) if f[p + 4 * j] == b"&"]

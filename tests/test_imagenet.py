@@ -14,7 +14,9 @@ from negprompt import NegPromptError
 from negprompt.benchmarks.imagenet import CONVENTIONAL_OOD, hard_splits, imagenet_classes, read_imagenet
 from negprompt.benchmarks.inventory import COUNTS_FILE
 from negprompt.clip.backbone import TINY_MODEL
-from tests.helpers import TINY, dvc, make_repo, tiny_params
+from negprompt.io import load_tensors
+from negprompt.methods import neglabel, wordnet
+from tests.helpers import DEBIAN_WORDNET, TINY, dvc, make_repo, tiny_params, write_wordnet_slice
 
 
 def _jpeg(path, seed):
@@ -77,18 +79,16 @@ def test_dvc_repro_imagenet_open_vocab_official_protocol_then_a_hard_split(image
     torch.manual_seed(0)
     ckpt = tmp_path / "clip.safetensors"
     save_file({k: v.contiguous() for k, v in open_clip.create_model(TINY_MODEL).state_dict().items()}, str(ckpt))
-    words = tmp_path / "words.txt"  # NegLabel's corpus from a local word list (WordNet on a user's machine)
-    words.write_text(
-        "\n".join(
-            ["tench", "goldfish"]
-            + [f"{a} {b}" for a in ("red", "misty", "woolly") for b in ("harbour", "lichen", "quartz", "kiln")]
-        ),
-        encoding="utf-8",
-    )
+    if not (DEBIAN_WORDNET / "index.sense").is_file():
+        pytest.skip("Debian's wordnet-base and wordnet-sense-index are not installed (.ci/run installs them)")
+    # NegLabel's and the family's corpus: WordNet 3.0 itself, cut to every 200th noun and adjective synset
+    # (~900 words; the whole of it takes ~30 min to encode on 2 CPU cores), the ID names tench and goldfish kept
+    wordnet_dir = tmp_path / "nltk"
+    write_wordnet_slice(wordnet_dir, 200, keep=("tench", "goldfish"))
     params = tiny_params(
         {
             **TINY,
-            "neglabel": {"corpus": str(words), "groups": 2, "max_fraction": 0.5},
+            "neglabel": {"corpus": "", "wordnet_dir": str(wordnet_dir), "groups": 2, "max_fraction": 0.5},
             "data": {"benchmark": "imagenet_conventional", "root": str(imagenet_root)},
             "backbone": {"model": TINY_MODEL, "pretrained": str(ckpt)},
             "subset": {"seeds": [1], "shots": 1, "calib_per_class": 1},
@@ -114,17 +114,38 @@ def test_dvc_repro_imagenet_open_vocab_official_protocol_then_a_hard_split(image
         "| NegPrompt | 93.76 |" in report and "| LoCoOp | 90.15 |" in report
     )  # paper's open-vocabulary rows beside ours
     assert {"glmcm", "locoop", "negprompt", "neglabel"} <= set(metrics["average"]) and "locoop" in metrics["id_top1"]
-    # the family on a WordNet-shaped word list: CSP's pool and the test-time methods' streams on the four sets
+    # NegLabel and the family mined from WordNet: M = 50% of its words less the ID names; CSP's pool without the
+    # person, quantity and group nouns and the relational adjectives; AdaNeg's and TANL's streams on the four sets
     assert {"csp", "adaneg", "tanl"} <= set(metrics["average"]) and "Leaderboard" in report
     assert all({"adaneg", "tanl", "csp"} <= set(metrics["ood"][s]) for s in metrics["ood"])
-    mined = pd.read_csv(work / "models/neglabel/labels.tsv", sep="\t")
-    assert len(mined) == 6 and not {"tench", "goldfish"} & set(
-        mined.word
-    )  # 50% of the 12 non-ID words; ID names never mined
+    meta = load_tensors(work / "models/neglabel/features.safetensors")[1]
+    family_feats, family_meta = load_tensors(work / "models/neglabel/family.safetensors")
+    mined = pd.read_csv(work / "models/neglabel/labels.tsv", sep="\t", keep_default_na=False)
+    wn = wordnet.reader(str(wordnet_dir))
+    assert meta["corpus"].startswith("WordNet 3.0") and meta["corpus_size"] > 700
+    id_names = {neglabel.clean(n) for n in pd.read_csv(work / "data/benchmark/classes.tsv", sep="\t").name}
+    assert {"tench", "goldfish"} <= id_names & set(wn.all_lemma_names("n"))
+    assert len(mined) == neglabel.mine_count(meta["corpus_size"], 10000, 0.5) and not id_names & set(mined.word)
+    assert family_feats["cand"].shape[0] == meta["corpus_size"]  # TANL: every WordNet candidate
+    assert family_meta["csp_pool"].startswith("WordNet 3.0 less noun.person, noun.quantity, noun.group, adj.pert")
+
+    def lemmas(pos, keep):
+        return {neglabel.clean(w) for s in wn.all_synsets(pos) if keep(s.lexname()) for w in s.lemma_names()}
+
+    excluded = {"noun": ("noun.person", "noun.quantity", "noun.group"), "adj": ("adj.pert",)}
+    only_excluded = {  # words of the excluded lexicographer files found in no other file
+        part: lemmas(pos, lambda x, e=e: x in e) - lemmas(pos, lambda x, e=e: x not in e)
+        for (part, e), pos in zip(excluded.items(), ("n", "a"))
+    }
+    assert len(only_excluded["noun"]) > 50 and len(only_excluded["adj"]) > 10
+    csp_rows = pd.read_csv(work / "models/neglabel/family_labels.tsv", sep="\t", keep_default_na=False).query(
+        "method == 'csp'"
+    )
+    csp_nouns = set(csp_rows.word[csp_rows.part == "noun"])
+    csp_adjs = {w.rsplit(" ", 1)[0] for w in csp_rows.word[csp_rows.part == "adj"]}  # "{adj} {conjugate}"
+    assert csp_nouns and csp_adjs and not csp_nouns & only_excluded["noun"] and not csp_adjs & only_excluded["adj"]
     patches = np.load(work / "features/test_local.npy", mmap_mode="r")
     assert patches.dtype == np.float16 and patches.shape == (len(scores), 16, 128)  # 32 px / patch 8, embed 128
-
-    from negprompt.io import load_tensors
 
     meta = load_tensors(work / "models/neg/seed1.safetensors")[1]
     auroc = pd.read_csv(

@@ -12,7 +12,6 @@ label gets the worst value) and the lowest 15% of each part kept. The score is N
 from __future__ import annotations
 
 import random
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -64,33 +63,14 @@ def wordnet_pools(data_dir: str = "") -> neglabel.Corpus:
     """CSP's pool from WordNet: nouns outside the lexicographer files person, quantity and group; adjectives outside
     adj.pert (the official `txt_exclude`). A word listed in an allowed file and an excluded one is kept, as the
     official code reads one word list per file."""
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    from negprompt.methods import wordnet
 
-    root = _wordnet_root(data_dir)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        wn = WordNetCorpusReader(root, None)
+    wn = wordnet.reader(data_dir)
     parts = {}
     for part, pos in (("noun", "n"), ("adj", "a")):
         allowed = (s for s in wn.all_synsets(pos) if s.lexname() not in EXCLUDED_LEXNAMES)
         parts[part] = sorted({lemma for s in allowed for lemma in s.lemma_names()})
-    return neglabel.Corpus(parts, f"WordNet {wn.get_version()} less {', '.join(EXCLUDED_LEXNAMES)} ({root})")
-
-
-def _wordnet_root(data_dir: str):
-    import nltk
-
-    try:
-        return nltk.data.find("corpora/wordnet", paths=[data_dir] if data_dir else None)
-    except LookupError:
-        try:
-            return nltk.data.find("corpora/wordnet.zip/wordnet/", paths=[data_dir] if data_dir else None)
-        except LookupError:
-            raise NegPromptError(
-                f"WordNet not found in {data_dir or 'NLTK data path'} (neglabel.wordnet_dir); "
-                "fetch it with `python -m nltk.downloader wordnet`, or give a word list as "
-                "neglabel.corpus"
-            ) from None
+    return neglabel.Corpus(parts, f"WordNet {wn.get_version()} less {', '.join(EXCLUDED_LEXNAMES)} ({wn.root})")
 
 
 def ensemble(model, tokenizer, names: list[str], templates, batch_size: int = 1000) -> torch.Tensor:

@@ -15,7 +15,6 @@ and averages. Prompts follow the official code: "the nice {}" for ID labels and 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,31 +79,14 @@ def read_word_list(path: str | Path) -> list[str]:
 
 
 def wordnet_corpus(data_dir: str = "") -> Corpus:
-    """WordNet's noun and adjective lemmas (the paper's corpus) through NLTK's WordNet reader. The data
-    is fetched once on a machine with internet: `python -m nltk.downloader -d DIR wordnet`."""
-    import nltk
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    """WordNet's noun and adjective lemmas (the paper's corpus) through NLTK's WordNet reader, from NLTK's
+    download or Debian's packages (methods/wordnet.py)."""
+    from negprompt.methods import wordnet
 
-    where = data_dir or "NLTK's data path"
-    if data_dir and data_dir not in nltk.data.path:
-        nltk.data.path.insert(0, data_dir)  # NLTK reads corpora only from its data path
-    try:
-        root = nltk.data.find("corpora/wordnet", paths=[data_dir] if data_dir else None)
-    except LookupError:
-        try:  # the downloader leaves corpora/wordnet.zip; nltk reads it in place
-            root = nltk.data.find("corpora/wordnet.zip/wordnet/", paths=[data_dir] if data_dir else None)
-        except LookupError:
-            raise NegPromptError(
-                f"WordNet not found in {where} (neglabel.wordnet_dir); fetch it once with "
-                f"`python -m nltk.downloader -d {data_dir or '~/nltk_data'} wordnet`, or give a word list "
-                "file as neglabel.corpus"
-            ) from None
-    with warnings.catch_warnings():  # "multilingual functions are not available": we read lemma names only
-        warnings.simplefilter("ignore", UserWarning)
-        reader = WordNetCorpusReader(root, None)
+    reader = wordnet.reader(data_dir)
     return Corpus(
         {"noun": sorted(reader.all_lemma_names(pos="n")), "adj": sorted(reader.all_lemma_names(pos="a"))},
-        f"WordNet {reader.get_version()} ({root})",
+        f"WordNet {reader.get_version()} ({reader.root})",
     )
 
 

@@ -55,8 +55,9 @@ def main():
         params.data.benchmark, names, p.corpus, p.wordnet_dir, p.groups, params.data.seed, p.exclude_id_names
     )
     bb = stage_backbone(params.features.device)
+    noun, adj = p.prompts(params.data.benchmark, params.score.zero_shot_template)
     mined = neglabel.mine_corpus(
-        bb.model, bb.tokenizer, names, corpus, p.num_labels, p.max_fraction, p.percentile, p.template, p.adj_template
+        bb.model, bb.tokenizer, names, corpus, p.num_labels, p.max_fraction, p.percentile, noun, adj
     )
     if len(mined.words) < p.groups:
         raise neglabel.NegPromptError(
@@ -67,7 +68,7 @@ def main():
         save_tensors(
             {"id": mined.id_feats, "neg": mined.neg_feats},
             out / "features.safetensors",
-            {"backbone": bb.identity, "corpus": corpus.source, "corpus_size": len(corpus), "template": p.template},
+            {"backbone": bb.identity, "corpus": corpus.source, "corpus_size": len(corpus), "template": noun},
         )
         pd.DataFrame({"word": mined.words, "part": mined.parts, "distance": mined.distance}).to_csv(
             out / "labels.tsv", sep="\t", index=False

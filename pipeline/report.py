@@ -65,13 +65,15 @@ def neglabel_part(params, agg: dict, table) -> str:
     if params.data.benchmark == "openmoji":
         trained = openmoji.trained_on_vocabulary(Path(backbone_manifest()["checkpoint"]).with_suffix(".json"))
         known = {name for _, name, role in openmoji.read_vocabulary() if trained or role != "vocabulary"}
+    pool = "ID names removed" if p.exclude_id_names else "ID names kept, as the official code"
     return (
         f"Zero-shot, nothing trained (Jiang et al., ICLR 2024): from {meta.get('corpus_size', '?')} candidate words of "
-        f"{meta.get('corpus', '?')} (ID names removed), NegMining keeps the M = min({p.num_labels}, "
-        f"{p.max_fraction:.0%} of the corpus) "
-        f'farthest from the ID labels by the {p.percentile:g}th percentile of their cosines; prompts "{p.template}", '
-        f"τ = {p.temperature}, {p.groups} groups. Seed-independent (the ± over seeds is 0).\n\n"
-        + report.neglabel_section(labels, table, agg, known)
+        f"{meta.get('corpus', '?')} ({pool}), "
+        f"NegMining keeps the M = min({p.num_labels}, {p.max_fraction:.0%} of the corpus) "
+        f"farthest from the ID labels by the {p.percentile:g}th percentile of their cosines; "
+        f'prompts "{meta.get("template", p.template)}", τ = {p.temperature}, {p.groups} groups'
+        f"{' (the last M mod G labels dropped, as the official code)' if p.drop_remainder else ''}. "
+        f"Seed-independent (the ± over seeds is 0).\n\n" + report.neglabel_section(labels, table, agg, known)
     )
 
 

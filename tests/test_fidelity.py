@@ -212,3 +212,14 @@ def test_tanl_equals_the_official_code_with_fewer_candidates_than_beta():
     assert torch.allclose(state.scores, torch.cat([conf_in_id, conf_in_ood]), atol=TOL, rtol=0)
     ours = tanl.step(state, img, beta=beta, gap=2.0, gamma=gamma, logit_scale=s)
     assert torch.allclose(ours, conf_in, atol=TOL, rtol=0)
+
+
+def test_neglabel_template_auto_is_official_on_imagenet_and_the_family_template_on_the_worlds():
+    """On the stand-in every corpus-based method uses one template (the held-out choice, score.zero_shot_template)."""
+    p = NegLabelParams()
+    assert p.template == "auto"
+    assert p.prompts("imagenet_conventional", "a photo of a {}.") == ("the nice {}", "This is a {} photo")
+    assert p.prompts("openmoji", "a photo of a {}.") == ("a photo of a {}.", "a photo of a {}.")
+    assert NegLabelParams(template="the nice {}").prompts("openmoji", "x {}") == ("the nice {}", "This is a {} photo")
+    with pytest.raises(ValueError, match="auto"):
+        NegLabelParams(template="no slot")

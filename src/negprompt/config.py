@@ -169,8 +169,10 @@ class NegLabelParams(Section):
     percentile: float = Field(
         95.0, ge=0, le=100
     )  # NegMining's η-th percentile of a candidate's cosines to the ID labels
-    template: str = "the nice {}"  # ID labels and nouns (official prompt 85)
-    adj_template: str = "This is a {} photo"  # adjectives (official)
+    # ID labels and nouns: `auto` = the official prompt 85 ("the nice {}") on ImageNet, and on the generated worlds
+    # score.zero_shot_template, the template the family uses there (chosen on held-out renders, docs/methods.md)
+    template: str = "auto"
+    adj_template: str = "This is a {} photo"  # adjectives (official; `template: auto` on the worlds: its template)
     temperature: float = Field(0.01, gt=0)
     groups: int = Field(100, ge=1)
     seed: int = 0  # the grouping's permutation
@@ -180,10 +182,21 @@ class NegLabelParams(Section):
 
     @field_validator("template", "adj_template")
     @classmethod
-    def _has_slot(cls, v):
-        if "{}" not in v:
-            raise ValueError("must contain '{}' where the label goes")
+    def _has_slot(cls, v, info):
+        if "{}" not in v and not (info.field_name == "template" and v == "auto"):
+            raise ValueError("must contain '{}' where the label goes" + (" (or be auto)" if v else ""))
         return v
+
+    def prompts(self, benchmark: str, zero_shot: str) -> tuple[str, str]:
+        """(noun template, adjective template) for `benchmark`, `template: auto` resolved."""
+        if self.template != "auto":
+            return self.template, self.adj_template
+        if benchmark.startswith("imagenet"):
+            return OFFICIAL_NEGLABEL_TEMPLATE, self.adj_template
+        return zero_shot, zero_shot
+
+
+OFFICIAL_NEGLABEL_TEMPLATE = "the nice {}"  # NegLabel's official prompt 85
 
 
 class CspParams(Section):

@@ -172,7 +172,7 @@ def world_diagnostics(
     tokenizer = open_clip.get_tokenizer(model_name)
     corpus = neglabel.benchmark_corpus(benchmark, names, nl.corpus, nl.wordnet_dir, nl.groups, seed)
     mined = neglabel.mine_corpus(
-        model, tokenizer, names, corpus, nl.num_labels, nl.max_fraction, nl.percentile, nl.template, nl.adj_template
+        model, tokenizer, names, corpus, nl.num_labels, nl.max_fraction, nl.percentile, *nl.prompts(benchmark, template)
     )
     score = lambda feats: neglabel.score_features(feats, mined, nl.temperature, nl.groups, nl.seed)[0]  # noqa: E731
     return diagnose_model(model, tokenizer, names, ids, labels, ood, template, neglabel=score)

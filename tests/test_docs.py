@@ -1,10 +1,13 @@
 """The docs as a manual that cannot drift: every relative link and `#anchor` in the pages a reader
 opens resolves, and the figures the README and docs/results.md quote from the default run equal
-`reports/metrics.json` (the pipeline's output) at the digits they show. Each check is also run on a
-broken copy, to show that it fails. (tests/test_readme.py runs the pages' commands.)"""
+`reports/metrics.json` (the pipeline's output) at the digits they show. The manual (README.md, docs/*.md)
+names no commit and logs no dated measurement: those go to notes/, CHANGELOG.md and the History of
+benchmarks/RESULTS.md, which opens with one table per benchmark. Each check is also run on a broken copy, to
+show that it fails. (tests/test_readme.py runs the pages' commands.)"""
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,11 @@ PAGES = [
     "benchmarks/RESULTS.md",
     "reports/report.md",
     *(f"docs/{f.name}" for f in sorted((REPO / "docs").glob("*.md"))),
+    *(f"notes/{f.name}" for f in sorted((REPO / "notes").glob("*.md"))),
 ]
+MANUAL = ["README.md", *(f"docs/{f.name}" for f in sorted((REPO / "docs").glob("*.md")))]
+HEX_RUN = re.compile(r"\b[0-9a-f]{7,40}\b")
+DATE = re.compile(r"\b20\d\d-\d\d-\d\d\b")
 CODE = re.compile(r"^```.*?^```", re.S | re.M)
 
 # README's results table: row label -> metrics.json method; columns -> where the cell's figures live
@@ -179,3 +186,85 @@ def test_the_table_check_fails_on_a_broken_copy():
     assert default in results
     assert len(quoted_default_mismatches(readme, results.replace(default, "73.62 / 83.56"), metrics)) == 1
     assert shows("69.03", 69.025) and shows("69.0", 69.025) and not shows("69.02", 69.0149)
+
+
+def commit_hashes(text: str, repo: Path = REPO) -> list[str]:
+    """The 7-40 hex-digit runs of `text` that name a commit of `repo` (`git cat-file --batch-check`), so that a
+    sha256, a colour code or a number that is no commit is not mistaken for one."""
+    runs = sorted(set(HEX_RUN.findall(text)))
+    if not runs:
+        return []
+    out = subprocess.run(
+        ["git", "cat-file", "--batch-check"],
+        cwd=repo,
+        input="".join(f"{r}^{{commit}}\n" for r in runs),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return [r for r, line in zip(runs, out, strict=True) if line.split()[1:2] == ["commit"]]
+
+
+def dated_lines(text: str) -> list[str]:
+    """The lines of `text` holding a date (2026-12-06): a dated measurement belongs in notes/ or RESULTS.md."""
+    return [line.strip() for line in text.splitlines() if DATE.search(line)]
+
+
+def first_section_problems(text: str) -> list[str]:
+    """What keeps a RESULTS page's first `## ` section from being only tables, one per benchmark under its
+    `### ` heading, each with the columns name | command | latest figure(s) | machine, and a `## History` after."""
+    lines = CODE.sub("", text).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("## ")]
+    if not starts:
+        return ["no `## ` section"]
+    end = starts[1] if len(starts) > 1 else len(lines)
+    problems, tables, heading = [], 0, None
+    for line in lines[starts[0] + 1 : end]:
+        if line.startswith("### "):
+            heading = line
+        elif line.startswith("|"):
+            if heading is not None:
+                header = [c.strip() for c in line.strip().strip("|").split("|")]
+                if header != ["name", "command", "latest figure(s)", "machine"]:
+                    problems.append(f"{heading}: header {header}")
+                tables, heading = tables + 1, None
+        elif line.strip():
+            problems.append(f"not a heading or a table row: {line[:60]}")
+    if not tables:
+        problems.append("no table")
+    if "## History" not in lines[end:]:
+        problems.append("no `## History` after the first section")
+    return problems
+
+
+@pytest.mark.parametrize("page", MANUAL)
+def test_the_manual_names_no_commit_and_logs_no_date(page):
+    text = (REPO / page).read_text()
+    assert not commit_hashes(text), f"{page} names commits {commit_hashes(text)}: move them to CHANGELOG.md or notes/"
+    assert not dated_lines(text), f"{page} has dated lines {dated_lines(text)}: move them to notes/ or RESULTS.md"
+
+
+def test_results_open_with_one_table_per_benchmark_and_hashes_only_in_history():
+    text = (REPO / "benchmarks/RESULTS.md").read_text()
+    assert not first_section_problems(text), first_section_problems(text)
+    before_history = text.partition("\n## History\n")[0]
+    assert not commit_hashes(before_history), commit_hashes(before_history)
+
+
+def test_the_manual_checks_fail_on_a_broken_copy():
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    text = f"Made at {head.strip()[:7]} (colour #a1b2c3, file sha256 {sha256}), measured 2026-12-06.\n"
+    assert commit_hashes(text) == [head.strip()[:7]]
+    assert commit_hashes(f"colour #a1b2c3, sha256 {sha256}, not a commit: abcdef0123456789abcdef0123") == []
+    assert dated_lines(text) == [text.strip()] and dated_lines("version 2026.12, 20 s") == []
+    good = "# R\n\nintro\n\n## Latest\n\n### A\n\n| name | command | latest figure(s) | machine |\n|---|---|---|---|\n"
+    good += "| a | `x` | 1 s | cpu |\n\n## History\n\nlog\n"
+    assert first_section_problems(good) == []
+    assert first_section_problems(good.replace("### A\n\n", "### A\n\nprose\n\n")) == [
+        "not a heading or a table row: prose"
+    ]
+    assert first_section_problems(good.replace("## History", "## Older")) == ["no `## History` after the first section"]
+    assert first_section_problems(good.replace("| machine |", "| date |", 1)) == [
+        "### A: header ['name', 'command', 'latest figure(s)', 'date']"
+    ]

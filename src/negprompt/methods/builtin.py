@@ -1,6 +1,6 @@
 """The built-in methods, one registration each: label, kind, params section, the published ImageNet-1K ViT-B/16
-figure (average over iNaturalist / SUN / Places / Textures; ../shared/spec/family.md and negprompt.md list where each
-was read) and the scoring cost. A method registered without `fn` is scored by the score stage's own code
+figure (average over iNaturalist / SUN / Places / Textures; each record's `source` names the paper and table it was
+read from) and the scoring cost. A method registered without `fn` is scored by the score stage's own code
 (pipeline/score.py: trained prompts, mined labels, streams); one with `fn(img, ctx)` by `registry.score_all`, as a
 plugin is. The order here is the order of the score table, metrics.json and the report.
 

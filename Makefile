@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: repro test test-fast lint format install bench ablations grid pretrain pretrain-vocabulary wordnet clean
+.PHONY: repro test test-fast lint format install bench ablations grid pretrain pretrain-vocabulary wordnet debian-wordnet clean
 
 # --no-cache-dir: on x86_64 torch is a CUDA build of several GB; a wheel cache would hold a second copy of
 # it on disk (a CI run once ran out of space during this install)
@@ -25,7 +25,7 @@ repro: install
 TEST_JOBS ?= 2
 PYTEST_XDIST = -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
-test: install lint
+test: install lint debian-wordnet
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q $(PYTEST_XDIST)
 
 # ruff, configured in pyproject.toml: lint rules and the formatter's layout (`make format` applies it)
@@ -44,6 +44,16 @@ test-fast: install
 # WordNet 3.0 offline for NegLabel and CSP on ImageNet: Debian's database (apt-get install wordnet-base
 # wordnet-sense-index) laid out as NLTK's data folder, with the lexnames table Debian lacks written beside it.
 # Use it with -S neglabel.wordnet_dir=$(WORDNET_DIR). WORDNET_SOURCE: another WordNet 3.0 dict/ folder.
+# `make test` installs Debian's two packages itself where it can (root with apt-get); elsewhere the tests on WordNet
+# 3.0 skip and say why.
+debian-wordnet:
+	@if [ ! -f /usr/share/wordnet/index.sense ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's wordnet-base and wordnet-sense-index (WordNet 3.0) for the tests"; \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wordnet-base wordnet-sense-index >/dev/null 2>&1 \
+	    || (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	        wordnet-base wordnet-sense-index >/dev/null 2>&1)) \
+	    || echo "wordnet-base not installed: the tests on WordNet 3.0 will be skipped"; \
+	fi
 WORDNET_DIR ?= data/nltk
 WORDNET_SOURCE ?= /usr/share/wordnet
 wordnet: install

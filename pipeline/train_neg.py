@@ -13,7 +13,7 @@ from negprompt.methods import curves
 from negprompt.methods.objectives import NegPromptStage2
 from negprompt.methods.runner import kept_line, load_inputs, run_objective, save_outputs
 from negprompt.methods.selection import criterion, resolve_select_set
-from negprompt.workspace import NEG, POS, REPORTS, load_params
+from negprompt.workspace import NEG, POS, load_params
 from pipeline.common import run
 
 
@@ -33,9 +33,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     meta |= {"select_set": select_set} if p.select == "test" else {}
     tensors = {"pos_ctx": trained.state["pos_ctx"], "neg_ctx": trained.state["neg_ctx"], "neg_ctx_init": stage2.neg0}
     identity = {"backbone": inputs.backbone.identity, "classnames": inputs.names, "loss_variant": p.loss_variant}
-    rows = [{"epoch": r["epoch"], "loss": r["train/loss"]} for r in trained.curve]
-    paths = NEG / f"seed{seed}.safetensors", REPORTS / "train" / f"neg_seed{seed}.csv"
-    save_outputs(*paths, tensors, identity | meta, rows, [result])
+    save_outputs(NEG / f"seed{seed}.safetensors", tensors, identity | meta, [result])
     print(
         f"seed {seed}: {p.num_prompts} negative prompts x {len(inputs.names)} classes, "
         f"final loss {trained.curve[-1]['train/loss']:.4f}"

@@ -13,7 +13,7 @@ from negprompt.methods import curves
 from negprompt.methods.objectives import CoOp, LoCoOp
 from negprompt.methods.runner import kept_line, load_inputs, run_objective, save_outputs
 from negprompt.methods.selection import criterion
-from negprompt.workspace import POS, REPORTS, load_params
+from negprompt.workspace import POS, load_params
 from pipeline.common import run
 
 
@@ -31,10 +31,8 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
         tensors["locoop_ctx"] = runs[1].trained.state["ctx"]
     curve = runs[0].trained.curve
     meta = curves.selection_metadata(p.select, p.schedule, runs[0].trained, coop.criterion)
-    rows = [{"epoch": r["epoch"], "loss": r["train/loss"], "acc": r["train/acc"]} for r in curve]
-    paths = POS / f"seed{seed}.safetensors", REPORTS / "train" / f"pos_seed{seed}.csv"
     identity = {"backbone": inputs.backbone.identity, "classnames": inputs.names}
-    save_outputs(*paths, tensors, identity | meta, rows, runs)
+    save_outputs(POS / f"seed{seed}.safetensors", tensors, identity | meta, runs)
     print(
         f"seed {seed}: {len(inputs.names)} classes, final loss {curve[-1]['train/loss']:.4f}, "
         f"train acc {curve[-1]['train/acc']:.3f}" + (", LoCoOp trained too" if local else "")

@@ -15,7 +15,7 @@ import yaml
 from negprompt import NegPromptError
 from negprompt.benchmarks.tables import open_vocab_classes, read_classes
 from negprompt.config import Params, validate
-from negprompt.io import atomic_path, read_json, read_table
+from negprompt.io import read_json, read_table
 
 TREE = Path("data/tree.tsv")  # the real benchmark tree's listing (paths, sizes): what `data` depends on
 BENCHMARK = Path("data/benchmark")  # tables + manifest (+ images for the mini-world)
@@ -135,9 +135,3 @@ def local_features(split: str):
         return np.load(path, mmap_mode="r")
     except (ValueError, OSError) as e:
         raise NegPromptError(f"{path}: not a readable .npy file ({e}); re-run the features stage") from None
-
-
-def write_curve(rows: list[dict], path: Path) -> None:
-    """A per-epoch DVC plots file (CSV), written atomically."""
-    with atomic_path(path) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)

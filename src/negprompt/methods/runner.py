@@ -32,7 +32,6 @@ from negprompt.workspace import (
     heldout_images,
     stage_backbone,
     test_images,
-    write_curve,
 )
 
 
@@ -149,17 +148,10 @@ def run_objective(objective: Objective, inputs: StageInputs) -> Run:
     return Run(trained, ckpt, timer)
 
 
-def save_outputs(
-    path: Path,
-    curve_path: Path,
-    tensors: dict[str, torch.Tensor],
-    metadata: dict,
-    curve_rows: list[dict],
-    runs: list[Run],
-) -> None:
-    """The stage's contexts and loss curve; then its checkpoints go (every output is written: nothing to resume)."""
+def save_outputs(path: Path, tensors: dict[str, torch.Tensor], metadata: dict, runs: list[Run]) -> None:
+    """The stage's contexts (its curves are DVCLive's, one file per curve); then its checkpoints go (every output
+    is written: nothing to resume)."""
     save_tensors(tensors, path, metadata)
-    write_curve(curve_rows, curve_path)
     for run in runs:
         run.checkpoint.remove()
 

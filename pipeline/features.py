@@ -44,49 +44,24 @@ def main():
     views = [train if view == 0 else train[train.split == "train"] for view in range(p.train_views)]
     shape = patch_shape(bb.model, size) if p.local else None  # (P, d)
     with atomic_path(FEATURES, directory=True) as out:
-
-        def patches(name: str, n: int):
-            return (
-                np.lib.format.open_memmap(out / name, mode="w+", dtype=np.float16, shape=(n, *shape)) if shape else None
-            )
-
-        train_local = patches("train_local.npy", sum(len(v) for v in views))
-        start, tables, feats, errors = 0, [], [], []
-        for view, rows in enumerate(views):
-            transform = bb.preprocess if view == 0 else augmented_view(bb.preprocess, size)
-            torch.manual_seed(view)
-            rows_local = None if train_local is None else train_local[start : start + len(rows)]
-            paths = [root / x for x in rows.path]
-            f, errs = encode_images(
-                bb.model, transform, paths, desc=f"encode train view {view}", local_out=rows_local, **kw
-            )
-            tables.append(rows.assign(view=view)[["path", "label", "split", "view"]])
-            feats.append(f)
-            errors.extend(errs)
-            start += len(rows)
-        table = pd.concat(tables, ignore_index=True)
-        train_feats, train_local = drop_unreadable(np.concatenate(feats), train_local, errors, out / "train_local.npy")
+        train_local = patch_map(out / "train_local.npy", sum(len(v) for v in views), shape)
+        table, feats, errors = encode_train_views(bb, root, views, size, train_local, kw)
+        train_feats, train_local = drop_unreadable(feats, train_local, errors, out / "train_local.npy")
+        readable = [not e for e in errors]
         write_table(
-            table[[not e for e in errors]].reset_index(drop=True),
-            out / "train.parquet",
-            train_feats,
-            skipped_meta(meta, errors),
+            table[readable].reset_index(drop=True), out / "train.parquet", train_feats, skipped_meta(meta, errors)
         )
-        test_local = patches("test_local.npy", len(test))
+        test_local = patch_map(out / "test_local.npy", len(test), shape)
         f, test_errors = encode_images(
             bb.model, bb.preprocess, [root / x for x in test.path], desc="encode test", local_out=test_local, **kw
         )
         f, test_local = drop_unreadable(f, test_local, test_errors, out / "test_local.npy")
-        write_table(
-            test[[not e for e in test_errors]].reset_index(drop=True),
-            out / "test.parquet",
-            f,
-            skipped_meta(meta, test_errors),
-        )
+        readable = [not e for e in test_errors]
+        write_table(test[readable].reset_index(drop=True), out / "test.parquet", f, skipped_meta(meta, test_errors))
         for mm in (train_local, test_local):
             if mm is not None:
                 mm.flush()
-        del train_local, test_local, rows_local  # close the memory maps before the directory is moved into place
+        del train_local, test_local  # close the memory maps before the directory is moved into place
     local = f", and {shape[0]} patch features per image (float16)" if shape else ""
     skipped = [e for e in errors + test_errors if e]
     note = f"; skipped {len(skipped)} unreadable images (on_bad_image: skip; first: {skipped[0]})" if skipped else ""
@@ -94,6 +69,30 @@ def main():
         f"cached {len(table) - sum(map(bool, errors))} train and {len(f)} test features of dim {f.shape[1]}"
         f"{local}{note}"
     )
+
+
+def patch_map(path: Path, n: int, shape: tuple | None):
+    """A float16 memory map [n, P, d] for the patch features, written in place (None without features.local)."""
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, *shape)) if shape else None
+
+
+def encode_train_views(bb, root: Path, views: list[pd.DataFrame], size: int, train_local, kw: dict):
+    """Every train view's features, one after another (view 0: the eval transform; others: augmented, seeded by
+    the view), their rows and per-image errors; patch features go to `train_local` in the same order."""
+    start, tables, feats, errors = 0, [], [], []
+    for view, rows in enumerate(views):
+        transform = bb.preprocess if view == 0 else augmented_view(bb.preprocess, size)
+        torch.manual_seed(view)
+        rows_local = None if train_local is None else train_local[start : start + len(rows)]
+        paths = [root / x for x in rows.path]
+        f, errs = encode_images(
+            bb.model, transform, paths, desc=f"encode train view {view}", local_out=rows_local, **kw
+        )
+        tables.append(rows.assign(view=view)[["path", "label", "split", "view"]])
+        feats.append(f)
+        errors.extend(errs)
+        start += len(rows)
+    return pd.concat(tables, ignore_index=True), np.concatenate(feats), errors
 
 
 def skipped_meta(meta: dict, errors: list[str]) -> dict:

@@ -1,8 +1,14 @@
-"""The paper's experiment grid on DVC's experiment queue, tabulated.
+"""The paper's experiment grid on DVC's experiment queue, one command per paper table, tabulated beside the paper's
+figures.
 
     python benchmarks/experiments/grid.py --jobs 2 --only ablations          # queue, run 2 at a time, report
-    python benchmarks/experiments/grid.py --only imagenet --set data.root=/data/imagenet --jobs 4
+    python benchmarks/experiments/grid.py --only table2 --set data.root=/data/imagenet --dry-run   # rows, -S settings
+    python benchmarks/experiments/grid.py --only table2 --set data.root=/data/imagenet --jobs 4
     python benchmarks/experiments/grid.py --report-only --only ablations     # re-tabulate finished experiments
+
+`--only` takes a table (table2, table3, table4 = Table 2's runs read for ID top-1, table5, ours), a group of
+grid.yaml (ablations, protocol: OpenMoji, offline) or rows. `--set KEY=VALUE` overrides a key in every row; every
+row's settings are validated against params.yaml before anything is queued (an ImageNet row needs data.root).
 
 Rows come from `benchmarks/experiments/grid.yaml`. Each is `dvc exp run --queue -n grid-<row> -S ...` from
 HEAD's params (overrides never accumulate), run by `dvc queue start --jobs N` workers; with several
@@ -11,20 +17,23 @@ cores / N threads (NEGPROMPT_THREADS) so that parallel jobs do not oversubscribe
 row is reported and the others go on. Results are read from each experiment's Git ref and written
 to reports/grid.md, reports/grid.json and reports/grid.png.
 
-    python benchmarks/experiments/grid.py --executor slurm --only imagenet --set data.root=/data/imagenet
-    python benchmarks/experiments/grid.py --executor slurm --only imagenet --resume   # after a killed driver
+    python benchmarks/experiments/grid.py --executor slurm --only table2 --set data.root=/data/imagenet
+    python benchmarks/experiments/grid.py --executor slurm --only table2 --set data.root=/data/imagenet --resume
     python benchmarks/experiments/grid.py --executor local --jobs 2 --only ablations  # the same jobs as local processes
 
-`--executor slurm` / `local` (grid_cluster.py, through submitit) make each row one job with the resources of
-grid-cluster.yaml (`--resource KEY=VALUE` overrides), in its own clone of the Git remote at HEAD, sharing stages
-through the DVC remote's run-cache; the experiments come back through the Git remote (docs/cluster.md).
+`--resume` after a killed driver. `--executor slurm` / `local` (grid_cluster.py, through submitit) make each row
+one job with the resources of grid-cluster.yaml (`--resource KEY=VALUE` overrides), in its own clone of the Git
+remote at HEAD, sharing stages through the DVC remote's run-cache; the experiments come back through the Git remote
+(docs/cluster.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -33,9 +42,13 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from negprompt import NegPromptError
+from negprompt.benchmarks.tables import GENERATED
+from negprompt.config import validate
 from negprompt.methods import registry
 
 GRID = Path(__file__).with_name("grid.yaml")
+PARAMS = Path("params.yaml")  # the rows run from HEAD's params, in the repository the grid is started from
 METHODS = {m: s.label for m, s in registry.methods().items() if s.headline}  # the table's and the figure's columns
 LOCAL = {m: s.label for m, s in registry.methods().items() if s.local}  # with features.local: an extra line
 
@@ -47,21 +60,76 @@ def sh(*cmd: str, env: dict | None = None, check: bool = True) -> str:
     return out.stdout
 
 
-def select(rows: dict, only: list[str]) -> dict:
-    """Rows named in `only`, or in a group named there (all rows of group 'ablations' by default)."""
-    only = only or ["ablations"]
-    picked = {n: r for n, r in rows.items() if n in only or r.get("group") in only}
-    unknown = [o for o in only if o not in rows and o not in {r.get("group") for r in rows.values()}]
+def fail(message: str) -> None:
+    """Bad input: one line on stderr and exit status 2, before anything is queued or submitted."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def select(rows: dict, only: list[str], aliases: dict[str, str] | None = None) -> dict:
+    """Rows named in `only`, or in a group or table named there (an alias reads another group's rows: table4 is
+    table2's runs); all rows of group 'ablations' by default."""
+    aliases = aliases or {}
+    only = [aliases.get(o, o) for o in only or ["ablations"]]
+    groups = {r.get("group") for r in rows.values()} - {None}
+    unknown = [o for o in only if o not in rows and o not in groups]
     if unknown:
-        sys.exit(f"grid: no row or group named {', '.join(unknown)}")
-    return picked
+        fail(
+            f"--only (make: ONLY) {','.join(unknown)}: no such table, group or row "
+            f"(known tables and groups: {', '.join(sorted(groups | set(aliases)))}; or a row of grid.yaml)"
+        )
+    return {n: r for n, r in rows.items() if n in only or r.get("group") in only}
+
+
+def settings(params: dict, extra: list[str]) -> dict[str, str]:
+    """A row's `-S` settings with the `--set KEY=VALUE` overrides on top: an overridden key keeps one value, the
+    override's (DVC would otherwise see the key twice)."""
+    out = {k: json.dumps(v) if isinstance(v, bool) else str(v) for k, v in params.items()}
+    for s in extra:
+        key, sep, value = s.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set (make: SET) {s!r}: expected KEY=VALUE, e.g. data.root=/data/imagenet")
+        out[key.strip()] = value
+    return out
 
 
 def queue_args(params: dict, extra: list[str], device: str | None) -> list[str]:
-    sets = [f"{k}={json.dumps(v) if isinstance(v, bool) else v}" for k, v in params.items()] + extra
+    sets = settings(params, extra)
     if device:
-        sets += [f"{s}.device={device}" for s in ("features", "pos", "neg", "backbone")]
-    return [a for s in sets for a in ("-S", s)]
+        sets |= {f"{s}.device": device for s in ("features", "pos", "neg", "backbone")}
+    return [a for k, v in sets.items() for a in ("-S", f"{k}={v}")]
+
+
+def check_row(name: str, sets: dict[str, str], params: dict) -> None:
+    """The params a row's experiment will run with (params.yaml, then its -S values parsed as YAML, as DVC does),
+    validated now: a bad value or an ImageNet row without data.root stops the grid before anything is queued, not
+    in each row's first stage."""
+    raw = copy.deepcopy(params)
+    for key, value in sets.items():
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                fail(f"row {name}: {key}: {part} is not a section of params.yaml")
+        node[leaf] = yaml.safe_load(value) if value.strip() else ""
+    try:
+        p = validate(raw, source=f"row {name}")
+    except NegPromptError as e:
+        fail(str(e))
+    if p.data.benchmark not in GENERATED and not p.data.root:
+        fail(
+            f"row {name}: data.root is empty: {p.data.benchmark} needs the ImageNet directory "
+            '(--set data.root=/data/imagenet; make: SET="data.root=/data/imagenet")'
+        )
+
+
+def dry_run(rows: dict, extra: list[str]) -> None:
+    """Each row's experiment and its full -S settings, as they would be queued (nothing is)."""
+    for name, row in rows.items():
+        args = queue_args(row.get("params", {}), extra, None)
+        print(f"grid-{name}: {' '.join(shlex.quote(a) for a in args)}")
+    print(f"{len(rows)} rows (dry run: nothing queued)")
 
 
 def exp_file(exp: str, path: str, base: str) -> str | None:
@@ -296,8 +364,20 @@ def main():
         default="origin",
         help="slurm/local: the Git remote the jobs clone from and push to (default origin)",
     )
-    ap.add_argument("--only", default="", help="comma-separated rows or groups of grid.yaml (default: ablations)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override added to every row")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated tables (table2, table3, table4, table5, ours), groups (ablations, protocol) or rows of "
+        "grid.yaml (default: ablations, offline)",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override of every row (replaces the row's own value), e.g. data.root=/data/imagenet; repeatable",
+    )
+    ap.add_argument("--dry-run", action="store_true", help="list the rows and their full -S settings; queue nothing")
     ap.add_argument("--out", default="reports/grid.md")
     ap.add_argument("--grid", type=Path, default=GRID, help="the rows file (default benchmarks/experiments/grid.yaml)")
     ap.add_argument("--report-only", action="store_true", help="only tabulate experiments that already ran")
@@ -307,8 +387,16 @@ def main():
         ap.error("--base only goes with --report-only: new experiments are queued from HEAD")
     if args.executor == "queue" and (args.resume or args.resource or args.resources):
         ap.error("--resume, --resource and --resources go with --executor slurm or local")
+    spec = yaml.safe_load(args.grid.read_text())
+    rows = select(spec["experiments"], [o for o in args.only.split(",") if o], spec.get("aliases"))
+    if not args.report_only and PARAMS.is_file():
+        params = yaml.safe_load(PARAMS.read_text())
+        for name, row in rows.items():
+            check_row(name, settings(row.get("params", {}), args.set), params)
+    if args.dry_run:
+        dry_run(rows, args.set)
+        return
     base = sh("git", "rev-parse", args.base).strip()  # commits made while it runs don't hide it
-    rows = select(yaml.safe_load(args.grid.read_text())["experiments"], [o for o in args.only.split(",") if o])
     if args.report_only:
         states = {}
     else:

@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from tqdm import tqdm
@@ -51,6 +52,7 @@ GRID = Path(__file__).with_name("grid.yaml")
 PARAMS = Path("params.yaml")  # the rows run from HEAD's params, in the repository the grid is started from
 METHODS = {m: s.label for m, s in registry.methods().items() if s.headline}  # the table's and the figure's columns
 LOCAL = {m: s.label for m, s in registry.methods().items() if s.local}  # with features.local: an extra line
+TOP1 = {m: s.label for m, s in registry.methods().items() if s.prediction}  # methods that classify: ID top-1
 
 
 def sh(*cmd: str, env: dict | None = None, check: bool = True) -> str:
@@ -202,6 +204,67 @@ def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, s
     return done
 
 
+class Paper(NamedTuple):
+    """The paper's figures for one grid row: where they are printed, AUROC / FPR95 averaged over the OOD sets (%)
+    per method, and ID top-1 (%) per method."""
+
+    source: str
+    ood: dict[str, tuple[float, float]]
+    top1: dict[str, float]
+    top1_source: str = ""  # where the ID top-1 figures are printed, when not in `source`
+
+
+# The paper's figures beside the grid's rows (CVPR 2024, /work/shared/spec/negprompt.md): Table 2 (averages over
+# iNaturalist, SUN, Places and Textures), Table 3 (per hard split), Table 4 (ID top-1 of Table 2's runs), Table 5
+# (10% setting, NegPrompt's average and ID top-1). Rows of `ours` and the OpenMoji groups have none.
+PAPER = {
+    "table2-conventional": Paper(
+        "Table 2 conventional",
+        {"mcm": (90.76, 42.74), "coop": (91.78, 51.68), "locoop": (93.52, 28.66), "negprompt": (94.81, 23.01)},
+        {"mcm": 67.0, "coop": 72.1, "locoop": 71.7, "negprompt": 72.1},
+        "Table 4",
+    ),
+    "table2-open-vocab": Paper(
+        "Table 2 open-vocabulary (10%)",
+        {"coop": (89.94, 45.28), "locoop": (90.15, 37.09), "negprompt": (93.76, 25.86)},
+        {"negprompt": 71.9},
+        "Table 4 (10%)",
+    ),
+    "table3-split1": Paper("Table 3 split-1", {"negprompt": (99.85, 0.62)}, {}),
+    "table3-split2": Paper("Table 3 split-2", {"negprompt": (98.54, 7.60)}, {}),
+    "table3-split3": Paper("Table 3 split-3", {"negprompt": (93.89, 22.89)}, {}),
+    "table3-split4": Paper("Table 3 split-4", {"negprompt": (99.57, 1.60)}, {}),
+    "table3-split1-open-vocab": Paper("Table 3 split-1, 10%", {"negprompt": (99.66, 1.36)}, {}),
+    "table3-split2-open-vocab": Paper("Table 3 split-2, 10%", {"negprompt": (96.30, 19.89)}, {}),
+    "table3-split3-open-vocab": Paper("Table 3 split-3, 10%", {"negprompt": (91.75, 26.92)}, {}),
+    "table3-split4-open-vocab": Paper("Table 3 split-4, 10%", {"negprompt": (98.14, 5.24)}, {}),
+    "table5-p1": Paper("Table 5 one negative prompt (10%)", {"negprompt": (92.73, 27.46)}, {"negprompt": 72.1}),
+    "table5-one-stage": Paper("Table 5 one-stage training (10%)", {"negprompt": (80.23, 90.07)}, {"negprompt": 62.8}),
+    "table5-vit-b-32": Paper("Table 5 ViT-B-32 (10%)", {"negprompt": (93.37, 27.56)}, {}),
+    "table5-rn50": Paper("Table 5 RN50 (10%)", {"negprompt": (85.70, 57.19)}, {}),
+    "table5-rn101": Paper("Table 5 RN101 (10%)", {"negprompt": (88.04, 50.35)}, {}),
+}
+# Table 3's averages over the four splits, beside the mean of our four rows' averages (MCM is zero-shot: the same in
+# both settings)
+PAPER_AVERAGES = {
+    tuple(f"table3-split{i}" for i in range(1, 5)): Paper(
+        "Table 3 average, splits 1-4",
+        {"mcm": (93.77, 25.83), "coop": (93.99, 24.14), "negprompt": (97.96, 8.18)},
+        {},
+    ),
+    tuple(f"table3-split{i}-open-vocab" for i in range(1, 5)): Paper(
+        "Table 3 average, splits 1-4, 10%", {"mcm": (93.77, 25.83), "negprompt": (96.46, 13.36)}, {}
+    ),
+}
+
+
+def paper_cell(p: Paper | None) -> str:
+    """The paper's AUROC / FPR95 of a row, named by table and row ('' where the paper has none)."""
+    if p is None:
+        return ""
+    return f"{p.source}: " + ", ".join(f"{registry.label(m)} {a:.2f} / {f:.2f}" for m, (a, f) in p.ood.items())
+
+
 TEST_MARK = " ¹"
 
 
@@ -214,54 +277,34 @@ def fmt(a: dict, key: str) -> str:
     return f"{a[key]:.2f} ± {a[key + '_std']:.2f}"
 
 
-def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
-    results = {}
-    for name in rows:
-        text = exp_file(f"grid-{name}", "reports/metrics.json", base)
-        if text:
-            results[name] = next(iter(json.loads(text).values()))
-    header = (
+def tabulate(rows: dict, results: dict, states: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The grid's tables as Markdown lines, each row beside the paper's figures: (the AUROC / FPR95 table, the rest:
+    ID top-1, Table 3's averages over the splits, footnotes)."""
+    na = lambda name: "failed" if states.get(f"grid-{name}") == "Failed" else "not run"  # noqa: E731
+    lines = [
         "| experiment | "
         + " | ".join(f"{m} AUROC ↑ | {m} FPR95 ↓" for m in METHODS.values())
-        + " | NegPrompt ID top-1 |"
-    )
-    lines = [header, "|---" * (2 + 2 * len(METHODS)) + "|"]
-    for name, _row in rows.items():
+        + " | paper (AUROC / FPR95) |",
+        "|---" * (2 + 2 * len(METHODS)) + "|",
+    ]
+    for name in rows:
         r = results.get(name)
         if r is None:
-            lines.append(
-                f"| {name} | "
-                + " | ".join(
-                    ["failed" if states.get(f"grid-{name}") == "Failed" else "not run"] * (2 * len(METHODS) + 1)
-                )
-                + " |"
-            )
-            continue
-        cells = [c for m in METHODS for c in (fmt(r["average"][m], "auroc"), fmt(r["average"][m], "fpr95"))]
-        lines.append(
-            f"| {name}{TEST_MARK if test_selected(r) else ''} | "
-            + " | ".join(cells)
-            + f" | {fmt(r['id_top1']['negprompt'], 'top1')} |"
-        )
-    md = [
-        "# Experiment grid",
-        "",
-        "Rows from `benchmarks/experiments/grid.yaml` (or `--grid`), each a DVC experiment `grid-<row>` "
-        "from HEAD's params (`python benchmarks/experiments/grid.py`). Average AUROC / FPR95 over the OOD sets, "
-        "%, mean ± std over the seeds.",
-        "",
-        *lines,
-        "",
-    ]
+            cells = [na(name)] * (2 * len(METHODS))
+        else:
+            cells = [c for m in METHODS for c in (fmt(r["average"][m], "auroc"), fmt(r["average"][m], "fpr95"))]
+        mark = TEST_MARK if r is not None and test_selected(r) else ""
+        lines.append(f"| {name}{mark} | " + " | ".join(cells) + f" | {paper_cell(PAPER.get(name))} |")
+    more = []
     if any(test_selected(r) for r in results.values()):
-        md += [
+        more += [
             f"{TEST_MARK} checkpoint selected on test data, as the official code does "
             "(`pos.select` / `neg.select: test`).",
             "",
         ]
     for name, r in results.items():
         if any(m in r["average"] for m in LOCAL):
-            md += [
+            more += [
                 f"Patch-feature baselines ({name}): "
                 + ", ".join(
                     f"{label} {fmt(r['average'][m], 'auroc')} / {fmt(r['average'][m], 'fpr95')}"
@@ -270,12 +313,68 @@ def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
                 ),
                 "",
             ]
+    more += [
+        "ID top-1 (%, mean ± std over the seeds); Table 2's rows give the paper's Table 4:",
+        "",
+        "| experiment | " + " | ".join(TOP1.values()) + " | paper (ID top-1) |",
+        "|---" * (2 + len(TOP1)) + "|",
+    ]
+    for name in rows:
+        r = results.get(name)
+        if r is None:
+            cells = [na(name)] * len(TOP1)
+        else:
+            cells = [fmt(r["id_top1"][m], "top1") if m in r["id_top1"] else "" for m in TOP1]
+        p = PAPER.get(name)
+        cited = ""
+        if p and p.top1:
+            cited = f"{p.top1_source or p.source}: " + ", ".join(
+                f"{registry.label(m)} {v:.1f}" for m, v in p.top1.items()
+            )
+        more.append(f"| {name} | " + " | ".join(cells) + f" | {cited} |")
+    more.append("")
+    for names, p in PAPER_AVERAGES.items():
+        if all(n in results for n in names):
+            ours = {
+                m: [sum(results[n]["average"][m][k] for n in names) / len(names) for k in ("auroc", "fpr95")]
+                for m in p.ood
+                if all(m in results[n]["average"] for n in names)
+            }
+            more += [
+                f"{p.source} (mean of {', '.join(names)}): "
+                + ", ".join(
+                    f"{registry.label(m)} {a:.2f} / {f:.2f} (paper {p.ood[m][0]:.2f} / {p.ood[m][1]:.2f})"
+                    for m, (a, f) in ours.items()
+                ),
+                "",
+            ]
+    return lines, more
+
+
+def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
+    results = {}
+    for name in rows:
+        text = exp_file(f"grid-{name}", "reports/metrics.json", base)
+        if text:
+            results[name] = next(iter(json.loads(text).values()))
+    lines, more = tabulate(rows, results, states)
+    md = [
+        "# Experiment grid",
+        "",
+        "Rows from `benchmarks/experiments/grid.yaml` (or `--grid`), each a DVC experiment `grid-<row>` "
+        "from HEAD's params (`python benchmarks/experiments/grid.py`). Average AUROC / FPR95 over the OOD sets, "
+        "%, mean ± std over the seeds; the paper's figures beside the rows that have them (its table and row).",
+        "",
+        *lines,
+        "",
+        *more,
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(md))
     out.with_suffix(".json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     if results:
         plot(results, out.with_suffix(".png"))
-    print("\n".join(lines))
+    print("\n".join([*lines, "", *more]))
     return results
 
 

@@ -131,7 +131,7 @@ def dry_run(rows: dict, extra: list[str]) -> None:
     for name, row in rows.items():
         args = queue_args(row.get("params", {}), extra, None)
         print(f"grid-{name}: {' '.join(shlex.quote(a) for a in args)}")
-    print(f"{len(rows)} rows (dry run: nothing queued)")
+    print(f"{len(rows)} row{'' if len(rows) == 1 else 's'} (dry run: nothing queued)")
 
 
 def exp_file(exp: str, path: str, base: str) -> str | None:

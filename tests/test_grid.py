@@ -176,3 +176,15 @@ def test_one_line_error_from_the_command_line(tmp_path):
         [sys.executable, str(GRID_PY), "--only", "nope"], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     one_line_error(res, "--only", "table5")
+
+
+def test_every_imagenet_row_gets_a_gpu_and_a_cpu_per_decoding_worker():
+    """grid-cluster.yaml's entries follow the tables' groups: a renamed group would silently fall back to the
+    defaults (no GPU, 2 CPUs for 8 decoding workers)."""
+    spec = importlib.util.spec_from_file_location("grid_cluster", REPO / "benchmarks/experiments/grid_cluster.py")
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+    imagenet = {n: r for n, r in ROWS.items() if "data.benchmark" in r["params"]}
+    per_row = gc.resources(gc.RESOURCES, imagenet, [])
+    for name, res in per_row.items():
+        assert res["gpus"] >= 1 and res["cpus"] >= ROWS[name]["params"]["features.num_workers"], (name, res)

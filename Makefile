@@ -65,13 +65,19 @@ bench: install
 ablations: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/experiments/ablations.py
 
-# EXECUTOR=queue (DVC's queue on this machine), slurm (one Slurm job per row) or local (the same jobs as local
-# processes): docs/cluster.md. JOBS is the queue's workers; with slurm, empty lets Slurm schedule every row at once.
+# ONLY: a paper table (table2, table3, table4 = table2's runs read for ID top-1, table5), ours (our ImageNet rows), or
+# the OpenMoji groups ablations (the default: offline, on this machine) and protocol (benchmarks/experiments/grid.yaml).
+# SET: space-separated KEY=VALUE overrides of every row, e.g. SET="data.root=/data/imagenet" (docs/imagenet.md).
+# DRY_RUN=1 lists the rows and their -S settings without queuing. EXECUTOR=queue (DVC's queue on this machine), slurm
+# (one Slurm job per row) or local (the same jobs as local processes): docs/cluster.md. JOBS is the queue's workers;
+# with slurm, empty lets Slurm schedule every row at once.
 JOBS ?= 1
 ONLY ?= ablations
+SET ?=
+DRY_RUN ?=
 EXECUTOR ?= queue
 grid: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/experiments/grid.py --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS)) --only $(ONLY)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/experiments/grid.py --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS)) --only $(ONLY) $(foreach s,$(SET),--set '$(s)') $(if $(DRY_RUN),--dry-run)
 
 # The OpenMoji stand-in CLIP's recipe after phase 1, five runs from the committed phase-1 checkpoint
 # (about 160 minutes on 2 CPU cores, benchmarks/RESULTS.md): web-like captions, then twice with scenes (objects

@@ -264,11 +264,11 @@ def test_unreachable_dvc_remote_is_one_line_before_submission(bare, tmp_path):
 
 def test_resources_layer_defaults_group_row_and_command_line():
     gc = load("grid_cluster")
-    rows = {"in1k": {"group": "imagenet"}, "p1": {"group": "ablations"}}
+    rows = {"table2-conventional": {"group": "table2"}, "p1": {"group": "ablations"}}
     per_row = gc.resources(gc.RESOURCES, rows, ["time_min=30"])
-    assert per_row["in1k"]["gpus"] == 1 and per_row["p1"]["gpus"] == 0
-    assert per_row["in1k"]["time_min"] == per_row["p1"]["time_min"] == 30
-    with pytest.raises(gc.GridError, match="cpus of row in1k must be a whole number >= 1"):
+    assert per_row["table2-conventional"]["gpus"] == 1 and per_row["p1"]["gpus"] == 0
+    assert per_row["table2-conventional"]["time_min"] == per_row["p1"]["time_min"] == 30
+    with pytest.raises(gc.GridError, match="cpus of row table2-conventional must be a whole number >= 1"):
         gc.resources(gc.RESOURCES, rows, ["cpus=0"])
 
 

@@ -37,7 +37,7 @@ def test_the_official_protocol_is_the_same_settings_wherever_it_is_offered():
         return dict(a.split("=", 1) for a in args[1::2])
 
     openmoji = settings(grid.queue_args(rows["official-protocol"]["params"], [], None))
-    imagenet = settings(grid.queue_args(rows["in1k-official-protocol"]["params"], [], None))
+    imagenet = settings(grid.queue_args(rows["ours-official-protocol"]["params"], [], None))
     (command,) = [line for line in (REPO / "README.md").read_text().splitlines() if "-S pos.select=test" in line]
     assert settings(command.split()[3:]) == openmoji, command
     assert {k: imagenet[k] for k in openmoji} == openmoji

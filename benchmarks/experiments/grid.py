@@ -1,8 +1,14 @@
-"""The paper's experiment grid on DVC's experiment queue, tabulated.
+"""The paper's experiment grid on DVC's experiment queue, one command per paper table, tabulated beside the paper's
+figures.
 
     python benchmarks/experiments/grid.py --jobs 2 --only ablations          # queue, run 2 at a time, report
-    python benchmarks/experiments/grid.py --only imagenet --set data.root=/data/imagenet --jobs 4
+    python benchmarks/experiments/grid.py --only table2 --set data.root=/data/imagenet --dry-run   # rows, -S settings
+    python benchmarks/experiments/grid.py --only table2 --set data.root=/data/imagenet --jobs 4
     python benchmarks/experiments/grid.py --report-only --only ablations     # re-tabulate finished experiments
+
+`--only` takes a table (table2, table3, table4 = Table 2's runs read for ID top-1, table5, ours), a group of
+grid.yaml (ablations, protocol: OpenMoji, offline) or rows. `--set KEY=VALUE` overrides a key in every row; every
+row's settings are validated against params.yaml before anything is queued (an ImageNet row needs data.root).
 
 Rows come from `benchmarks/experiments/grid.yaml`. Each is `dvc exp run --queue -n grid-<row> -S ...` from
 HEAD's params (overrides never accumulate), run by `dvc queue start --jobs N` workers; with several
@@ -11,33 +17,42 @@ cores / N threads (NEGPROMPT_THREADS) so that parallel jobs do not oversubscribe
 row is reported and the others go on. Results are read from each experiment's Git ref and written
 to reports/grid.md, reports/grid.json and reports/grid.png.
 
-    python benchmarks/experiments/grid.py --executor slurm --only imagenet --set data.root=/data/imagenet
-    python benchmarks/experiments/grid.py --executor slurm --only imagenet --resume   # after a killed driver
+    python benchmarks/experiments/grid.py --executor slurm --only table2 --set data.root=/data/imagenet
+    python benchmarks/experiments/grid.py --executor slurm --only table2 --set data.root=/data/imagenet --resume
     python benchmarks/experiments/grid.py --executor local --jobs 2 --only ablations  # the same jobs as local processes
 
-`--executor slurm` / `local` (grid_cluster.py, through submitit) make each row one job with the resources of
-grid-cluster.yaml (`--resource KEY=VALUE` overrides), in its own clone of the Git remote at HEAD, sharing stages
-through the DVC remote's run-cache; the experiments come back through the Git remote (docs/cluster.md).
+`--resume` after a killed driver. `--executor slurm` / `local` (grid_cluster.py, through submitit) make each row
+one job with the resources of grid-cluster.yaml (`--resource KEY=VALUE` overrides), in its own clone of the Git
+remote at HEAD, sharing stages through the DVC remote's run-cache; the experiments come back through the Git remote
+(docs/cluster.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from tqdm import tqdm
 
+from negprompt import NegPromptError
+from negprompt.benchmarks.tables import GENERATED
+from negprompt.config import validate
 from negprompt.methods import registry
 
 GRID = Path(__file__).with_name("grid.yaml")
+PARAMS = Path("params.yaml")  # the rows run from HEAD's params, in the repository the grid is started from
 METHODS = {m: s.label for m, s in registry.methods().items() if s.headline}  # the table's and the figure's columns
 LOCAL = {m: s.label for m, s in registry.methods().items() if s.local}  # with features.local: an extra line
+TOP1 = {m: s.label for m, s in registry.methods().items() if s.prediction}  # methods that classify: ID top-1
 
 
 def sh(*cmd: str, env: dict | None = None, check: bool = True) -> str:
@@ -47,21 +62,76 @@ def sh(*cmd: str, env: dict | None = None, check: bool = True) -> str:
     return out.stdout
 
 
-def select(rows: dict, only: list[str]) -> dict:
-    """Rows named in `only`, or in a group named there (all rows of group 'ablations' by default)."""
-    only = only or ["ablations"]
-    picked = {n: r for n, r in rows.items() if n in only or r.get("group") in only}
-    unknown = [o for o in only if o not in rows and o not in {r.get("group") for r in rows.values()}]
+def fail(message: str) -> None:
+    """Bad input: one line on stderr and exit status 2, before anything is queued or submitted."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def select(rows: dict, only: list[str], aliases: dict[str, str] | None = None) -> dict:
+    """Rows named in `only`, or in a group or table named there (an alias reads another group's rows: table4 is
+    table2's runs); all rows of group 'ablations' by default."""
+    aliases = aliases or {}
+    only = [aliases.get(o, o) for o in only or ["ablations"]]
+    groups = {r.get("group") for r in rows.values()} - {None}
+    unknown = [o for o in only if o not in rows and o not in groups]
     if unknown:
-        sys.exit(f"grid: no row or group named {', '.join(unknown)}")
-    return picked
+        fail(
+            f"--only (make: ONLY) {','.join(unknown)}: no such table, group or row "
+            f"(known tables and groups: {', '.join(sorted(groups | set(aliases)))}; or a row of grid.yaml)"
+        )
+    return {n: r for n, r in rows.items() if n in only or r.get("group") in only}
+
+
+def settings(params: dict, extra: list[str]) -> dict[str, str]:
+    """A row's `-S` settings with the `--set KEY=VALUE` overrides on top: an overridden key keeps one value, the
+    override's (DVC would otherwise see the key twice)."""
+    out = {k: json.dumps(v) if isinstance(v, bool) else str(v) for k, v in params.items()}
+    for s in extra:
+        key, sep, value = s.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set (make: SET) {s!r}: expected KEY=VALUE, e.g. data.root=/data/imagenet")
+        out[key.strip()] = value
+    return out
 
 
 def queue_args(params: dict, extra: list[str], device: str | None) -> list[str]:
-    sets = [f"{k}={json.dumps(v) if isinstance(v, bool) else v}" for k, v in params.items()] + extra
+    sets = settings(params, extra)
     if device:
-        sets += [f"{s}.device={device}" for s in ("features", "pos", "neg", "backbone")]
-    return [a for s in sets for a in ("-S", s)]
+        sets |= {f"{s}.device": device for s in ("features", "pos", "neg", "backbone")}
+    return [a for k, v in sets.items() for a in ("-S", f"{k}={v}")]
+
+
+def check_row(name: str, sets: dict[str, str], params: dict) -> None:
+    """The params a row's experiment will run with (params.yaml, then its -S values parsed as YAML, as DVC does),
+    validated now: a bad value or an ImageNet row without data.root stops the grid before anything is queued, not
+    in each row's first stage."""
+    raw = copy.deepcopy(params)
+    for key, value in sets.items():
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                fail(f"row {name}: {key}: {part} is not a section of params.yaml")
+        node[leaf] = yaml.safe_load(value) if value.strip() else ""
+    try:
+        p = validate(raw, source=f"row {name}")
+    except NegPromptError as e:
+        fail(str(e))
+    if p.data.benchmark not in GENERATED and not p.data.root:
+        fail(
+            f"row {name}: data.root is empty: {p.data.benchmark} needs the ImageNet directory "
+            '(--set data.root=/data/imagenet; make: SET="data.root=/data/imagenet")'
+        )
+
+
+def dry_run(rows: dict, extra: list[str]) -> None:
+    """Each row's experiment and its full -S settings, as they would be queued (nothing is)."""
+    for name, row in rows.items():
+        args = queue_args(row.get("params", {}), extra, None)
+        print(f"grid-{name}: {' '.join(shlex.quote(a) for a in args)}")
+    print(f"{len(rows)} row{'' if len(rows) == 1 else 's'} (dry run: nothing queued)")
 
 
 def exp_file(exp: str, path: str, base: str) -> str | None:
@@ -134,6 +204,67 @@ def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, s
     return done
 
 
+class Paper(NamedTuple):
+    """The paper's figures for one grid row: where they are printed, AUROC / FPR95 averaged over the OOD sets (%)
+    per method, and ID top-1 (%) per method."""
+
+    source: str
+    ood: dict[str, tuple[float, float]]
+    top1: dict[str, float]
+    top1_source: str = ""  # where the ID top-1 figures are printed, when not in `source`
+
+
+# The paper's figures beside the grid's rows (CVPR 2024, /work/shared/spec/negprompt.md): Table 2 (averages over
+# iNaturalist, SUN, Places and Textures), Table 3 (per hard split), Table 4 (ID top-1 of Table 2's runs), Table 5
+# (10% setting, NegPrompt's average and ID top-1). Rows of `ours` and the OpenMoji groups have none.
+PAPER = {
+    "table2-conventional": Paper(
+        "Table 2 conventional",
+        {"mcm": (90.76, 42.74), "coop": (91.78, 51.68), "locoop": (93.52, 28.66), "negprompt": (94.81, 23.01)},
+        {"mcm": 67.0, "coop": 72.1, "locoop": 71.7, "negprompt": 72.1},
+        "Table 4",
+    ),
+    "table2-open-vocab": Paper(
+        "Table 2 open-vocabulary (10%)",
+        {"coop": (89.94, 45.28), "locoop": (90.15, 37.09), "negprompt": (93.76, 25.86)},
+        {"negprompt": 71.9},
+        "Table 4 (10%)",
+    ),
+    "table3-split1": Paper("Table 3 split-1", {"negprompt": (99.85, 0.62)}, {}),
+    "table3-split2": Paper("Table 3 split-2", {"negprompt": (98.54, 7.60)}, {}),
+    "table3-split3": Paper("Table 3 split-3", {"negprompt": (93.89, 22.89)}, {}),
+    "table3-split4": Paper("Table 3 split-4", {"negprompt": (99.57, 1.60)}, {}),
+    "table3-split1-open-vocab": Paper("Table 3 split-1, 10%", {"negprompt": (99.66, 1.36)}, {}),
+    "table3-split2-open-vocab": Paper("Table 3 split-2, 10%", {"negprompt": (96.30, 19.89)}, {}),
+    "table3-split3-open-vocab": Paper("Table 3 split-3, 10%", {"negprompt": (91.75, 26.92)}, {}),
+    "table3-split4-open-vocab": Paper("Table 3 split-4, 10%", {"negprompt": (98.14, 5.24)}, {}),
+    "table5-p1": Paper("Table 5 one negative prompt (10%)", {"negprompt": (92.73, 27.46)}, {"negprompt": 72.1}),
+    "table5-one-stage": Paper("Table 5 one-stage training (10%)", {"negprompt": (80.23, 90.07)}, {"negprompt": 62.8}),
+    "table5-vit-b-32": Paper("Table 5 ViT-B-32 (10%)", {"negprompt": (93.37, 27.56)}, {}),
+    "table5-rn50": Paper("Table 5 RN50 (10%)", {"negprompt": (85.70, 57.19)}, {}),
+    "table5-rn101": Paper("Table 5 RN101 (10%)", {"negprompt": (88.04, 50.35)}, {}),
+}
+# Table 3's averages over the four splits, beside the mean of our four rows' averages (MCM is zero-shot: the same in
+# both settings)
+PAPER_AVERAGES = {
+    tuple(f"table3-split{i}" for i in range(1, 5)): Paper(
+        "Table 3 average, splits 1-4",
+        {"mcm": (93.77, 25.83), "coop": (93.99, 24.14), "negprompt": (97.96, 8.18)},
+        {},
+    ),
+    tuple(f"table3-split{i}-open-vocab" for i in range(1, 5)): Paper(
+        "Table 3 average, splits 1-4, 10%", {"mcm": (93.77, 25.83), "negprompt": (96.46, 13.36)}, {}
+    ),
+}
+
+
+def paper_cell(p: Paper | None) -> str:
+    """The paper's AUROC / FPR95 of a row, named by table and row ('' where the paper has none)."""
+    if p is None:
+        return ""
+    return f"{p.source}: " + ", ".join(f"{registry.label(m)} {a:.2f} / {f:.2f}" for m, (a, f) in p.ood.items())
+
+
 TEST_MARK = " ¹"
 
 
@@ -146,54 +277,34 @@ def fmt(a: dict, key: str) -> str:
     return f"{a[key]:.2f} ± {a[key + '_std']:.2f}"
 
 
-def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
-    results = {}
-    for name in rows:
-        text = exp_file(f"grid-{name}", "reports/metrics.json", base)
-        if text:
-            results[name] = next(iter(json.loads(text).values()))
-    header = (
+def tabulate(rows: dict, results: dict, states: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The grid's tables as Markdown lines, each row beside the paper's figures: (the AUROC / FPR95 table, the rest:
+    ID top-1, Table 3's averages over the splits, footnotes)."""
+    na = lambda name: "failed" if states.get(f"grid-{name}") == "Failed" else "not run"  # noqa: E731
+    lines = [
         "| experiment | "
         + " | ".join(f"{m} AUROC ↑ | {m} FPR95 ↓" for m in METHODS.values())
-        + " | NegPrompt ID top-1 |"
-    )
-    lines = [header, "|---" * (2 + 2 * len(METHODS)) + "|"]
-    for name, _row in rows.items():
+        + " | paper (AUROC / FPR95) |",
+        "|---" * (2 + 2 * len(METHODS)) + "|",
+    ]
+    for name in rows:
         r = results.get(name)
         if r is None:
-            lines.append(
-                f"| {name} | "
-                + " | ".join(
-                    ["failed" if states.get(f"grid-{name}") == "Failed" else "not run"] * (2 * len(METHODS) + 1)
-                )
-                + " |"
-            )
-            continue
-        cells = [c for m in METHODS for c in (fmt(r["average"][m], "auroc"), fmt(r["average"][m], "fpr95"))]
-        lines.append(
-            f"| {name}{TEST_MARK if test_selected(r) else ''} | "
-            + " | ".join(cells)
-            + f" | {fmt(r['id_top1']['negprompt'], 'top1')} |"
-        )
-    md = [
-        "# Experiment grid",
-        "",
-        "Rows from `benchmarks/experiments/grid.yaml` (or `--grid`), each a DVC experiment `grid-<row>` "
-        "from HEAD's params (`python benchmarks/experiments/grid.py`). Average AUROC / FPR95 over the OOD sets, "
-        "%, mean ± std over the seeds.",
-        "",
-        *lines,
-        "",
-    ]
+            cells = [na(name)] * (2 * len(METHODS))
+        else:
+            cells = [c for m in METHODS for c in (fmt(r["average"][m], "auroc"), fmt(r["average"][m], "fpr95"))]
+        mark = TEST_MARK if r is not None and test_selected(r) else ""
+        lines.append(f"| {name}{mark} | " + " | ".join(cells) + f" | {paper_cell(PAPER.get(name))} |")
+    more = []
     if any(test_selected(r) for r in results.values()):
-        md += [
+        more += [
             f"{TEST_MARK} checkpoint selected on test data, as the official code does "
             "(`pos.select` / `neg.select: test`).",
             "",
         ]
     for name, r in results.items():
         if any(m in r["average"] for m in LOCAL):
-            md += [
+            more += [
                 f"Patch-feature baselines ({name}): "
                 + ", ".join(
                     f"{label} {fmt(r['average'][m], 'auroc')} / {fmt(r['average'][m], 'fpr95')}"
@@ -202,12 +313,68 @@ def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
                 ),
                 "",
             ]
+    more += [
+        "ID top-1 (%, mean ± std over the seeds); Table 2's rows give the paper's Table 4:",
+        "",
+        "| experiment | " + " | ".join(TOP1.values()) + " | paper (ID top-1) |",
+        "|---" * (2 + len(TOP1)) + "|",
+    ]
+    for name in rows:
+        r = results.get(name)
+        if r is None:
+            cells = [na(name)] * len(TOP1)
+        else:
+            cells = [fmt(r["id_top1"][m], "top1") if m in r["id_top1"] else "" for m in TOP1]
+        p = PAPER.get(name)
+        cited = ""
+        if p and p.top1:
+            cited = f"{p.top1_source or p.source}: " + ", ".join(
+                f"{registry.label(m)} {v:.1f}" for m, v in p.top1.items()
+            )
+        more.append(f"| {name} | " + " | ".join(cells) + f" | {cited} |")
+    more.append("")
+    for names, p in PAPER_AVERAGES.items():
+        if all(n in results for n in names):
+            ours = {
+                m: [sum(results[n]["average"][m][k] for n in names) / len(names) for k in ("auroc", "fpr95")]
+                for m in p.ood
+                if all(m in results[n]["average"] for n in names)
+            }
+            more += [
+                f"{p.source} (mean of {', '.join(names)}): "
+                + ", ".join(
+                    f"{registry.label(m)} {a:.2f} / {f:.2f} (paper {p.ood[m][0]:.2f} / {p.ood[m][1]:.2f})"
+                    for m, (a, f) in ours.items()
+                ),
+                "",
+            ]
+    return lines, more
+
+
+def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
+    results = {}
+    for name in rows:
+        text = exp_file(f"grid-{name}", "reports/metrics.json", base)
+        if text:
+            results[name] = next(iter(json.loads(text).values()))
+    lines, more = tabulate(rows, results, states)
+    md = [
+        "# Experiment grid",
+        "",
+        "Rows from `benchmarks/experiments/grid.yaml` (or `--grid`), each a DVC experiment `grid-<row>` "
+        "from HEAD's params (`python benchmarks/experiments/grid.py`). Average AUROC / FPR95 over the OOD sets, "
+        "%, mean ± std over the seeds; the paper's figures beside the rows that have them (its table and row).",
+        "",
+        *lines,
+        "",
+        *more,
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(md))
     out.with_suffix(".json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     if results:
         plot(results, out.with_suffix(".png"))
-    print("\n".join(lines))
+    print("\n".join([*lines, "", *more]))
     return results
 
 
@@ -296,8 +463,20 @@ def main():
         default="origin",
         help="slurm/local: the Git remote the jobs clone from and push to (default origin)",
     )
-    ap.add_argument("--only", default="", help="comma-separated rows or groups of grid.yaml (default: ablations)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override added to every row")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated tables (table2, table3, table4, table5, ours), groups (ablations, protocol) or rows of "
+        "grid.yaml (default: ablations, offline)",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override of every row (replaces the row's own value), e.g. data.root=/data/imagenet; repeatable",
+    )
+    ap.add_argument("--dry-run", action="store_true", help="list the rows and their full -S settings; queue nothing")
     ap.add_argument("--out", default="reports/grid.md")
     ap.add_argument("--grid", type=Path, default=GRID, help="the rows file (default benchmarks/experiments/grid.yaml)")
     ap.add_argument("--report-only", action="store_true", help="only tabulate experiments that already ran")
@@ -307,8 +486,16 @@ def main():
         ap.error("--base only goes with --report-only: new experiments are queued from HEAD")
     if args.executor == "queue" and (args.resume or args.resource or args.resources):
         ap.error("--resume, --resource and --resources go with --executor slurm or local")
+    spec = yaml.safe_load(args.grid.read_text())
+    rows = select(spec["experiments"], [o for o in args.only.split(",") if o], spec.get("aliases"))
+    if not args.report_only and PARAMS.is_file():
+        params = yaml.safe_load(PARAMS.read_text())
+        for name, row in rows.items():
+            check_row(name, settings(row.get("params", {}), args.set), params)
+    if args.dry_run:
+        dry_run(rows, args.set)
+        return
     base = sh("git", "rev-parse", args.base).strip()  # commits made while it runs don't hide it
-    rows = select(yaml.safe_load(args.grid.read_text())["experiments"], [o for o in args.only.split(",") if o])
     if args.report_only:
         states = {}
     else:

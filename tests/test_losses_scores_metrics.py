@@ -173,8 +173,9 @@ def test_openood_fpr95_keeps_sklearns_dropped_points():
 
 
 def _openood_fpr_and_auroc(conf, label, tpr_th=0.95):
-    """OpenOOD's own steps, transcribed: openood/evaluators/metrics.py:40-57 (Jingkang50/OpenOOD at 3c35632),
-    `auc_and_fpr_recall`; `label` is -1 for OOD images, the class index otherwise."""
+    """OpenOOD's own steps, transcribed: openood/evaluators/metrics.py:40-57, `auc_and_fpr_recall` (Jingkang50/OpenOOD
+    at 3c35632; the same lines in YBZh/OpenOOD-VLM at 4d888ff), which compute_all_metrics (:8) reports; `label` is -1
+    for OOD images, the class index otherwise."""
     from sklearn import metrics as skm
 
     ood_indicator = np.zeros_like(label)  # :42

@@ -100,6 +100,23 @@ def test_the_leaderboard_names_each_published_fpr95s_convention_and_image_list()
     assert "AUROC / FPR95 / FPR95 OpenOOD in %" in text
 
 
+def test_docs_list_each_published_fpr95_under_its_registry_convention():
+    """docs/results.md's paragraph on the two conventions says what the registry records."""
+    text = " ".join((REPO / "docs/results.md").read_text().split())
+    said = {
+        "id95": text.split("ID positive (`fpr95`): ")[1].split(".")[0],
+        "ood95": text.split("OOD positive (`fpr95_openood`, the OpenOOD-VLM evaluator's): ")[1].split(".")[0],
+        "": text.split("Not stated by the source: ")[1].split(".")[0],
+    }
+    recorded = {c: [] for c in said}
+    for spec in registry.methods().values():
+        if spec.published.fpr95 is not None:
+            recorded[spec.published.fpr95_convention].append(spec.label)
+    assert {c: said[c].split(", ") for c in said} == recorded
+    images = {spec.published.images for spec in registry.methods().values() if spec.published.fpr95 is not None}
+    assert images == {"ImageNet-1K val; iNaturalist, SUN, Places, Textures"}, "docs/results.md names one image list"
+
+
 @pytest.mark.slow
 def test_a_new_method_reaches_the_report_the_leaderboard_and_metrics_json(tmp_path):
     """docs/add-a-method.md end to end: one file + family.plugins, in a throwaway copy, the smallest pipeline."""

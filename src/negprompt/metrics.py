@@ -47,11 +47,12 @@ def fpr_at_95_tpr(id_scores, ood_scores, id_weights=None, ood_weights=None) -> f
 
 
 def fpr95_ood_positive(id_scores, ood_scores, id_weights=None, ood_weights=None) -> float:
-    """OpenOOD v1.5's FPR@95 (openood/evaluators/metrics.py:40-49, `auc_and_fpr_recall`): OOD is the positive class
-    and the scores are negated, so this is the fraction (weight) of ID scores at or *below* the lowest threshold
-    under which >= 95% of OOD scores fall (ties with the threshold count as rejected ID). As there, sklearn's
-    `roc_curve` keeps its default `drop_intermediate=True`: where consecutive thresholds each add ID and OOD images in
-    the same proportions (ties across ID and OOD) the point reaching 95% can be dropped and the next corner taken."""
+    """OpenOOD v1.5's FPR@95 (openood/evaluators/metrics.py:40-49, `auc_and_fpr_recall`, identical in OpenOOD-VLM;
+    not the file's unused, ID-positive `fpr_recall`): OOD is the positive class and the scores are negated, so this is
+    the fraction (weight) of ID scores at or *below* the lowest threshold under which >= 95% of OOD scores fall (ties
+    with the threshold count as rejected ID). As there, sklearn's `roc_curve` keeps its default
+    `drop_intermediate=True`: where consecutive thresholds each add ID and OOD images in the same proportions (ties
+    across ID and OOD) the point reaching 95% can be dropped and the next corner taken."""
     y, s = _labels_scores(id_scores, ood_scores)
     fpr, tpr, _ = roc_curve(1 - y, -s, sample_weight=_weights(id_weights, ood_weights))
     return float(fpr[np.argmax(tpr >= 0.95)])

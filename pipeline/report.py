@@ -201,7 +201,8 @@ def main():
     for m in ("mcm", "coop", "negprompt"):
         print(
             f"{report.label(m):>10}: AUROC {report.fmt(avg[m]['auroc'], avg[m]['auroc_std'])}  "
-            f"FPR95 {report.fmt(avg[m]['fpr95'], avg[m]['fpr95_std'])}"
+            f"FPR95 {report.fmt(avg[m]['fpr95'], avg[m]['fpr95_std'])}  "
+            f"FPR95 OpenOOD {report.fmt(avg[m]['fpr95_openood'], avg[m]['fpr95_openood_std'])}"
         )
 
 

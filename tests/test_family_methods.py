@@ -263,6 +263,10 @@ def test_leaderboard_stream_entries_kendall_and_disagreeing_pairs():
     e = leaderboard.stream_entries(t, "adaneg")
     assert e["orders"] == [0, 1] and e["ood"]["x"]["auroc"] == pytest.approx((100 + 62.5) / 2)
     assert e["ood"]["x"]["auroc_std"] == pytest.approx(18.75)
+    # order 0 separates ID from OOD: both FPR95s are 0; order 1's OOD 3.5 sits between ID 3 and 4: 50% of OOD
+    # accepted at 95% ID recall, and 95% OOD recall needs the threshold at 3.5, rejecting 3 of 4 ID images
+    assert e["ood"]["x"]["fpr95"] == pytest.approx(25) and e["ood"]["x"]["fpr95_openood"] == pytest.approx(37.5)
+    assert e["average"]["fpr95_openood_std"] == pytest.approx(37.5)
     avg = {"mcm": {"auroc": 80.0}, "neglabel": {"auroc": 78.0}, "csp": {"auroc": 90.0}, "msp": {"auroc": 81.0}}
     r = leaderboard.rank_agreement(avg)  # published: MCM < NegLabel < CSP; MSP has no figure
     assert r["methods"] == ["mcm", "neglabel", "csp"] and r["tau"] == pytest.approx(1 / 3, abs=1e-4)

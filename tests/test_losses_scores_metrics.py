@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from negprompt import metrics
+from negprompt import NegPromptError, metrics
 from negprompt.methods import losses, scores
 from negprompt.standin import regime
 
@@ -140,7 +140,72 @@ def test_integer_weights_count_like_repeated_images():
     id_rep, ood_rep = np.repeat(id_s, id_w), np.repeat(ood_s, ood_w)
     assert metrics.auroc(id_s, ood_s, id_w, ood_w) == pytest.approx(metrics.auroc(id_rep, ood_rep))
     assert metrics.fpr_at_95_tpr(id_s, ood_s, id_w, ood_w) == pytest.approx(metrics.fpr_at_95_tpr(id_rep, ood_rep))
+    assert metrics.fpr95_ood_positive(id_s, ood_s, id_w, ood_w) == pytest.approx(
+        metrics.fpr95_ood_positive(id_rep, ood_rep)
+    )
     assert metrics.auroc(id_s, ood_s, id_w, ood_w) != pytest.approx(metrics.auroc(id_s, ood_s))
+
+
+def test_the_two_fpr95_conventions_differ_by_construction():
+    """ID 1..20; OOD eighteen at 0.5, one at 5 and one at 15.5. ID positive: the threshold keeping 19 of 20 ID is 2,
+    and 2 of 20 OOD (5, 15.5) score >= 2: 10%. OOD positive (OpenOOD): 19 of 20 OOD score <= 5, and 5 of 20 ID
+    (1..5, the tie at 5 included) score <= 5: 25%. AUROC is one number: 1 - (18 * 0 + 4.5 + 15) / 400."""
+    id_s = np.arange(1.0, 21.0)
+    ood_s = np.array([0.5] * 18 + [5.0, 15.5])
+    assert metrics.fpr_at_95_tpr(id_s, ood_s) == pytest.approx(0.10)
+    assert metrics.fpr95_ood_positive(id_s, ood_s) == pytest.approx(0.25)
+    assert metrics.auroc(id_s, ood_s) == pytest.approx(1 - (4.5 + 15) / 400)
+    assert metrics.detection_figures(id_s, ood_s) == pytest.approx(
+        {"auroc": 100 * (1 - 19.5 / 400), "fpr95": 10.0, "fpr95_openood": 25.0}
+    )
+    assert set(metrics.FIGURES) == set(metrics.detection_figures(id_s, ood_s))
+    # swapping the roles and the sign of the scores swaps the conventions
+    assert metrics.fpr95_ood_positive(-ood_s, -id_s) == pytest.approx(metrics.fpr_at_95_tpr(id_s, ood_s))
+
+
+def test_openood_fpr95_keeps_sklearns_dropped_points():
+    """ID and OOD tied pairwise (1..20 each): every threshold adds one ID and one OOD image, the ROC is one straight
+    line and roc_curve's default drop_intermediate keeps only its ends, so OpenOOD reads 100%, not the 95% that the
+    point at 95% OOD recall would give. The ID-positive figure keeps every point: 95%."""
+    s = np.arange(1.0, 21.0)
+    assert metrics.fpr95_ood_positive(s, s) == 1.0
+    assert metrics.fpr_at_95_tpr(s, s) == pytest.approx(0.95)
+
+
+def _openood_fpr_and_auroc(conf, label, tpr_th=0.95):
+    """OpenOOD's own steps, transcribed: openood/evaluators/metrics.py:40-57, `auc_and_fpr_recall` (Jingkang50/OpenOOD
+    at 3c35632; the same lines in YBZh/OpenOOD-VLM at 4d888ff), which compute_all_metrics (:8) reports; `label` is -1
+    for OOD images, the class index otherwise."""
+    from sklearn import metrics as skm
+
+    ood_indicator = np.zeros_like(label)  # :42
+    ood_indicator[label == -1] = 1  # :43
+    fpr_list, tpr_list, thresholds = skm.roc_curve(ood_indicator, -conf)  # :48
+    fpr = fpr_list[np.argmax(tpr_list >= tpr_th)]  # :49
+    auroc = skm.auc(fpr_list, tpr_list)  # :57
+    return fpr, auroc
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_openood_fpr95_equals_openoods_own_steps(seed):
+    rng = np.random.default_rng(seed)
+    id_s = np.round(rng.normal(1, 1, 200), 1)  # ties on purpose, within and across ID and OOD
+    ood_s = np.round(rng.normal(0, 1, 150), 1)
+    conf = np.concatenate([id_s, ood_s])
+    label = np.concatenate([rng.integers(0, 10, len(id_s)), -np.ones(len(ood_s), dtype=np.int64)])
+    fpr, auroc = _openood_fpr_and_auroc(conf, label)
+    assert metrics.fpr95_ood_positive(id_s, ood_s) == fpr
+    assert metrics.auroc(id_s, ood_s) == pytest.approx(auroc)
+    thr = np.sort(ood_s)[int(np.ceil(0.95 * len(ood_s))) - 1]  # by hand: the lowest score keeping 95% of OOD below
+    assert fpr == pytest.approx((id_s <= thr).mean())  # no collinear run across 95% OOD recall on these draws
+
+
+@pytest.mark.parametrize("bad", [[], [1.0, np.nan], [[1.0, 2.0]]])
+def test_metrics_bad_scores_name_the_argument(bad):
+    with pytest.raises(NegPromptError, match="ood_scores: expected a non-empty 1-d array of finite scores"):
+        metrics.fpr95_ood_positive([1.0, 2.0], bad)
+    with pytest.raises(NegPromptError, match="id_scores"):
+        metrics.fpr_at_95_tpr(bad, [1.0, 2.0])
 
 
 def test_max_z_is_the_max_of_unrelated_prompts_unless_one_prompt_stands_out():

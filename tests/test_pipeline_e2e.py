@@ -71,8 +71,11 @@ def test_dvc_repro_end_to_end_then_experiment(reproduced):
     work = reproduced
     metrics = json.loads((work / "reports/metrics.json").read_text())["openmoji"]
     assert set(metrics["ood"]) == {"near", "plant", "place", "texture"}
+    for method in metrics["average"]:  # both FPR95 conventions for every method, on every set and on average
+        for s in [*metrics["ood"].values(), metrics["average"]]:
+            assert {"auroc", "fpr95", "fpr95_openood"} <= set(s[method]), (method, s[method])
     for method in ("mcm", "msp", "maxlogit", "energy", "coop", "negprompt"):  # the average is the sets' mean
-        for key in ("auroc", "fpr95"):
+        for key in ("auroc", "fpr95", "fpr95_openood"):
             per_set = [metrics["ood"][s][method][key] for s in metrics["ood"]]
             mean = sum(per_set) / len(per_set)
             assert metrics["average"][method][key] == pytest.approx(mean, abs=1e-3), (method, key)
@@ -86,6 +89,7 @@ def test_dvc_repro_end_to_end_then_experiment(reproduced):
     assert set(metrics["id_top1"]) == {"mcm", "coop", "negprompt"}
     report = (work / "reports/report.md").read_text()
     assert "| **NegPrompt** |" in report and "figures/roc.png" in report
+    assert "(ID positive, `fpr95`" in report and "(OOD positive, `fpr95_openood`" in report
     backbone = json.loads((work / "reports/backbone.json").read_text())
     assert backbone["logit_scale"] == pytest.approx(100, rel=1e-3) and set(backbone["ood"]) == {
         "near",
@@ -113,6 +117,10 @@ def test_dvc_repro_end_to_end_then_experiment(reproduced):
     assert changed["old"] != changed["new"]
     assert changed["diff"] == pytest.approx(changed["new"] - changed["old"], abs=1e-3)
     assert not any(k.startswith("openmoji.average.mcm.") for k in diff), diff  # zero-shot MCM ignores the negatives
+    every = json.loads(dvc(work, "metrics", "diff", "--all", "--json").stdout)["reports/metrics.json"]
+    for method in metrics["average"]:  # `dvc metrics diff` carries both FPR95 conventions of every method and set
+        for s in [*(f"ood.{o}" for o in metrics["ood"]), "average"]:
+            assert {f"openmoji.{s}.{method}.{k}" for k in ("fpr95", "fpr95_openood")} <= set(every), (s, method)
 
     # SIGKILL mid-training leaves the previous complete output; a forced rerun is byte-identical
     neg = work / "models/neg/seed1.safetensors"

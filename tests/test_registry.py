@@ -67,16 +67,54 @@ def test_a_plugins_label_is_what_the_report_and_the_leaderboard_show():
         assert report.methods_in(tables[0]) == ["mcm", "coop", "negprompt", "cosine_gap"]
         agg = report.aggregate(tables)
         assert "cosine_gap" in agg["average"] and list(agg["id_top1"]) == ["mcm"]
+        keys = {"auroc", "auroc_std", "fpr95", "fpr95_std", "fpr95_openood", "fpr95_openood_std"}
+        for m in agg["average"]:  # both FPR95 conventions for every method, on every set and on average
+            assert set(agg["average"][m]) == keys and all(set(agg["ood"][s][m]) == keys for s in agg["ood"]), m
         assert "| Cosine gap |" in report.metrics_table(agg)
+        assert "| near AUROC ↑ | near FPR95 ↓ | near FPR95 OpenOOD ↓ |" in report.metrics_table(agg)
         board = leaderboard.table(agg)
         row = next(line for line in board.splitlines() if line.startswith("| Cosine gap |"))
-        assert row.endswith("| — / — | your method (registry) | — |")
-        assert "| NegPrompt |" in board and "NegPrompt paper, Table 2 | as MCM × (1 + p) |" in board
+        assert row.endswith("| — / — | — | your method (registry) | — |")
+        e = agg["average"]["cosine_gap"]
+        assert f"| {e['auroc']:.2f} / {e['fpr95']:.2f} / {e['fpr95_openood']:.2f} (± " in row
+        assert "| 94.81 / 23.01 | ID positive (`fpr95`) | NegPrompt paper, Table 2 | as MCM × (1 + p) |" in board
         note = narrative.ranking_note(agg["average"], {})
         assert "cosine_gap" not in note and "Cosine gap" in note
     finally:
         registry.unregister("cosine_gap")
     assert "| cosine_gap |" in report.metrics_table(agg)  # unregistered: the table shows its key
+
+
+def test_the_leaderboard_names_each_published_fpr95s_convention_and_image_list():
+    """A published FPR95 is set beside ours in its own convention (registry.Published.fpr95_convention)."""
+    e = {"auroc": 80.0, "fpr95": 60.0, "fpr95_openood": 70.0}
+    agg = {"ood": {"x": {m: e for m in ("mcm", "adaneg", "msp")}}, "average": {m: e for m in ("mcm", "adaneg", "msp")}}
+    rows = {line.split(" | ")[0]: line for line in leaderboard.table(agg).splitlines()[2:]}
+    assert rows["| MCM"].endswith(
+        "| 90.77 / 42.74 | ID positive (`fpr95`) | NegLabel paper, Table 1 (MCM row) | 0.013 |"
+    )
+    assert "| 96.66 / 18.92 | OOD positive (`fpr95_openood`) | AdaNeg paper" in rows["| AdaNeg (stream)"]
+    assert "| 80.00 / 60.00 / 70.00 | 80.00 / 60.00 / 70.00 | — / — | — |" in rows["| MSP"]  # no figure: no convention
+    text = leaderboard.section(agg)
+    assert "Every published figure is on ImageNet-1K val; iNaturalist, SUN, Places, Textures." in text
+    assert "AUROC / FPR95 / FPR95 OpenOOD in %" in text
+
+
+def test_docs_list_each_published_fpr95_under_its_registry_convention():
+    """docs/results.md's paragraph on the two conventions says what the registry records."""
+    text = " ".join((REPO / "docs/results.md").read_text().split())
+    said = {
+        "id95": text.split("ID positive (`fpr95`): ")[1].split(".")[0],
+        "ood95": text.split("OOD positive (`fpr95_openood`, the OpenOOD-VLM evaluator's): ")[1].split(".")[0],
+        "": text.split("Not stated by the source: ")[1].split(".")[0],
+    }
+    recorded = {c: [] for c in said}
+    for spec in registry.methods().values():
+        if spec.published.fpr95 is not None:
+            recorded[spec.published.fpr95_convention].append(spec.label)
+    assert {c: said[c].split(", ") for c in said} == recorded
+    images = {spec.published.images for spec in registry.methods().values() if spec.published.fpr95 is not None}
+    assert images == {"ImageNet-1K val; iNaturalist, SUN, Places, Textures"}, "docs/results.md names one image list"
 
 
 @pytest.mark.slow

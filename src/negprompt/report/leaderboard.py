@@ -37,7 +37,7 @@ def stream_entries(table: pd.DataFrame, method: str) -> dict | None:
     for c in cols:
         _, s, o = c.split("@")
         i, x = table.loc[ident, c].to_numpy(), table.loc[table.set == s, c].to_numpy()
-        per[s][o] = {"auroc": 100 * metrics.auroc(i, x), "fpr95": 100 * metrics.fpr_at_95_tpr(i, x)}
+        per[s][o] = metrics.detection_figures(i, x)
 
     def stats(v):
         v = np.asarray(v, dtype=np.float64)
@@ -46,9 +46,9 @@ def stream_entries(table: pd.DataFrame, method: str) -> dict | None:
     ood, average = {}, {}
     for s in sets:
         ood[s] = {}
-        for metric in ("auroc", "fpr95"):
+        for metric in metrics.FIGURES:
             ood[s][metric], ood[s][f"{metric}_std"] = stats([per[s][o][metric] for o in orders])
-    for metric in ("auroc", "fpr95"):
+    for metric in metrics.FIGURES:
         average[metric], average[f"{metric}_std"] = stats([np.mean([per[s][o][metric] for s in sets]) for o in orders])
     return {"ood": ood, "average": average, "orders": [int(o[1:]) for o in orders]}
 
@@ -84,35 +84,55 @@ def rank_agreement(average: dict) -> dict:
     return {"methods": both, "tau": round(float(tau), 4), "p": round(float(p), 4), "disagree": disagree}
 
 
+# A published FPR95's convention (registry.Published.fpr95_convention) and our metrics.json key to set beside it
+CONVENTIONS = {"id95": "ID positive (`fpr95`)", "ood95": "OOD positive (`fpr95_openood`)", "": "not stated"}
+
+
 def table(agg: dict) -> str:
-    """Markdown: method, each set and the average (ours, AUROC / FPR95 with ±), the published ImageNet average and
-    its source, and the scoring cost."""
+    """Markdown: method, each set and the average (ours, AUROC / FPR95 / FPR95 OpenOOD with ±), the published
+    ImageNet average, its FPR95 convention and source, and the scoring cost."""
     sets = list(agg["ood"])
     head = (
-        "| method | " + " | ".join(sets) + " | **average** | ImageNet ViT-B/16 (published) | source | "
-        "scoring s / 10k images |"
+        "| method | " + " | ".join(sets) + " | **average** | ImageNet ViT-B/16 (published) | published FPR95 "
+        "| source | scoring s / 10k images |"
     )
-    lines = [head, "|---" * (len(sets) + 5) + "|"]
+    lines = [head, "|---" * (len(sets) + 6) + "|"]
     ordered = sorted(agg["average"], key=lambda m: -agg["average"][m]["auroc"])
     for m in ordered:
         cells = []
         for e in [agg["ood"][s][m] for s in sets] + [agg["average"][m]]:
-            spread = round(e.get("auroc_std", 0), 2) or round(e.get("fpr95_std", 0), 2)
+            spread = any(round(e.get(f"{k}_std", 0), 2) for k in metrics.FIGURES)
             cells.append(
-                f"{e['auroc']:.2f} / {e['fpr95']:.2f}"
-                + (f" (± {e['auroc_std']:.2f} / {e['fpr95_std']:.2f})" if spread else "")
+                " / ".join(f"{e[k]:.2f}" for k in metrics.FIGURES)
+                + (" (± " + " / ".join(f"{e[f'{k}_std']:.2f}" for k in metrics.FIGURES) + ")" if spread else "")
             )
         p = published(m)
         pub = " / ".join("—" if v is None else f"{v:.2f}" for v in (p.auroc, p.fpr95))
+        convention = CONVENTIONS[p.fpr95_convention] if p.fpr95 is not None else "—"
         kind = registry.methods()[m].kind if m in registry.methods() else ""
         name = registry.label(m) + (" (stream)" if kind == "stream" else "")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {pub} | {p.source} | {cost(m)} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {pub} | {convention} | {p.source} | {cost(m)} |")
     return "\n".join(lines)
+
+
+def published_images(methods) -> str:
+    """Which images the published figures were measured on (registry.Published.images), one clause per image list."""
+    by_images: dict[str, list[str]] = {}
+    for m in methods:
+        p = published(m)
+        if p.auroc is not None or p.fpr95 is not None:
+            by_images.setdefault(p.images, []).append(registry.label(m))
+    if not by_images:
+        return ""
+    if len(by_images) == 1:
+        return f"Every published figure is on {next(iter(by_images))}."
+    return "Published figures are on " + "; ".join(f"{i} ({', '.join(ms)})" for i, ms in by_images.items()) + "."
 
 
 def section(agg: dict, params=None) -> str:
     """The report's leaderboard: the table, the stream's record, and Kendall's τ against ImageNet."""
     r = rank_agreement(agg["average"])
+    images = published_images(agg["average"]) or "No method here has a published figure."
     orders = agg.get("stream_orders")
     stream_note = (
         f"Test-time methods (stream) see ID and one OOD set shuffled together (seeds {orders}, batches of "
@@ -134,6 +154,10 @@ def section(agg: dict, params=None) -> str:
             "A measure of the stand-in, not a target: nothing is tuned on the test sets to raise it."
         )
     return (
-        f"Sorted by our average AUROC; AUROC / FPR95 in %. {stream_note}The scoring cost is a fixed record "
-        "(docs/methods.md, one thread), not this run's timing.\n\n" + table(agg) + "\n\n" + tau
+        "Sorted by our average AUROC; AUROC / FPR95 / FPR95 OpenOOD in % (the conventions above; a published FPR95 "
+        f"is comparable with ours in its own convention). {images} {stream_note}"
+        "The scoring cost is a fixed record (docs/methods.md, one thread), not this run's timing.\n\n"
+        + table(agg)
+        + "\n\n"
+        + tau
     )

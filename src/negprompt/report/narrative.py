@@ -7,6 +7,14 @@ from negprompt.methods import protocol
 from negprompt.report import leaderboard
 from negprompt.report import tables as report
 
+FPR95_CONVENTIONS = (
+    "FPR95 is the share of OOD images accepted at the threshold that keeps 95% of ID images (ID positive, `fpr95` in "
+    "metrics.json: the convention of MCM, LoCoOp, NegLabel and NegPrompt's papers) and FPR95 OpenOOD the share of ID "
+    "images rejected at the threshold that catches 95% of OOD images (OOD positive, `fpr95_openood`: OpenOOD v1.5's "
+    "evaluator, on which OpenOOD-VLM, AdaNeg, TANL and InterNeg report), both on the same scores; AUROC is the same "
+    "in both."
+)
+
 
 def paper_section(benchmark: str, agg: dict, open_vocab: bool) -> str:
     paper = report.PAPER.get(benchmark)
@@ -160,6 +168,8 @@ def report_markdown(
 - Scores: τ = {p.score.temperature} on cosine similarities. {protocol.kept_sentence(p.pos.select, p.neg.select, agg["protocol"]["neg"].get("select_set", ""))}
 
 ## OOD detection (%, mean ± std over {len(seeds)} seeds)
+{FPR95_CONVENTIONS}
+
 {protocol.test_label(p.pos.select, p.neg.select)}{report.metrics_table(agg)}
 
 {ranking_note(agg["average"], diag)} {negatives_note(agg, sim)}

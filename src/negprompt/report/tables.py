@@ -66,26 +66,21 @@ PAPER = {
 
 
 def seed_metrics(table: pd.DataFrame) -> dict:
-    """{ood_set: {method: {auroc, fpr95}}} and {method: top1} for one seed's score table (in %)."""
+    """{ood_set: {method: {auroc, fpr95, fpr95_openood}}} and {method: top1} for one seed's score table (in %)."""
     ident = table[table.set == "id"]
     out = {}
     for name in [s for s in table.set.unique() if s != "id"]:
         ood = table[table.set == name]
-        out[name] = {
-            m: {
-                "auroc": 100 * metrics.auroc(column(ident, m), column(ood, m)),
-                "fpr95": 100 * metrics.fpr_at_95_tpr(column(ident, m), column(ood, m)),
-            }
-            for m in methods_in(table)
-        }
+        out[name] = {m: metrics.detection_figures(column(ident, m), column(ood, m)) for m in methods_in(table)}
     predictions = {m: s.prediction for m, s in registry.methods().items() if s.prediction}
     acc = {m: 100 * float((ident[col] == ident.label).mean()) for m, col in predictions.items() if col in table.columns}
     return {"ood": out, "acc": acc}
 
 
 def aggregate(tables: list[pd.DataFrame]) -> dict:
-    """Mean and std over seeds: {ood: {set: {method: {auroc, auroc_std, fpr95, fpr95_std}}},
-    average: {method: ...} (mean over OOD sets per seed, then over seeds), id_top1: {method: ...}}."""
+    """Mean and std over seeds: {ood: {set: {method: {auroc, auroc_std, fpr95, fpr95_std, fpr95_openood,
+    fpr95_openood_std}}}, average: {method: ...} (mean over OOD sets per seed, then over seeds), id_top1: {method: ...}}
+    (metrics.FIGURES says what each figure is)."""
     per_seed = [seed_metrics(t) for t in tables]
     sets = list(per_seed[0]["ood"])
     methods = methods_in(tables[0])
@@ -99,12 +94,12 @@ def aggregate(tables: list[pd.DataFrame]) -> dict:
         ood[s] = {}
         for m in methods:
             entry = {}
-            for metric in ("auroc", "fpr95"):
+            for metric in metrics.FIGURES:
                 entry[metric], entry[f"{metric}_std"] = stats([r["ood"][s][m][metric] for r in per_seed])
             ood[s][m] = entry
     for m in methods:
         entry = {}
-        for metric in ("auroc", "fpr95"):
+        for metric in metrics.FIGURES:
             entry[metric], entry[f"{metric}_std"] = stats(
                 [np.mean([r["ood"][s][m][metric] for s in sets]) for r in per_seed]
             )
@@ -147,13 +142,13 @@ def fmt(mean: float, std: float) -> str:
 
 def metrics_table(agg: dict) -> str:
     sets = list(agg["ood"]) + ["average"]
-    head = "| method | " + " | ".join(f"{s} AUROC ↑ | {s} FPR95 ↓" for s in sets) + " |"
-    lines = [head, "|---" * (1 + 2 * len(sets)) + "|"]
+    head = "| method | " + " | ".join(f"{s} AUROC ↑ | {s} FPR95 ↓ | {s} FPR95 OpenOOD ↓" for s in sets) + " |"
+    lines = [head, "|---" * (1 + 3 * len(sets)) + "|"]
     for m in agg["average"]:
         cells = []
         for s in sets:
             e = agg["average"][m] if s == "average" else agg["ood"][s][m]
-            cells += [fmt(e["auroc"], e["auroc_std"]), fmt(e["fpr95"], e["fpr95_std"])]
+            cells += [fmt(e[k], e[f"{k}_std"]) for k in metrics.FIGURES]
         name = f"**{label(m)}**" if m == "negprompt" else label(m)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -306,7 +301,7 @@ def neglabel_section(
         + ".",
         "",
         "| set | images won by a negative label | most frequent winners (images) "
-        "| NegLabel AUROC / FPR95 | MCM AUROC / FPR95 |",
+        "| NegLabel AUROC / FPR95 / FPR95 OpenOOD | MCM AUROC / FPR95 / FPR95 OpenOOD |",
         "|---|---|---|---|---|",
     ]
     for name, group in table.groupby("set", sort=False):
@@ -314,7 +309,9 @@ def neglabel_section(
         counts = won.neglabel_top.value_counts().head(5)
         top = ", ".join(f"{words[i]} ({n})" for i, n in counts.items())
         ood = agg["ood"].get(name, {})
-        cells = [f"{ood[m]['auroc']:.2f} / {ood[m]['fpr95']:.2f}" if m in ood else "" for m in ("neglabel", "mcm")]
+        cells = [
+            " / ".join(f"{ood[m][k]:.2f}" for k in metrics.FIGURES) if m in ood else "" for m in ("neglabel", "mcm")
+        ]
         lines.append(f"| {name} | {len(won) / len(group):.1%} | {top} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -65,6 +65,19 @@ def dvc(work: Path, *args, check=True):
     return out
 
 
+def up_to_date(status: str) -> bool:
+    """`dvc status` says nothing is stale but the `tree` stage, which is `always_changed` (it lists data.root so
+    that `data` reruns when the image tree changes; its output is byte-identical for an unchanged tree)."""
+    lines = [x.strip().lower() for x in status.splitlines() if x.strip()]
+    return "up to date" in " ".join(lines) or lines == ["tree:", "always changed"]
+
+
+def stages_run(repro_stdout: str) -> list[str]:
+    """The stages a `dvc repro` ran, `tree` (always run) left out."""
+    ran = [line.split("'")[1] for line in repro_stdout.splitlines() if line.startswith("Running stage '")]
+    return [name for name in ran if name != "tree"]
+
+
 def stage(work: Path, name: str, *args: str) -> subprocess.CompletedProcess:
     # this checkout's library first, whatever copy of negprompt the environment has installed
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "NEGPROMPT_THREADS": "1"}

@@ -9,7 +9,7 @@ measured with `python benchmarks/analyses/family_choices.py timing` on OpenMoji,
 so the report stays the same from run to run. Methods not timed say what they cost relative to one that was.
 """
 
-from negprompt.methods.registry import Published, register, seal_builtins
+from negprompt.methods.registry import Published, register, register_published, seal_builtins
 
 ID95 = "id95"  # OOD images accepted at 95% ID recall (ID positive): NegLabel, MCM, LoCoOp and NegPrompt's papers
 OOD95 = "ood95"  # OpenOOD v1.5's metric (OOD positive), the OpenOOD-VLM evaluator's
@@ -124,5 +124,44 @@ register(
     cost="as MCM × (1 + p)",
     prediction="negprompt_pred",
     headline=True,
+)
+
+# Published figures of methods we do not score (InterNeg's summary table, ZhikangXu0112/InterNeg figures/results.png,
+# unless the source says otherwise), each with what it needs beyond cached CLIP features.
+register_published(
+    "ants",
+    "ANTS",
+    Published(97.75, 11.20, "ANTS, CVPR 2026 (README)"),
+    "a multimodal LLM reading the raw test images",
+)
+register_published(
+    "supreme",
+    "SUPREME",
+    Published(95.54, 20.28, "InterNeg's summary table"),
+    "training; no code found",
+)
+register_published(
+    "clipscope",
+    "CLIPScope",
+    Published(95.30, 20.88, "InterNeg's summary table"),
+    "no code found",
+)
+register_published(
+    "negrefine",
+    "NegRefine",
+    Published(94.83, 21.17, "NegRefine, ICCV 2025 (README, seed 0)"),
+    "negative labels refined by an LLM (its committed label files only)",
+)
+register_published(
+    "lapt",
+    "LAPT",
+    Published(94.68, 23.40, "LAPT, ECCV 2024"),
+    "prompts trained on synthesised and retrieved images (its released checkpoint only)",
+)
+register_published(
+    "tins",
+    "TINS",
+    Published(None, 6.72, "TINS, arXiv 2605.10756 (abstract; no AUROC)"),
+    "test-time inversion, 30 steps per batch (not yet implemented here)",
 )
 seal_builtins()

@@ -64,7 +64,17 @@ class MethodSpec:
         return self.name if self.fn is None else PLUGIN + self.name
 
 
+@dataclass(frozen=True)
+class PublishedOnly:
+    """A method the leaderboard lists with its published figure only, and what it needs that we cannot run here."""
+
+    label: str
+    published: Published
+    needs: str  # why it is not scored from cached features
+
+
 _METHODS: dict[str, MethodSpec] = {}
+_PUBLISHED_ONLY: dict[str, PublishedOnly] = {}
 _BUILT_IN: list[str] = []  # set once by negprompt.methods.builtin: names a plugin may not take
 
 
@@ -95,6 +105,15 @@ def register(
     spec = MethodSpec(name, label or name, kind, fn, params, published, cost, prediction, headline, local)
     _METHODS[name] = spec
     return spec
+
+
+def register_published(name: str, label: str, published: Published, needs: str) -> None:
+    """List a method by its published figure only (it is not scored: `needs` says what it would take)."""
+    _PUBLISHED_ONLY[name] = PublishedOnly(label, published, needs)
+
+
+def published_only() -> dict[str, PublishedOnly]:
+    return dict(_PUBLISHED_ONLY)
 
 
 def methods(kind: str | None = None) -> dict[str, MethodSpec]:

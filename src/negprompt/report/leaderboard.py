@@ -115,6 +115,22 @@ def table(agg: dict) -> str:
     return "\n".join(lines)
 
 
+def published_only_table() -> str:
+    """Markdown: the methods listed by their published figure only, and what each needs that we cannot run."""
+    rows = registry.published_only()
+    if not rows:
+        return ""
+    lines = [
+        "| method | ImageNet ViT-B/16 (published) | published FPR95 | source | not run here: it needs |",
+        "|---" * 5 + "|",
+    ]
+    for r in sorted(rows.values(), key=lambda r: -(r.published.auroc or 0)):
+        p = r.published
+        pub = " / ".join("—" if v is None else f"{v:.2f}" for v in (p.auroc, p.fpr95))
+        lines.append(f"| {r.label} | {pub} | {CONVENTIONS[p.fpr95_convention]} | {p.source} | {r.needs} |")
+    return "\n".join(lines)
+
+
 def published_images(methods) -> str:
     """Which images the published figures were measured on (registry.Published.images), one clause per image list."""
     by_images: dict[str, list[str]] = {}
@@ -160,4 +176,9 @@ def section(agg: dict, params=None) -> str:
         + table(agg)
         + "\n\n"
         + tau
+        + (
+            "\n\nPublished only (not in τ: we cannot score them from cached features):\n\n" + published_only_table()
+            if registry.published_only()
+            else ""
+        )
     )

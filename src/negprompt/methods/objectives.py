@@ -50,18 +50,8 @@ class CoOp:
 
     def train(self, *, checkpoint: Checkpoint, on_epoch: EpochHook | None) -> Trained:
         i = self.inputs
-        return train_positive(
-            self.encoder,
-            self.ctx0,
-            i.feats,
-            i.labels,
-            i.logit_scale,
-            self.config,
-            seed=i.seed,
-            criterion=self.criterion,
-            checkpoint=checkpoint,
-            on_epoch=on_epoch,
-        )
+        loop = {"seed": i.seed, "criterion": self.criterion, "checkpoint": checkpoint, "on_epoch": on_epoch}
+        return train_positive(self.encoder, self.ctx0, i.feats, i.labels, i.logit_scale, self.config, **loop)
 
     @torch.no_grad()
     def evaluate(self, state: dict[str, torch.Tensor]) -> dict:
@@ -139,18 +129,9 @@ class NegPromptStage2:
 
     def train(self, *, checkpoint: Checkpoint, on_epoch: EpochHook | None) -> Trained:
         i = self.inputs
+        loop = {"seed": i.seed, "criterion": self.criterion, "checkpoint": checkpoint, "on_epoch": on_epoch}
         return train_negative(
-            self.encoder,
-            self.pos_ctx,
-            self.neg0,
-            i.feats,
-            i.labels,
-            i.logit_scale,
-            self.config,
-            seed=i.seed,
-            criterion=self.criterion,
-            checkpoint=checkpoint,
-            on_epoch=on_epoch,
+            self.encoder, self.pos_ctx, self.neg0, i.feats, i.labels, i.logit_scale, self.config, **loop
         )
 
     @torch.no_grad()

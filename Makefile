@@ -79,11 +79,11 @@ EXECUTOR ?= queue
 grid: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/experiments/grid.py --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS)) --only $(ONLY) $(foreach s,$(SET),--set '$(s)') $(if $(DRY_RUN),--dry-run)
 
-# The OpenMoji stand-in CLIP's recipe after phase 1, five runs from the committed phase-1 checkpoint
-# (about 160 minutes on 2 CPU cores, benchmarks/RESULTS.md): web-like captions, then twice with scenes (objects
-# small in front of places and patterns), then twice with plants among the scenes. Its result,
-# weights/openmoji-tiny.safetensors + .json, is committed: `make repro` only loads it. Phase 1 from scratch:
-# docs/benchmark.md, "The stand-in CLIP, pretrained once and committed".
+# The OpenMoji stand-in CLIP's recipe (pipeline/pretrain.py over src/negprompt_standin/) after phase 1, five runs
+# from the committed phase-1 checkpoint (about 160 minutes on 2 CPU cores, benchmarks/RESULTS.md): web-like
+# captions, then twice with scenes (objects small in front of places and patterns), then twice with plants among
+# the scenes. Its result, weights/openmoji-tiny.safetensors + .json, is committed: `make repro` only loads it.
+# Phase 1 from scratch: docs/benchmark.md, "The stand-in CLIP, pretrained once and committed".
 # PRETRAIN_ARGS: options for every run, e.g. "--workers 15" on a GPU machine with 16 cores (rendering in
 # worker processes keeps the GPU fed; on 2 CPU cores training needs the cores itself)
 PRETRAIN_ARGS ?=

@@ -10,8 +10,8 @@ from negprompt import NegPromptError
 from negprompt.benchmarks import miniworld
 from negprompt.clip import backbone
 from negprompt.io import atomic_path, write_json
-from negprompt.standin import contrastive, regime
 from negprompt.workspace import BACKBONE, REPORTS, load_params
+from negprompt_standin import contrastive, regime
 from pipeline.common import run
 
 

@@ -6,10 +6,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from negprompt import NegPromptError
-from negprompt.benchmarks import imagenet, inventory, openmoji_render, worlds
+from negprompt.benchmarks import imagenet, inventory
 from negprompt.benchmarks.tables import GENERATED
 from negprompt.io import atomic_path, write_json, write_table
 from negprompt.workspace import BENCHMARK, TREE, load_params
+from negprompt_standin import openmoji_render, worlds
 from pipeline.common import run
 
 

@@ -29,12 +29,12 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from negprompt import NegPromptError
-from negprompt.benchmarks import openmoji, openmoji_render
+from negprompt.benchmarks import openmoji
 from negprompt.clip import backbone
 from negprompt.io import atomic_path, write_json
-from negprompt.standin import captions as cap
-from negprompt.standin import contrastive, pretraining, regime
 from negprompt.workspace import load_params
+from negprompt_standin import captions as cap
+from negprompt_standin import contrastive, openmoji_render, pretraining, regime
 from pipeline.common import stage
 
 WEIGHTS = Path("weights")

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from negprompt.benchmarks import openmoji, openmoji_render
+from negprompt.benchmarks import openmoji
 from negprompt.benchmarks.tables import GENERATED, read_classes
 from negprompt.io import atomic_path, load_tensors, read_json, read_table, write_json
 from negprompt.methods import protocol, registry
@@ -21,6 +21,7 @@ from negprompt.workspace import (
     read_features,
     stage_backbone,
 )
+from negprompt_standin import openmoji_render
 from pipeline.common import run
 
 FIGURES = REPORTS / "figures"

@@ -5,7 +5,7 @@ from PIL import Image
 
 from negprompt import NegPromptError
 from negprompt.benchmarks.tables import class_folders, open_vocab_classes, sample_fewshot
-from negprompt.benchmarks.worlds import read_world
+from negprompt_standin.worlds import read_world
 
 
 def _pool(k=5, n=20):

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = {"negprompt": REPO / "src", "pipeline": REPO}
+ROOTS = {"negprompt": REPO / "src", "negprompt_standin": REPO / "src", "pipeline": REPO}
 
 
 def module_file(name: str) -> Path | None:

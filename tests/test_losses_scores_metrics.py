@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from negprompt import NegPromptError, metrics
 from negprompt.methods import losses, scores
-from negprompt.standin import regime
+from negprompt_standin import regime
 
 
 def _unit(*shape, seed=0):

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 
 from negprompt.benchmarks import miniworld as mw
-from negprompt.benchmarks.worlds import read_world, write_world
+from negprompt_standin.worlds import read_world, write_world
 
 
 def test_world_splits_are_graded_and_disjoint():

@@ -9,11 +9,11 @@ import torch
 
 from negprompt import NegPromptError
 from negprompt.benchmarks import openmoji as om
-from negprompt.benchmarks import openmoji_render as omr
-from negprompt.benchmarks.worlds import read_world, write_world
 from negprompt.clip import backbone
-from negprompt.standin import captions as cap
-from negprompt.standin import contrastive, pretraining, regime
+from negprompt_standin import captions as cap
+from negprompt_standin import contrastive, pretraining, regime
+from negprompt_standin import openmoji_render as omr
+from negprompt_standin.worlds import read_world, write_world
 from tests.helpers import REPO, one_line_error, stage, write_params
 
 

@@ -47,12 +47,12 @@ def rerun_by_edit(work, rel: str) -> set[str]:
 
 
 def test_the_stand_ins_recipe_and_captions_rerun_nothing(repo):
-    assert rerun_by_edit(repo, "src/negprompt/standin/pretraining.py") == set()
-    assert rerun_by_edit(repo, "src/negprompt/standin/captions.py") == set()
+    assert rerun_by_edit(repo, "src/negprompt_standin/pretraining.py") == set()
+    assert rerun_by_edit(repo, "src/negprompt_standin/captions.py") == set()
 
 
 def test_openmoji_rendering_reruns_only_the_stages_that_render(repo):
-    assert rerun_by_edit(repo, "src/negprompt/benchmarks/openmoji_render.py") == {"data", "backbone", "report"}
+    assert rerun_by_edit(repo, "src/negprompt_standin/openmoji_render.py") == {"data", "backbone", "report"}
 
 
 def test_a_method_reruns_scoring_not_features(repo):

@@ -22,8 +22,8 @@ def heldout_choice(params, templates_=("paper", "standin"), adjectives=("none", 
     for each template choice and CSP adjective pool: how family.template and family.csp.adjectives were chosen.
     Stream order 0. `python benchmarks/analyses/family_choices.py heldout` in a pipeline directory prints it."""
     from negprompt import metrics
-    from negprompt.standin import regime
     from negprompt.workspace import stage_backbone
+    from negprompt_standin import regime
 
     d, nl = params.data, params.neglabel
     bb = stage_backbone("cpu")

@@ -20,8 +20,8 @@ import open_clip
 from negprompt.benchmarks import openmoji
 from negprompt.clip import backbone
 from negprompt.methods import neglabel
-from negprompt.standin import regime
 from negprompt.workspace import load_params
+from negprompt_standin import regime
 
 
 def mining_by_role(checkpoint: str, renders, nl, template: str) -> dict:

@@ -20,7 +20,7 @@ import yaml
 from negprompt.benchmarks import openmoji
 from negprompt.clip import backbone
 from negprompt.config import validate
-from negprompt.standin import regime
+from negprompt_standin import regime
 
 
 def main() -> None:

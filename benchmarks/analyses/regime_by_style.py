@@ -16,9 +16,9 @@ import numpy as np
 import open_clip
 
 from negprompt import metrics
-from negprompt.benchmarks import openmoji, openmoji_render
+from negprompt.benchmarks import openmoji
 from negprompt.clip import backbone
-from negprompt.standin import regime
+from negprompt_standin import openmoji_render, regime
 
 
 def mixed(scores: dict, shares) -> dict:

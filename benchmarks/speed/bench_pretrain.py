@@ -20,11 +20,11 @@ import numpy as np
 import open_clip
 import torch
 
-from negprompt.benchmarks import openmoji, openmoji_render
+from negprompt.benchmarks import openmoji
 from negprompt.clip import backbone
 from negprompt.clip.prompts import TextTower
-from negprompt.standin import captions as cap
-from negprompt.standin import contrastive, pretraining
+from negprompt_standin import captions as cap
+from negprompt_standin import contrastive, openmoji_render, pretraining
 
 
 def per_second(fn, n: int, sync=lambda: None) -> float:

@@ -15,7 +15,7 @@ shared by all of its prompt similarities, the mechanism behind real CLIP's regim
 cancels it, max-cosine cannot). Emoji by OpenMoji (https://openmoji.org), CC BY-SA 4.0.
 
 This module holds the world's tables (concepts, roles, styles, the vocabulary); drawing them is
-`openmoji_render`, and the stand-in's pretraining captions are `negprompt.standin.captions`.
+`negprompt_standin.openmoji_render`, and the stand-in's pretraining captions are `negprompt_standin.captions`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every benchmark is a class list (id, name) in class-index order, a train pool (path, label) from
 which few-shot subsets are drawn, and a test table (path, label, set) where set is "id" or the
 name of an OOD set (label -1). Paths are relative to the benchmark root. The generated worlds on disk
-are `worlds`, ImageNet-1K's layouts `imagenet`; the stages that only read tables import neither.
+are `negprompt_standin.worlds`, ImageNet-1K's layouts `imagenet`; the stages that only read tables import neither.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 
 from negprompt import NegPromptError
 
-GENERATED = ("openmoji", "miniworld")  # benchmarks drawn here (`worlds`), not read from a data.root
+GENERATED = ("openmoji", "miniworld")  # benchmarks drawn (`negprompt_standin.worlds`), not read from a data.root
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 
 

@@ -2,7 +2,7 @@
 
 The tiny model is an ordinary open_clip architecture registered from a JSON config
 (`resources/miniworld-tiny.json`, via `open_clip.add_model_config`) and pretrained by
-`negprompt.standin.contrastive` with open_clip's own tokenizer, model classes and `ClipLoss`, so every
+`negprompt_standin.contrastive` with open_clip's own tokenizer, model classes and `ClipLoss`, so every
 later stage loads it exactly as it loads ViT-B-16: `open_clip.create_model_and_transforms(name, pretrained=<file>)`.
 """
 

@@ -1,6 +1,6 @@
 """Rendering the OpenMoji world: the emoji font, glyphs and sketches, backgrounds, clutter, scenes,
 styles and textures, and the held-out renders the backbone stage calibrates on. Only the stages that
-draw images (data, backbone, report) import this; the world's tables live in `openmoji`."""
+draw images (data, backbone, report) import this; the world's tables live in `negprompt.benchmarks.openmoji`."""
 
 from __future__ import annotations
 

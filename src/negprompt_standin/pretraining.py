@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from negprompt import NegPromptError
 from negprompt.benchmarks.openmoji import STYLE_NAMES, STYLE_P, Concept, World
-from negprompt.benchmarks.openmoji_render import render
-from negprompt.standin.captions import web_batch
+from negprompt_standin.captions import web_batch
+from negprompt_standin.openmoji_render import render
 
 
 def check_vocabulary_share(share: float) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from negprompt.benchmarks.openmoji import STYLE_NAMES, STYLE_P, STYLES, Concept
-from negprompt.benchmarks.openmoji_render import render
+from negprompt_standin.openmoji_render import render
 
 
 def style_captions(concepts: tuple[Concept, ...]) -> list[list[list[str]]]:

@@ -11,8 +11,9 @@ import pandas as pd
 from PIL import Image
 
 from negprompt import NegPromptError
-from negprompt.benchmarks import miniworld, openmoji, openmoji_render
+from negprompt.benchmarks import miniworld, openmoji
 from negprompt.benchmarks.tables import Benchmark, class_folders, ood_table, read_classes
+from negprompt_standin import openmoji_render
 
 WORLDS = {"miniworld": miniworld, "openmoji": openmoji}  # module with build_world and OOD_SETS
 RENDER = {"miniworld": miniworld.render, "openmoji": openmoji_render.render}  # render(concept, rng, size)

@@ -147,7 +147,8 @@ def diagnose_model(
 
 def world_renders(benchmark: str, seed: int, size: int, font: str = ""):
     """A generated world's ID names and its fresh held-out renders: (names, ID images, labels, {OOD set: images})."""
-    from negprompt.benchmarks import miniworld, openmoji, openmoji_render
+    from negprompt.benchmarks import miniworld, openmoji
+    from negprompt_standin import openmoji_render
 
     if benchmark == "openmoji":
         world = openmoji.build_world(seed)

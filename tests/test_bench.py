@@ -254,7 +254,8 @@ def test_neglabel_mining_counts_every_mined_name_by_role(tmp_path):
     assert sum(row["mined_by_role"].values()) == row["mined"] > 0 and set(row["mined_by_role"]) <= set(
         row["corpus_by_role"]
     )
-    assert "id" not in row["corpus_by_role"]  # ID names are never candidates
+    # the official pool keeps the ID names (neglabel.exclude_id_names: false), and NegMining never keeps one
+    assert row["corpus_by_role"].get("id", 0) > 0 and "id" not in row["mined_by_role"]
     assert set(row["ood"]) == {"near", "plant", "place", "texture"} and all(
         0 <= v["won_by_a_negative"] <= 1 for v in row["ood"].values()
     )

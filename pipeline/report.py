@@ -104,10 +104,8 @@ def protocol_runs(params, sets: list[str]) -> dict:
     return stages
 
 
-def protocol_part(params, sets: list[str], agg: dict) -> str:
-    """The Protocol section (negprompt.methods.protocol); records its summary in `agg` for metrics.json."""
-    stages = protocol_runs(params, sets)
-    agg["protocol"] = protocol.summary(stages, sets)
+def protocol_part(params, stages: dict, sets: list[str]) -> str:
+    """The Protocol section (negprompt.methods.protocol) of the runs `protocol_runs` read."""
     paper = report.PAPER.get(params.data.benchmark, {}).get("average", {}).get("negprompt")
     return protocol.section(stages, sets, paper)
 
@@ -165,11 +163,14 @@ def main():
     bench = read_json(BENCHMARK / "manifest.json")
     name = params.data.benchmark + (f"_{params.data.hard_split}" if params.data.benchmark == "imagenet_hard" else "")
     agg = report.aggregate(tables)
-    protocol_md = protocol_part(params, list(agg["ood"]), agg)  # + agg["protocol"]: select, schedule, kept epochs
-    write_json({name: agg}, REPORTS / "metrics.json")
+    sets = list(agg["ood"])
+    stages = protocol_runs(params, sets)
+    metrics = report.metrics_json(name, agg, protocol.summary(stages, sets))  # + select, schedule, kept epochs
+    write_json(metrics, REPORTS / "metrics.json")
 
     FIGURES.mkdir(parents=True, exist_ok=True)
     curves = report.plot_roc(tables, FIGURES / "roc.png")
+    # not DVCLive's log_sklearn_plot("roc"): it writes one curve per JSON file, a figure here has every method of a set
     for s, df in curves.items():
         with atomic_path(REPORTS / "plots" / "roc" / f"{s.replace('/', '_')}.csv") as tmp:
             df.to_csv(tmp, index=False, float_format="%.6g")
@@ -188,17 +189,17 @@ def main():
         bench,
         backbone_manifest(),
         params,
-        agg,
+        metrics[name],
         sim,
         read_json(REPORTS / "backbone.json"),
-        protocol_md=protocol_md,
+        protocol_md=protocol_part(params, stages, sets),
         neglabel_md=neglabel_part(params, agg, tables[0]),
         text_space_md=text_space_part(params, tables, text),
         sheets=role_sheets(params),
     )
     with atomic_path(REPORTS / "report.md") as tmp:
         tmp.write_text(md)
-    avg = agg["average"]
+    avg = metrics[name]["average"]
     for m in ("mcm", "coop", "negprompt"):
         print(
             f"{report.label(m):>10}: AUROC {report.fmt(avg[m]['auroc'], avg[m]['auroc_std'])}  "

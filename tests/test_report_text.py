@@ -75,3 +75,52 @@ def test_text_space_rows_and_fig3_check():
     t = pd.DataFrame({"set": ["id", "id", "a", "b"], "neg_sim_max": [0.1, 0.3, 0.5, 0.1]})
     means, not_closer = report.fig3_check([t])
     assert means["id"] == pytest.approx(0.2) and not_closer == ["b"]
+
+
+def test_markdown_table_writes_cells_as_given_and_a_none_as_a_bare_cell():
+    from negprompt import NegPromptError
+    from negprompt.report.markdown import table
+
+    md = table([["**average**", None, "1.00 ± 0.10"], ["id", "", "+0.86"]], ["set", "n", "Δ"])
+    assert md == "| set | n | Δ |\n|---|---|---|\n| **average** | | 1.00 ± 0.10 |\n| id |  | +0.86 |"
+    assert table([], ["a", "a"]) == "| a | a |\n|---|---|"
+    with pytest.raises(NegPromptError, match="every row needs 2 cells"):
+        table([["x"]], ["a", "b"])
+
+
+def test_regime_table_leaves_the_average_rows_statistics_bare():
+    from negprompt.report.tables import regime_table
+
+    stats = {"n": 3, "max_cos": (0.1, 0.01), "mean_cos": (0.1, 0.01), "corr_max_mean": 0.2, "max_z": (1, 0.1)}
+    diag = {
+        "sets": {"id": stats},
+        "ood": {},
+        "average": {"mcm": {"auroc": 61.04, "fpr95": 2.0}},
+    }
+    lines = regime_table(diag).splitlines()
+    assert lines[0] == "| set | n | max cosine | mean cosine | corr(max, mean) | max − mean (std) | MCM |"
+    assert lines[2] == "| id | 3 | 0.100 ± 0.010 | 0.100 ± 0.010 | +0.20 | 1.00 ± 0.10 |  |"
+    assert lines[3] == "| **average** | | | | | | **61.0 / 2.0** |"
+
+
+def test_metrics_json_puts_the_figures_and_the_protocol_under_the_benchmark():
+    from negprompt import NegPromptError
+    from negprompt.report.tables import metrics_json
+
+    agg = {"ood": {}, "average": {"mcm": {"auroc": 60.0}}, "id_top1": {}}
+    out = metrics_json("openmoji", agg, {"neg": {"select_set": "near"}})
+    assert out == {"openmoji": {**agg, "protocol": {"neg": {"select_set": "near"}}}} and "protocol" not in agg
+    with pytest.raises(NegPromptError, match="protocol"):
+        metrics_json("openmoji", out["openmoji"], {})
+
+
+def test_report_template_is_packaged_and_a_missing_figure_is_an_error():
+    from importlib.resources import files
+
+    import jinja2
+
+    from negprompt.report.markdown import render
+
+    assert files("negprompt.report").joinpath("templates/report.md.j2").is_file()
+    with pytest.raises(jinja2.UndefinedError):
+        render("report.md.j2", name="openmoji")

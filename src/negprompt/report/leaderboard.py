@@ -11,6 +11,7 @@ from scipy.stats import kendalltau
 
 from negprompt import metrics
 from negprompt.methods import registry
+from negprompt.report import markdown
 
 
 def published(m: str) -> registry.Published:
@@ -92,11 +93,9 @@ def table(agg: dict) -> str:
     """Markdown: method, each set and the average (ours, AUROC / FPR95 / FPR95 OpenOOD with ±), the published
     ImageNet average, its FPR95 convention and source, and the scoring cost."""
     sets = list(agg["ood"])
-    head = (
-        "| method | " + " | ".join(sets) + " | **average** | ImageNet ViT-B/16 (published) | published FPR95 "
-        "| source | scoring s / 10k images |"
-    )
-    lines = [head, "|---" * (len(sets) + 6) + "|"]
+    columns = ["method", *sets, "**average**", "ImageNet ViT-B/16 (published)", "published FPR95", "source"]
+    columns.append("scoring s / 10k images")
+    rows = []
     ordered = sorted(agg["average"], key=lambda m: -agg["average"][m]["auroc"])
     for m in ordered:
         cells = []
@@ -111,8 +110,8 @@ def table(agg: dict) -> str:
         convention = CONVENTIONS[p.fpr95_convention] if p.fpr95 is not None else "—"
         kind = registry.methods()[m].kind if m in registry.methods() else ""
         name = registry.label(m) + (" (stream)" if kind == "stream" else "")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {pub} | {convention} | {p.source} | {cost(m)} |")
-    return "\n".join(lines)
+        rows.append([name, *cells, pub, convention, p.source, cost(m)])
+    return markdown.table(rows, columns)
 
 
 def published_only_table() -> str:
@@ -120,15 +119,13 @@ def published_only_table() -> str:
     rows = registry.published_only()
     if not rows:
         return ""
-    lines = [
-        "| method | ImageNet ViT-B/16 (published) | published FPR95 | source | not run here: it needs |",
-        "|---" * 5 + "|",
-    ]
+    columns = ["method", "ImageNet ViT-B/16 (published)", "published FPR95", "source", "not run here: it needs"]
+    out = []
     for r in sorted(rows.values(), key=lambda r: -(r.published.auroc or 0)):
         p = r.published
         pub = " / ".join("—" if v is None else f"{v:.2f}" for v in (p.auroc, p.fpr95))
-        lines.append(f"| {r.label} | {pub} | {CONVENTIONS[p.fpr95_convention]} | {p.source} | {r.needs} |")
-    return "\n".join(lines)
+        out.append([r.label, pub, CONVENTIONS[p.fpr95_convention], p.source, r.needs])
+    return markdown.table(out, columns)
 
 
 def published_images(methods) -> str:

@@ -4,7 +4,7 @@ functions of their inputs (the report stage reads the files and writes the resul
 from __future__ import annotations
 
 from negprompt.methods import protocol
-from negprompt.report import leaderboard
+from negprompt.report import leaderboard, markdown
 from negprompt.report import tables as report
 
 FPR95_CONVENTIONS = (
@@ -24,17 +24,14 @@ def paper_section(benchmark: str, agg: dict, open_vocab: bool) -> str:
             "For the paper's tables run an ImageNet benchmark (docs/imagenet.md)."
         )
     key = "average_open_vocab" if open_vocab and "average_open_vocab" in paper else "average"
-    lines = [
-        "| method | paper AUROC | ours AUROC | Δ | paper FPR95 | ours FPR95 | Δ |",
-        "|---|---|---|---|---|---|---|",
+    rows = [
+        [report.label(m), f"{a:.2f}", f"{o['auroc']:.2f}", f"{o['auroc'] - a:+.2f}"]
+        + [f"{f:.2f}", f"{o['fpr95']:.2f}", f"{o['fpr95'] - f:+.2f}"]
+        for m, (a, f) in paper[key].items()
+        if (o := agg["average"].get(m)) is not None
     ]
-    for m, (a, f) in paper[key].items():
-        if m in agg["average"]:
-            o = agg["average"][m]
-            lines.append(
-                f"| {report.label(m)} | {a:.2f} | {o['auroc']:.2f} | {o['auroc'] - a:+.2f} | {f:.2f} | {o['fpr95']:.2f} | {o['fpr95'] - f:+.2f} |"
-            )
-    return f"Average over the OOD sets ({key}):\n\n" + "\n".join(lines)
+    columns = ["method", "paper AUROC", "ours AUROC", "Δ", "paper FPR95", "ours FPR95", "Δ"]
+    return f"Average over the OOD sets ({key}):\n\n" + markdown.table(rows, columns)
 
 
 def backbone_section(diag: dict) -> str:
@@ -150,70 +147,31 @@ def report_markdown(
 ) -> str:
     """reports/report.md: what ran, every method's table, the notes that say who wins and why, and the
     sections the stage built from its files (protocol, NegLabel, text space, contact sheets)."""
-    seeds, p, acc = params.subset.seeds, params, agg["id_top1"]
-    local_note = (
-        "GL-MCM is zero-shot (hand prompts, global + best patch MCM); LoCoOp is CoOp trained with its patch-entropy term "
-        f"(λ = {p.locoop.lam}, top-k = {p.locoop.top_fraction:.0%} of the classes) and scored with GL-MCM, as its paper reports it."
-        if "locoop" in agg["average"]
-        else "GL-MCM and LoCoOp need patch features: run with `features.local: true` (ViT backbones)."
+    p, acc = params, agg["id_top1"]
+    return markdown.render(
+        "report.md.j2",
+        name=name,
+        bench=bench,
+        bb=bb,
+        p=params,
+        scale_test=scale_test_note(bb),
+        partial_data=partial_data_note(bench),
+        kept=protocol.kept_sentence(p.pos.select, p.neg.select, agg["protocol"]["neg"].get("select_set", "")),
+        fpr95_conventions=FPR95_CONVENTIONS,
+        test_label=protocol.test_label(p.pos.select, p.neg.select),
+        metrics_table=report.metrics_table(agg),
+        ranking=ranking_note(agg["average"], diag),
+        negatives=negatives_note(agg, sim),
+        local="locoop" in agg["average"],
+        leaderboard=leaderboard.section(agg, params),
+        top1_table=markdown.table(
+            [[report.fmt(a["top1"], a["top1_std"]) for a in acc.values()]], [report.label(m) for m in acc]
+        ),
+        backbone=backbone_section(diag),
+        neglabel_md=neglabel_md,
+        paper=paper_section(params.data.benchmark, agg, p.open_vocab),
+        protocol_md=protocol_md,
+        similarity_table=sim.to_markdown(floatfmt=".4f"),
+        text_space_md=text_space_md,
+        sheets=sheets,
     )
-    return f"""# NegPrompt report: {name}
-{scale_test_note(bb)}{partial_data_note(bench)}
-## What ran
-- Benchmark: **{name}**, {bench["counts"]["classes"]} ID classes, {bench["counts"]["test_id"]} ID test images; OOD sets: {", ".join(f"{s} ({bench['counts'].get('test_' + s, '?')})" for s in bench["ood_sets"])}.
-- Backbone: `{bb["model"]}` ({bb["pretrained"] or "pretrained in this pipeline"}), weights sha256 `{bb["weights_sha256"][:16]}…`.
-- Seeds {seeds}, {p.subset.shots} shots per class{", **open vocabulary**: trained on the first " + format(p.subset.open_vocab_fraction, ".0%") + " of the classes, evaluated on all" if p.open_vocab else ""}.
-- Positive prompts (CoOp): ctx init "{p.pos.ctx_init or f"random, n = {p.pos.n_ctx}"}", {p.pos.epochs} epochs, {p.pos.optimizer} lr {p.pos.lr}, schedule {p.pos.schedule}, select {p.pos.select}.
-- Negative prompts: p = {p.neg.num_prompts}, loss **{p.neg.loss_variant}**, β = {p.neg.beta}, γ = {p.neg.gamma}, init {p.neg.init}, {p.neg.epochs} epochs{", **one-stage** (positive and negative trained together)" if p.neg.one_stage else ""}, schedule {p.neg.schedule}, select {p.neg.select}.
-- Scores: τ = {p.score.temperature} on cosine similarities. {protocol.kept_sentence(p.pos.select, p.neg.select, agg["protocol"]["neg"].get("select_set", ""))}
-
-## OOD detection (%, mean ± std over {len(seeds)} seeds)
-{FPR95_CONVENTIONS}
-
-{protocol.test_label(p.pos.select, p.neg.select)}{report.metrics_table(agg)}
-
-{ranking_note(agg["average"], diag)} {negatives_note(agg, sim)}
-
-MSP, MaxLogit and Energy here are zero-shot on CLIP's scaled logits; the paper copies those rows from CLIPN (a fine-tuned head), so they are not like for like. {local_note}
-
-## Leaderboard: the family on the same cached features
-{leaderboard.section(agg, params)}
-
-## ID top-1 accuracy (%)
-| {" | ".join(report.label(m) for m in acc)} |
-|{"---|" * len(acc)}
-| {" | ".join(report.fmt(a["top1"], a["top1_std"]) for a in acc.values())} |
-
-## The backbone's zero-shot regime
-{backbone_section(diag)}
-
-## NegLabel: what the negative labels are
-{neglabel_md}
-
-## Paper numbers
-{protocol.test_label(p.pos.select, p.neg.select)}{paper_section(params.data.benchmark, agg, p.open_vocab)}
-
-## Protocol: which epoch is kept
-{protocol_md}
-
-## Where the negative prompts went ({p.neg.loss_variant} loss)
-Mean cosine similarity of test images to the prompts, per set, over seeds. Each negative adds about exp(cosine) to the score's denominator, so, by this mean offset, a set whose images are *closer* to the trained negatives than ID images are is pushed down by NegPrompt's score (easier to detect) and a set *farther* from them is lifted (harder to detect):
-
-{sim.to_markdown(floatfmt=".4f")}
-
-In text space: {text_space_md}
-
-The `official` loss (MultiLabelSoftMargin with the true class's negatives as targets, NPD pushing negatives *away* from their positive) and the `paper` loss (Eq. 4 is unchanged when all of an image's negative logits shift together: it asks negatives to be *equally* similar to an ID image, and Eq. 5 pulls them *toward* their positive) move the negatives differently; `reports/ablations.md` compares both, measured.
-
-## Figures
-![ROC curves](figures/roc.png)
-
-![Score histograms](figures/score_histograms.png)
-
-![Similarity to positive and negative prompts](figures/similarity.png)
-
-![t-SNE](figures/tsne.png)
-
-## The benchmark's roles (one test image per concept)
-{sheets or "ImageNet benchmarks: see the README for their sources."}
-"""

@@ -13,9 +13,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from negprompt import metrics  # noqa: E402
+from negprompt import NegPromptError, metrics  # noqa: E402
 from negprompt.methods import registry  # noqa: E402
-from negprompt.report import leaderboard  # noqa: E402
+from negprompt.report import leaderboard, markdown  # noqa: E402
 
 ZERO_SHOT = ("neglabel", "mcm", "maxlogit", "energy")  # the backbone stage's zero-shot methods, in real CLIP's order
 
@@ -117,6 +117,15 @@ def aggregate(tables: list[pd.DataFrame]) -> dict:
     return agg
 
 
+def metrics_json(name: str, agg: dict, protocol_summary: dict) -> dict:
+    """reports/metrics.json from the aggregated figures (`aggregate`) and the protocol's record of which epochs
+    were kept (negprompt.methods.protocol.summary), under the run's benchmark name; the report's text reads
+    the same entry, so its figures are the ones DVC tracks."""
+    if "protocol" in agg:
+        raise NegPromptError("metrics_json: agg already has a 'protocol' entry; pass the summary as protocol_summary")
+    return {name: {**agg, "protocol": protocol_summary}}
+
+
 def similarity_summary(tables: list[pd.DataFrame]) -> pd.DataFrame:
     """Mean cosine similarity of each set's images to positive and negative prompts (mean over seeds):
     where the negatives ended up, before (their initialisation) and after training. Per set, because a
@@ -142,16 +151,15 @@ def fmt(mean: float, std: float) -> str:
 
 def metrics_table(agg: dict) -> str:
     sets = list(agg["ood"]) + ["average"]
-    head = "| method | " + " | ".join(f"{s} AUROC ↑ | {s} FPR95 ↓ | {s} FPR95 OpenOOD ↓" for s in sets) + " |"
-    lines = [head, "|---" * (1 + 3 * len(sets)) + "|"]
+    columns = ["method"] + [f"{s} {k}" for s in sets for k in ("AUROC ↑", "FPR95 ↓", "FPR95 OpenOOD ↓")]
+    rows = []
     for m in agg["average"]:
         cells = []
         for s in sets:
             e = agg["average"][m] if s == "average" else agg["ood"][s][m]
             cells += [fmt(e[k], e[f"{k}_std"]) for k in metrics.FIGURES]
-        name = f"**{label(m)}**" if m == "negprompt" else label(m)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([f"**{label(m)}**" if m == "negprompt" else label(m)] + cells)
+    return markdown.table(rows, columns)
 
 
 def plot_roc(tables: list[pd.DataFrame], path: Path) -> dict[str, pd.DataFrame]:
@@ -258,14 +266,12 @@ def regime_table(diag: dict) -> str:
     prompts, their correlation, the max's margin over the mean in std, and zero-shot MCM /
     MaxLogit / Energy (and NegLabel, when measured) AUROC / FPR95."""
     zs = [m for m in ZERO_SHOT if m in diag["average"]]
-    lines = [
-        "| set | n | max cosine | mean cosine | corr(max, mean) | max − mean (std) | "
-        + " | ".join(label(m) for m in zs)
-        + " |",
-        "|---|---|---|---|---|---|" + "---|" * len(zs),
-    ]
+    columns = ["set", "n", "max cosine", "mean cosine", "corr(max, mean)", "max − mean (std)"] + [label(m) for m in zs]
+    rows = []
     for name, st in diag["sets"].items():
         cells = [
+            name,
+            str(st["n"]),
             f"{st['max_cos'][0]:.3f} ± {st['max_cos'][1]:.3f}",
             f"{st['mean_cos'][0]:.3f} ± {st['mean_cos'][1]:.3f}",
             f"{st['corr_max_mean']:+.2f}",
@@ -273,12 +279,10 @@ def regime_table(diag: dict) -> str:
         ]
         ood = diag["ood"].get(name)
         cells += [f"{ood[m]['auroc']:.1f} / {ood[m]['fpr95']:.1f}" for m in zs] if ood else [""] * len(zs)
-        lines.append(f"| {name} | {st['n']} | " + " | ".join(cells) + " |")
+        rows.append(cells)
     a = diag["average"]
-    lines.append(
-        "| **average** | | | | | | " + " | ".join(f"**{a[m]['auroc']:.1f} / {a[m]['fpr95']:.1f}**" for m in zs) + " |"
-    )
-    return "\n".join(lines)
+    rows.append(["**average**"] + [None] * 5 + [f"**{a[m]['auroc']:.1f} / {a[m]['fpr95']:.1f}**" for m in zs])
+    return markdown.table(rows, columns)
 
 
 def neglabel_section(
@@ -294,16 +298,13 @@ def neglabel_section(
     if known is not None:
         head += f", {sum(w in known for w in words)} of them names the backbone was pretrained on"
     step = max(1, len(words) // sample)
-    lines = [
+    intro = (
         head
         + f". A sample ({'every label' if step == 1 else f'one in {step}'}, farthest from the ID labels first): "
         + ", ".join(words[::step][:sample])
-        + ".",
-        "",
-        "| set | images won by a negative label | most frequent winners (images) "
-        "| NegLabel AUROC / FPR95 / FPR95 OpenOOD | MCM AUROC / FPR95 / FPR95 OpenOOD |",
-        "|---|---|---|---|---|",
-    ]
+        + "."
+    )
+    rows = []
     for name, group in table.groupby("set", sort=False):
         won = group[group.neglabel_wins.astype(bool)]
         counts = won.neglabel_top.value_counts().head(5)
@@ -312,8 +313,15 @@ def neglabel_section(
         cells = [
             " / ".join(f"{ood[m][k]:.2f}" for k in metrics.FIGURES) if m in ood else "" for m in ("neglabel", "mcm")
         ]
-        lines.append(f"| {name} | {len(won) / len(group):.1%} | {top} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([name, f"{len(won) / len(group):.1%}", top] + cells)
+    columns = [
+        "set",
+        "images won by a negative label",
+        "most frequent winners (images)",
+        "NegLabel AUROC / FPR95 / FPR95 OpenOOD",
+        "MCM AUROC / FPR95 / FPR95 OpenOOD",
+    ]
+    return intro + "\n\n" + markdown.table(rows, columns)
 
 
 def text_space_rows(

@@ -81,85 +81,97 @@ def main(
     out: Path = typer.Option(WEIGHTS / f"{backbone.STANDIN_MODEL}.safetensors"),
 ):
     started = time.perf_counter()
-    if workers < 0:
-        raise NegPromptError(f"--workers {workers}: expected 0 or more rendering processes")
+    check_options(workers, web_noise, web_scene, vocabulary, vocabulary_share)
     font = font or str(openmoji_render.default_font())
     openmoji_render.load_font(font)
+    dev = backbone.resolve_device(device)
+    world = openmoji.build_world(0, vocabulary=openmoji.VOCABULARY_TABLE if vocabulary else None)
+    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    recipe = dict(image_size=image_size, seed=seed, threads=torch.get_num_threads(), styles=openmoji.STYLE_NAMES)
+    recipe |= dict(device=device_name, workers=workers, stream="seeded per concept and per step")
+    if init is None:
+        pool = dict(steps=steps, batch_size=batch_size, lr=lr, per_concept=per_concept, vocabulary=vocabulary)
+        net, recipe["pool"] = pool_phase(world, model, pool, seed, image_size, font, workers, dev)
+    else:
+        net, recipe["pool"] = from_checkpoint(model, init)
+    tokenizer = open_clip.get_tokenizer(model)
+    if web_steps:
+        web = dict(steps=web_steps, batch_size=batch_size, lr=web_lr, noise=web_noise, scene=web_scene)
+        web |= dict(scene_sets=scene_sets, vocabulary=vocabulary, vocabulary_share=vocabulary_share)
+        net, recipe["web"] = web_phase(world, net, tokenizer, web, seed, image_size, font, workers, dev)
+    save_checked(net.cpu().float(), tokenizer, world, model, recipe, seed, image_size, font, out, started)
+
+
+def from_checkpoint(model: str, init: Path):
+    """Phase 2 starts from a saved checkpoint; a chain of runs keeps every earlier run's recipe. (net, its recipe)"""
+    recipe = {"init": str(init), "sha256": backbone.sha256(init)}
+    if init.with_suffix(".json").is_file():
+        recipe["recipe"] = json.loads(init.with_suffix(".json").read_text())["recipe"]
+    return backbone.load_backbone(model, init).model, recipe
+
+
+def check_options(workers: int, web_noise: float, web_scene: float, vocabulary: bool, vocabulary_share) -> None:
+    """Every option checked before anything is rendered or trained."""
+    if workers < 0:
+        raise NegPromptError(f"--workers {workers}: expected 0 or more rendering processes")
     if not 0 <= web_noise <= 0.6:
         raise typer.BadParameter(f"--web-noise {web_noise}: expected a share between 0 and 0.6")
     if not 0 <= web_scene <= 1:
         raise typer.BadParameter(f"--web-scene {web_scene}: expected a share between 0 and 1")
-    if vocabulary_share is not None:  # checked before anything is rendered or trained
+    if vocabulary_share is not None:
         if not vocabulary:
             raise NegPromptError(
                 "--vocabulary-share needs --vocabulary (the share is of the vocabulary's pretraining-only concepts)"
             )
         pretraining.check_vocabulary_share(vocabulary_share)
-    dev = backbone.resolve_device(device)
-    world = openmoji.build_world(0, vocabulary=openmoji.VOCABULARY_TABLE if vocabulary else None)
-    scenes = world.scenes_from(tuple(scene_sets.split(",")))
-    recipe = {
-        "image_size": image_size,
-        "seed": seed,
-        "threads": torch.get_num_threads(),
-        "styles": openmoji.STYLE_NAMES,
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "workers": workers,
-        "stream": "seeded per concept and per step",
-    }
-    if init is None:
-        concepts = world.all_concepts
-        pool, styles = pretraining.render_pool(
-            world,
-            per_concept,
-            seed + 1,
-            image_size,
-            font,
-            workers,
-            progress=lambda it: tqdm(it, desc="render pool", unit="concept"),
-        )
-        net, log = contrastive.pretrain_on_pool(
-            model, pool, cap.style_captions(concepts), styles, steps, batch_size, lr, seed, dev
-        )
-        del pool
-        recipe["pool"] = {
-            "steps": steps,
-            "batch_size": batch_size,
-            "lr": lr,
-            "per_concept": per_concept,
-            "concepts": len(concepts),
-            "vocabulary": vocabulary,
-            "log": log,
-        }
+
+
+def pool_phase(world, model: str, o: dict, seed: int, image_size: int, font: str, workers: int, dev):
+    """Phase 1: a rendered pool of every concept, contrastive pretraining from scratch. (net, its recipe)"""
+    concepts = world.all_concepts
+    pool, styles = pretraining.render_pool(
+        world,
+        o["per_concept"],
+        seed + 1,
+        image_size,
+        font,
+        workers,
+        progress=lambda it: tqdm(it, desc="render pool", unit="concept"),
+    )
+    net, log = contrastive.pretrain_on_pool(
+        model, pool, cap.style_captions(concepts), styles, o["steps"], o["batch_size"], o["lr"], seed, dev
+    )
+    del pool
+    recipe = {k: o[k] for k in ("steps", "batch_size", "lr", "per_concept")}
+    return net, recipe | {"concepts": len(concepts), "vocabulary": o["vocabulary"], "log": log}
+
+
+def web_phase(world, net, tokenizer, o: dict, seed: int, image_size: int, font: str, workers: int, dev):
+    """Phase 2: fresh renders every step with web-like captions (and scenes). (net, its recipe)"""
+    scenes = world.scenes_from(tuple(o["scene_sets"].split(",")))
+    web = dict(
+        clutter_from=world.all_concepts, noise=o["noise"], size=image_size, font=font, scenes=scenes, scene=o["scene"]
+    )
+    if o["vocabulary_share"] is None:
+        sample_batch = functools.partial(cap.web_batch, world.captioned, batch_size=o["batch_size"], **web)
     else:
-        net = backbone.load_backbone(model, init).model
-        recipe["pool"] = {"init": str(init), "sha256": backbone.sha256(init)}
-        if init.with_suffix(".json").is_file():  # a chain of runs keeps every earlier run's recipe
-            recipe["pool"]["recipe"] = json.loads(init.with_suffix(".json").read_text())["recipe"]
-    tokenizer = open_clip.get_tokenizer(model)
-    if web_steps:
-        web = dict(
-            clutter_from=world.all_concepts, noise=web_noise, size=image_size, font=font, scenes=scenes, scene=web_scene
+        sample_batch = pretraining.vocabulary_share_batches(
+            world.captioned, o["vocabulary_share"], o["batch_size"], **web
         )
-        if vocabulary_share is None:
-            sample_batch = functools.partial(cap.web_batch, world.captioned, batch_size=batch_size, **web)
-        else:
-            sample_batch = pretraining.vocabulary_share_batches(world.captioned, vocabulary_share, batch_size, **web)
-        stream = pretraining.step_batches(sample_batch, web_steps, seed + 3, workers)
-        net, log = contrastive.continue_pretraining(net, tokenizer, stream, web_steps, web_lr, seed + 3, dev)
-        recipe["web"] = {
-            "steps": web_steps,
-            "batch_size": batch_size,
-            "lr": web_lr,
-            "noise": web_noise,
-            "scene": web_scene,
-            "scene_sets": scene_sets,
-            "concepts": len(world.captioned),
-            "vocabulary": vocabulary,
-            "vocabulary_share": vocabulary_share,
-            "log": log,
-        }
-    net = net.cpu().float()
+    stream = pretraining.step_batches(sample_batch, o["steps"], seed + 3, workers)
+    net, log = contrastive.continue_pretraining(net, tokenizer, stream, o["steps"], o["lr"], seed + 3, dev)
+    recipe = {k: o[k] for k in ("steps", "batch_size", "lr", "noise", "scene", "scene_sets")}
+    return net, recipe | {
+        "concepts": len(world.captioned),
+        "vocabulary": o["vocabulary"],
+        "vocabulary_share": o["vocabulary_share"],
+        "log": log,
+    }
+
+
+def save_checked(net, tokenizer, world, model: str, recipe: dict, seed, image_size, font, out: Path, started) -> None:
+    """Zero-shot diagnostics on held-out renders (and the backbone stage's, the calibration target), then the
+    float16 weights and their manifest."""
     ids, labels, ood = openmoji_render.validation_renders(world, seed + 2, image_size, font=font)
     diag = regime.diagnose_model(net, tokenizer, [c.name for c in world.id_classes], ids, labels, ood)
     print(regime.summary_line(diag))

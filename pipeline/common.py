@@ -9,7 +9,7 @@ import sys
 import torch
 import typer
 
-from negprompt import NegPromptError
+from negprompt import NegPromptError, commands
 
 
 def stage(fn):
@@ -29,6 +29,6 @@ def stage(fn):
 
 
 def run(fn) -> None:
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app = commands.app()
     app.command()(stage(fn))
     app()

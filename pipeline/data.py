@@ -3,9 +3,7 @@
 import hashlib
 from pathlib import Path
 
-from tqdm import tqdm
-
-from negprompt import NegPromptError
+from negprompt import NegPromptError, progress
 from negprompt.benchmarks import imagenet, inventory
 from negprompt.benchmarks.tables import GENERATED
 from negprompt.io import atomic_path, write_json, write_table
@@ -51,7 +49,7 @@ def main():
                 p.ood_per_set,
                 p.image_size,
                 render=render,
-                progress=lambda jobs: tqdm(jobs, desc=f"render {p.benchmark}", unit="concept"),
+                progress=lambda jobs: progress(jobs, f"render {p.benchmark}", "concept"),
             )
             bench = worlds.read_world(out / "images", p.benchmark)
             bench.root = BENCHMARK / "images"

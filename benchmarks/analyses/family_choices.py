@@ -3,15 +3,16 @@
 sets) for each template and CSP adjective pool (docs/methods.md, "On the stand-in"); `timing` measures seconds per
 10,000 cached test images (the leaderboard's cost column).
 
-    python benchmarks/analyses/family_choices.py heldout|timing
+    python benchmarks/analyses/family_choices.py heldout|timing     # no subcommand: timing
 """
 
 import json
-import sys
 
 import numpy as np
 import torch
+import typer
 
+from negprompt import commands
 from negprompt.methods import neglabel, stream
 from negprompt.methods.family import csp_corpus, mine, noise_features, static_scores, steppers, templates
 from negprompt.workspace import load_params
@@ -97,6 +98,26 @@ def timing(params, reps: int = 3) -> dict:
     return {m: round(v, 3) for m, v in out.items()}
 
 
+app = commands.app(help=__doc__.split("\n\n")[0])
+
+
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context):
+    if ctx.invoked_subcommand is None:  # the script's default before it had subcommands
+        timing_command()
+
+
+@app.command("heldout")
+def heldout_command():
+    """Average AUROC of CSP, AdaNeg and TANL per template and CSP adjective pool, on fresh held-out renders."""
+    print(json.dumps(heldout_choice(load_params()), indent=1))
+
+
+@app.command("timing")
+def timing_command():
+    """Seconds per 10,000 cached test images to score each method (one thread)."""
+    print(json.dumps(timing(load_params()), indent=1))
+
+
 if __name__ == "__main__":
-    what = sys.argv[1] if len(sys.argv) > 1 else "timing"
-    print(json.dumps((heldout_choice if what == "heldout" else timing)(load_params()), indent=1))
+    commands.run(app)

@@ -15,23 +15,21 @@ Run after `make repro` (reads its features and scores/*.text.safetensors, writes
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import torch
+import typer
 
-from negprompt import metrics
+from negprompt import commands, metrics
 from negprompt.io import load_tensors
 from negprompt.methods import scores
 from negprompt.methods.scores import decomposed_scores
 from negprompt.workspace import SCORES, fewshot_features, load_params, read_features
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", default="")
-    args = ap.parse_args()
+def main(json_out: str = typer.Option("", "--json", help="also write the figures to this JSON file")) -> None:
+    """What NegPrompt's negatives add over CoOp, per OOD set: their constant weight against their per-image part."""
     params = load_params()
     test, img = read_features("test")
     img, sets = torch.from_numpy(img), test.set.to_numpy()
@@ -74,10 +72,10 @@ def main() -> None:
     print(f"{'AUROC, mean over seeds':28s}" + "".join(f"{n:>9s}" for n in names) + "  average")
     for m, row in mean.items():
         print(f"{m:28s}" + "".join(f"{row[n]:9.2f}" for n in names) + f"{np.mean(list(row.values())):9.2f}")
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_out:
+        with open(json_out, "w") as f:
             json.dump({"per_seed": per_seed, "mean": mean}, f, indent=2)
 
 
 if __name__ == "__main__":
-    main()
+    commands.run(main)

@@ -10,13 +10,14 @@ concepts) decides whether NegLabel can beat MCM.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 from pathlib import Path
 
 import open_clip
+import typer
 
+from negprompt import commands
 from negprompt.benchmarks import openmoji
 from negprompt.clip import backbone
 from negprompt.methods import neglabel
@@ -55,15 +56,15 @@ def mining_by_role(checkpoint: str, renders, nl, template: str) -> dict:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoints", nargs="+")
-    ap.add_argument("--template", default="", help="NegLabel's template ('' = params.yaml's neglabel.template)")
-    ap.add_argument("--json", default="")
-    a = ap.parse_args()
+def main(
+    checkpoints: list[str] = typer.Argument(..., help="stand-in weights (.safetensors), one row each"),
+    template: str = typer.Option("", help="NegLabel's template ('' = params.yaml's neglabel.template)"),
+    json_out: str = typer.Option("", "--json", help="also write the rows to this JSON file"),
+) -> None:
+    """Which names NegLabel mines on the stand-in, by role, and which of them win the OOD images."""
     p = load_params()
     renders = regime.world_renders("openmoji", p.data.seed, p.data.image_size)
-    rows = [mining_by_role(c, renders, p.neglabel, a.template or p.neglabel.template) for c in a.checkpoints]
+    rows = [mining_by_role(c, renders, p.neglabel, template or p.neglabel.template) for c in checkpoints]
     for r in rows:
         print(
             f"{Path(r['checkpoint']).name}: {r['mined']} mined by role {r['mined_by_role']} "
@@ -74,9 +75,9 @@ def main() -> None:
                 f"  {s:8s} won by a negative label {v['won_by_a_negative']:.0%}; "
                 f"most: {', '.join(f'{w} ({n})' for w, n in v['top'])}"
             )
-    if a.json:
-        Path(a.json).write_text(json.dumps(rows, indent=1))
+    if json_out:
+        Path(json_out).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    commands.run(main)

@@ -10,25 +10,26 @@ One row per setting, beside zero-shot MCM on the same renders; writes a JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
+import typer
 import yaml
 
+from negprompt import commands
 from negprompt.benchmarks import openmoji
 from negprompt.clip import backbone
 from negprompt.config import validate
 from negprompt_standin import regime
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--json", default="benchmarks/results/neglabel_settings.json")
-    args = ap.parse_args()
-    params = validate(yaml.safe_load(Path(args.params).read_text()), args.params)
+def main(
+    params_file: str = typer.Option("params.yaml", "--params", help="the pipeline's parameters"),
+    json_out: str = typer.Option("benchmarks/results/neglabel_settings.json", "--json", help="where to write the rows"),
+) -> None:
+    """NegLabel's zero-shot settings on the stand-in CLIP, on the backbone stage's held-out renders."""
+    params = validate(yaml.safe_load(Path(params_file).read_text()), params_file)
     p, d = params.backbone, params.data
     checkpoint = backbone.resolve_weights(p.model, p.pretrained, p.cache_dir)
     model = backbone.load_backbone(p.model, checkpoint, "cpu", backbone.sha256(checkpoint)).model
@@ -66,11 +67,11 @@ def main() -> None:
                 f"MCM {a['mcm']['auroc']:5.1f} / {a['mcm']['fpr95']:5.1f}",
                 flush=True,
             )
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(
+    Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(json_out).write_text(
         json.dumps({"weights_sha256": backbone.sha256(checkpoint), "rows": rows}, indent=1) + "\n"
     )
 
 
 if __name__ == "__main__":
-    main()
+    commands.run(main)

@@ -9,13 +9,13 @@ cosine (MaxLogit's ranking) and to MCM. Prints one row per style and writes a JS
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import open_clip
+import typer
 
-from negprompt import metrics
+from negprompt import commands, metrics
 from negprompt.benchmarks import openmoji
 from negprompt.clip import backbone
 from negprompt_standin import openmoji_render, regime
@@ -51,19 +51,19 @@ def mixed(scores: dict, shares) -> dict:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", default=f"weights/{backbone.STANDIN_MODEL}.safetensors")
-    ap.add_argument("--per-class", type=int, default=4, help="ID renders per class and style")
-    ap.add_argument("--per-set", type=int, default=200, help="renders per OOD set and style")
-    ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--json", default="")
-    args = ap.parse_args()
-    net = backbone.load_backbone(backbone.STANDIN_MODEL, args.weights).model.eval()
+def main(
+    weights: str = typer.Option(f"weights/{backbone.STANDIN_MODEL}.safetensors", help="the stand-in's weights"),
+    per_class: int = typer.Option(4, help="ID renders per class and style"),
+    per_set: int = typer.Option(200, help="renders per OOD set and style"),
+    seed: int = typer.Option(5, help="seed of the held-out renders"),
+    json_out: str = typer.Option("", "--json", help="also write the rows to this JSON file"),
+) -> None:
+    """The stand-in CLIP's zero-shot regime, one drawing style at a time, then the benchmark's mix of styles."""
+    net = backbone.load_backbone(backbone.STANDIN_MODEL, weights).model.eval()
     tokenizer = open_clip.get_tokenizer(backbone.STANDIN_MODEL)
     world, font = openmoji.build_world(0), str(openmoji_render.default_font())
     names = [c.name for c in world.id_classes]
-    out = {"weights": args.weights, "sha256": backbone.sha256(args.weights), "styles": {}}
+    out = {"weights": weights, "sha256": backbone.sha256(weights), "styles": {}}
     print(
         f"{'style':10} top-1  own/other   ID max        ID mean       corr  ID z  MCM / MaxLogit AUROC: "
         + "  ".join(openmoji.OOD_SETS)
@@ -71,9 +71,7 @@ def main() -> None:
     )
     scale, scores = float(net.logit_scale.exp()), {}
     for style in openmoji.STYLE_NAMES:
-        ids, labels, ood = openmoji_render.validation_renders(
-            world, args.seed, 32, args.per_class, args.per_set, font, style
-        )
+        ids, labels, ood = openmoji_render.validation_renders(world, seed, 32, per_class, per_set, font, style)
         cos = regime.cosines(net, tokenizer, names, {"id": ids, **ood})
         scores[style] = {name: regime.zero_shot_scores(c, scale) for name, c in cos.items()}
         d = out["styles"][style] = regime.diagnose(cos.pop("id"), labels, cos, scale)
@@ -94,10 +92,10 @@ def main() -> None:
         f"{'mixed':10} {100 * mix['zero_shot_top1']:5.1f}  (benchmark's style shares)  AUROC / FPR95: "
         + "  ".join(f"{m} {mix[m]['auroc']:.1f}/{mix[m]['fpr95']:.1f}" for m in ("mcm", "maxlogit", "energy"))
     )
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_out:
+        with open(json_out, "w") as f:
             json.dump(out, f, indent=2)
 
 
 if __name__ == "__main__":
-    main()
+    commands.run(main)

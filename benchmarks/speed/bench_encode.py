@@ -11,7 +11,6 @@ images: feature caching from image files (JPEGs the script writes): images/s of 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -20,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import torch
+import typer
 from bench_step import FullLengthPrompts, median_seconds
 from PIL import Image
 from torch.utils.data import DataLoader
 
 import negprompt.clip.backbone  # noqa: F401  (registers the mini-world model config)
+from negprompt import commands
 from negprompt.benchmarks.imagenet import imagenet_classes
 from negprompt.clip.features import ImageFiles, _collate, encode_images
 from negprompt.clip.prompts import PromptEncoder, TextTower, init_context
@@ -80,37 +81,37 @@ def image_rates(model, preprocess, n: int, workers: int, batch: int, device, rep
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="ViT-B-16")
-    ap.add_argument("--classes", type=int, default=1000, help="prompts in the text pass (first k ImageNet names)")
-    ap.add_argument("--images", type=int, default=256, help="generated JPEGs for the caching measurement")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    device = torch.device(args.device)
+def main(
+    model_name: str = typer.Option("ViT-B-16", "--model", help="open_clip architecture (random weights)"),
+    classes: int = typer.Option(1000, help="prompts in the text pass (first k ImageNet names)"),
+    images: int = typer.Option(256, help="generated JPEGs for the caching measurement"),
+    batch: int = typer.Option(64, help="images per batch"),
+    workers: int = typer.Option(min(8, os.cpu_count() or 1), help="data loader workers (measured beside 0)"),
+    repeats: int = typer.Option(3, help="timed calls per figure (median)"),
+    device_name: str = typer.Option("cuda" if torch.cuda.is_available() else "cpu", "--device"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON line instead of the table"),
+):
+    """Encoding throughput: text prompts/s (77 tokens, EOT-truncated, chunked) and image feature caching."""
+    device = torch.device(device_name)
     torch.manual_seed(0)
-    model, _, preprocess = open_clip.create_model_and_transforms(args.model, device=device)  # random init: no download
+    model, _, preprocess = open_clip.create_model_and_transforms(model_name, device=device)  # random init: no download
     model.eval().requires_grad_(False)
-    tokenizer = open_clip.get_tokenizer(args.model)
+    tokenizer = open_clip.get_tokenizer(model_name)
     info = {
-        "model": args.model,
+        "model": model_name,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
         "threads": torch.get_num_threads(),
-        "text": text_rates(model, tokenizer, args.classes, device, args.repeats),
-        "images": image_rates(model, preprocess, args.images, args.workers, args.batch, device, args.repeats),
+        "text": text_rates(model, tokenizer, classes, device, repeats),
+        "images": image_rates(model, preprocess, images, workers, batch, device, repeats),
     }
-    if args.json:
+    if as_json:
         print(json.dumps(info))
     else:
-        print(f"{args.model} on {info['device']}")
+        print(f"{model_name} on {info['device']}")
         for group in ("text", "images"):
             for key, value in info[group].items():
                 print(f"  {group:6} {key:<40} {value}")
 
 
 if __name__ == "__main__":
-    main()
+    commands.run(main)

@@ -11,7 +11,6 @@ their ratio, and whether the stage's outputs are byte-equal to the repository's 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -22,7 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from enum import Enum
 from pathlib import Path
+
+import typer
+
+from negprompt import NegPromptError, commands
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = {  # stage -> (command, inputs to copy, outputs to compare with the repository's)
@@ -71,19 +75,25 @@ def cpu_model() -> str:
     return names[0] if names else platform.processor() or platform.machine()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--stages", nargs="+", default=["features", "train_pos"], choices=list(STAGES))
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--json", default="")
-    args = ap.parse_args()
+Stage = Enum("Stage", {s: s for s in STAGES}, type=str)
+
+
+def main(
+    stages: list[Stage] = typer.Option(["features", "train_pos"], help="stages to time: " + ", ".join(STAGES)),
+    repeats: int = typer.Option(2, help="runs of each stage per mode (median)"),
+    json_out: str = typer.Option("", "--json", help="also write the figures to this JSON file"),
+) -> None:
+    """What pinning the CPU kernels to AVX2 costs: stages run pinned and native, side by side in one run."""
     if not (REPO / "features/test.parquet").is_file():
-        sys.exit("bench_kernels: run `make repro` first (it needs the reproduced data, backbone and features)")
+        raise NegPromptError(
+            f"{REPO / 'features/test.parquet'} not found: run `make repro` first "
+            "(it needs the reproduced data, backbone and features)"
+        )
     rows = {}
-    for stage in args.stages:
+    for stage in (s.value for s in stages):
         times = {"pinned": [], "native": []}
         equal = {}
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             for mode in ("pinned", "native"):  # alternated, so drift in the machine's load hits both
                 seconds, outs = run_stage(stage, native=mode == "native")
                 times[mode].append(seconds)
@@ -100,10 +110,10 @@ def main() -> None:
             f"ratio {med['pinned'] / med['native']:.2f}; "
             f"outputs equal to the committed ones: pinned {equal['pinned']}, native {equal['native']}"
         )
-    info = {"machine": cpu_model(), "cpus": os.cpu_count(), "repeats": args.repeats, "stages": rows}
-    if args.json:
-        Path(args.json).write_text(json.dumps(info, indent=1) + "\n")
+    info = {"machine": cpu_model(), "cpus": os.cpu_count(), "repeats": repeats, "stages": rows}
+    if json_out:
+        Path(json_out).write_text(json.dumps(info, indent=1) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    commands.run(main)

@@ -10,7 +10,6 @@ training process (tokenize + step) and the rendering that runs beside it in the 
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
@@ -19,7 +18,9 @@ import time
 import numpy as np
 import open_clip
 import torch
+import typer
 
+from negprompt import commands
 from negprompt.benchmarks import openmoji
 from negprompt.clip import backbone
 from negprompt.clip.prompts import TextTower
@@ -37,22 +38,22 @@ def per_second(fn, n: int, sync=lambda: None) -> float:
     return n / (time.perf_counter() - t)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--batches", type=int, default=20, help="timed batches (and steps) per figure")
-    ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--font", default="")
-    ap.add_argument("--json", default="")
-    a = ap.parse_args()
-    dev = backbone.resolve_device(a.device)
-    font = a.font or str(openmoji_render.default_font())
+def main(
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N"),
+    workers: list[int] = typer.Option([0, 1], help="rendering worker processes, one figure each: --workers 0 4 15"),
+    batches: int = typer.Option(20, help="timed batches (and steps) per figure"),
+    batch_size: int = typer.Option(256, help="images per web batch"),
+    font: str = typer.Option("", help="OpenMoji font file ('' = the shipped one)"),
+    json_out: str = typer.Option("", "--json", help="also write the rates to this JSON file"),
+) -> None:
+    """Where a web-phase pretraining step's time goes: rendering, tokenizing, the training step."""
+    dev = backbone.resolve_device(device)
+    font = font or str(openmoji_render.default_font())
     world = openmoji.build_world(0, vocabulary=openmoji.VOCABULARY_TABLE)
     sample = functools.partial(
         cap.web_batch,
         world.captioned,
-        batch_size=a.batch_size,
+        batch_size=batch_size,
         clutter_from=world.all_concepts,
         noise=0.2,
         font=font,
@@ -60,8 +61,8 @@ def main() -> None:
         scene=0.3,
     )
     rows = {}
-    for w in a.workers:  # a fresh stream each, timed from its start (workers forked, caches cold) to its last batch
-        n = a.batches * max(1, w)
+    for w in workers:  # a fresh stream each, timed from its start (workers forked, caches cold) to its last batch
+        n = batches * max(1, w)
         t = time.perf_counter()
         stream = pretraining.step_batches(sample, n, 0, w)
         for _ in range(n):
@@ -69,7 +70,7 @@ def main() -> None:
         rows[f"render, {w} workers (batches/s)"] = n / (time.perf_counter() - t)
     images, captions = sample(np.random.default_rng(0))
     tokenizer = open_clip.get_tokenizer(backbone.STANDIN_MODEL)
-    rows["tokenize (batches/s)"] = per_second(lambda: tokenizer(captions), a.batches)
+    rows["tokenize (batches/s)"] = per_second(lambda: tokenizer(captions), batches)
     tokens = tokenizer(captions)
     model = backbone.create_untrained(backbone.STANDIN_MODEL, dev).train()
     model.logit_scale.requires_grad_(False)
@@ -81,26 +82,26 @@ def main() -> None:
     for deterministic in (False, True):
         torch.use_deterministic_algorithms(deterministic, warn_only=True)
         rows[f"training step, deterministic {'on' if deterministic else 'off'} (steps/s)"] = per_second(
-            step, a.batches, sync
+            step, batches, sync
         )
-    base = rows[f"render, {a.workers[0]} workers (batches/s)"]
+    base = rows[f"render, {workers[0]} workers (batches/s)"]
     print(
         f"device {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}, {os.cpu_count()} CPUs, "
-        f"{torch.get_num_threads()} torch threads, batch {a.batch_size}"
+        f"{torch.get_num_threads()} torch threads, batch {batch_size}"
     )
     for name, rate in rows.items():
         print(
             f"{name:52s} {rate:8.1f}/s  {1e3 / rate:7.1f} ms  "
-            f"x{rate / base:5.2f} of rendering with {a.workers[0]} workers"
+            f"x{rate / base:5.2f} of rendering with {workers[0]} workers"
         )
-    if a.json:
-        with open(a.json, "w") as f:
+    if json_out:
+        with open(json_out, "w") as f:
             json.dump(
-                {"device": str(dev), "cpus": os.cpu_count(), "batch_size": a.batch_size, "per_second": rows},
+                {"device": str(dev), "cpus": os.cpu_count(), "batch_size": batch_size, "per_second": rows},
                 f,
                 indent=1,
             )
 
 
 if __name__ == "__main__":
-    main()
+    commands.run(main)

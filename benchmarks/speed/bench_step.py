@@ -21,7 +21,6 @@ block costs page faults that would distort the times).
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import gc
 import json
@@ -31,13 +30,16 @@ import statistics
 import sys
 import threading
 import time
+from enum import Enum
 
 import open_clip
 import psutil
 import torch
 import torch.nn.functional as F
+import typer
 
 import negprompt.clip.backbone  # noqa: F401  (registers the mini-world model config)
+from negprompt import commands
 from negprompt.benchmarks.imagenet import imagenet_classes
 from negprompt.clip.prompts import PromptEncoder, TextTower, init_context
 from negprompt.methods.train import stage2_loss
@@ -264,104 +266,91 @@ def run_config(
     }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="ViT-B-16")
-    ap.add_argument("--classes", type=int, nargs="*", help="k values (default: 10 100 on CPU, 10 100 1000 on GPU)")
-    ap.add_argument("--prompts", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=3, help="timed steps per configuration (median is reported)")
-    ap.add_argument("--warmup", type=int, default=1, help="untimed steps before timing")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA) for both")
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--plot", default="", help="write a scaling plot (PNG) of time and memory against k")
-    ap.add_argument(
-        "--chunk",
-        type=int,
-        default=0,
-        help="ours: encode at most this many prompts at once (length-sorted, checkpointed)",
-    )
-    ap.add_argument(
-        "--reference-max-k", type=int, default=10**9, help="time only ours above this k (the reference takes too long)"
-    )
-    ap.add_argument(
-        "--plot-from",
-        nargs="*",
-        default=[],
-        help="also plot the rows of these earlier --json outputs (alone: plot only)",
-    )
-    ap.add_argument(
-        "--ladder", type=int, default=0, metavar="K", help="also measure each optimisation on its own at k = K"
-    )
-    ap.add_argument(
-        "--n-ctx",
-        type=int,
-        default=4,
-        help="context tokens: 4 = 'a photo of a' (default), other = random init (CoOp's 16)",
-    )
-    ap.add_argument(
-        "--stage", choices=["neg", "pos"], default="neg", help="stage-2 step (default) or stage-1 CoOp step"
-    )
-    args = ap.parse_args()
-    device = torch.device(args.device)
-    if args.plot_from and args.classes is None:  # only redraw the plot from earlier --json outputs
-        runs = [json.loads(open(f).read().strip().splitlines()[-1]) for f in args.plot_from]
+class Stage(str, Enum):
+    neg = "neg"
+    pos = "pos"
+
+
+def main(
+    model_name: str = typer.Option("ViT-B-16", "--model", help="open_clip architecture (random weights)"),
+    classes: list[int] | None = typer.Option(
+        None, help="k values: --classes 10 100 (default: 10 100 on CPU, 10 100 1000 on GPU)"
+    ),
+    prompts: int = typer.Option(2, help="negative prompts per class (p)"),
+    batch: int = typer.Option(64, help="images per step"),
+    steps: int = typer.Option(3, help="timed steps per configuration (median is reported)"),
+    warmup: int = typer.Option(1, help="untimed steps before timing"),
+    device_name: str = typer.Option("cuda" if torch.cuda.is_available() else "cpu", "--device"),
+    amp: bool = typer.Option(False, "--amp", help="mixed precision (bf16 on CPU, fp16 on CUDA) for both"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON line instead of the table"),
+    plot: str = typer.Option("", help="write a scaling plot (PNG) of time and memory against k"),
+    chunk: int = typer.Option(0, help="ours: encode at most this many prompts at once (length-sorted, checkpointed)"),
+    reference_max_k: int = typer.Option(10**9, help="time only ours above this k (the reference takes too long)"),
+    plot_from: list[str] = typer.Option([], help="also plot the rows of these earlier --json outputs (alone: plot)"),
+    ladder: int = typer.Option(0, metavar="K", help="also measure each optimisation on its own at k = K"),
+    n_ctx: int = typer.Option(4, help="context tokens: 4 = 'a photo of a' (default), other = random init (CoOp's 16)"),
+    stage: Stage = typer.Option(Stage.neg, help="stage-2 step (default) or stage-1 CoOp step"),
+):
+    """One training step, ours against the official code's style, side by side in one run."""
+    stage = stage.value
+    device = torch.device(device_name)
+    if plot_from and classes is None:  # only redraw the plot from earlier --json outputs
+        runs = [json.loads(open(f).read().strip().splitlines()[-1]) for f in plot_from]
         rows = sorted((r for run in runs for r in run["rows"]), key=lambda r: r["k"])
-        plot_scaling(rows, f"{runs[0]['model']}, {runs[0]['device']}", args.plot or "scaling.png")
+        plot_scaling(rows, f"{runs[0]['model']}, {runs[0]['device']}", plot or "scaling.png")
         return
     mmap_threshold(32 * 2**20)
-    ks = args.classes or ([10, 100, 1000] if device.type == "cuda" else [10, 100])
+    ks = classes or ([10, 100, 1000] if device.type == "cuda" else [10, 100])
     torch.manual_seed(0)
-    model = open_clip.create_model(args.model, device=device).eval().requires_grad_(False)  # random init: no download
-    tokenizer = open_clip.get_tokenizer(args.model)
+    model = open_clip.create_model(model_name, device=device).eval().requires_grad_(False)  # random init: no download
+    tokenizer = open_clip.get_tokenizer(model_name)
     rows = [
         run_config(
             model,
             tokenizer,
             k,
-            args.prompts,
-            args.batch,
+            prompts,
+            batch,
             device,
-            args.steps,
-            args.amp,
-            args.warmup,
-            with_reference=k <= args.reference_max_k,
-            chunk=args.chunk,
-            n_ctx=args.n_ctx,
-            stage=args.stage,
+            steps,
+            amp,
+            warmup,
+            with_reference=k <= reference_max_k,
+            chunk=chunk,
+            n_ctx=n_ctx,
+            stage=stage,
         )
         for k in ks
     ]
     info = {
-        "model": args.model,
+        "model": model_name,
         "device": torch.cuda.get_device_name()
         if device.type == "cuda"
         else f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
         "threads": torch.get_num_threads(),
-        "amp": args.amp,
+        "amp": amp,
         "rows": rows,
     }
-    if args.ladder:
+    if ladder:
         info["ladder"] = run_config(
             model,
             tokenizer,
-            args.ladder,
-            args.prompts,
-            args.batch,
+            ladder,
+            prompts,
+            batch,
             device,
-            args.steps,
-            args.amp,
-            args.warmup,
+            steps,
+            amp,
+            warmup,
             ladder=True,
         )
-    if args.json:
+    if as_json:
         print(json.dumps(info))
     else:
         print(
-            f"{args.model} on {info['device']}, stage {args.stage}, p = {args.prompts}, n_ctx {args.n_ctx}, "
-            f"batch {args.batch}, "
-            f"median of {args.steps} steps after warm-up"
+            f"{model_name} on {info['device']}, stage {stage}, p = {prompts}, n_ctx {n_ctx}, "
+            f"batch {batch}, "
+            f"median of {steps} steps after warm-up"
         )
         print(
             f"{'k':>6} {'p':>3} {'batch':>5} {'ours s':>9} {'no-prefix s':>11} {'x (FLOPs)':>12} "
@@ -377,14 +366,14 @@ def main():
             )
         for r in info.get("ladder", []):
             print(f"k={r['k']:<5} {r['variant']:<52} {r['s']:>9.4f} s {r['peak_mb']:>9.1f} MB")
-    if args.plot:
-        for f in args.plot_from:
+    if plot:
+        for f in plot_from:
             rows = rows + [
                 r
                 for r in json.loads(open(f).read().strip().splitlines()[-1])["rows"]
                 if r["k"] not in {x["k"] for x in rows}
             ]
-        plot_scaling(sorted(rows, key=lambda r: r["k"]), f"{args.model}, {info['device']}", args.plot)
+        plot_scaling(sorted(rows, key=lambda r: r["k"]), f"{model_name}, {info['device']}", plot)
 
 
 def plot_scaling(rows: list[dict], title: str, path: str) -> None:
@@ -414,4 +403,4 @@ def plot_scaling(rows: list[dict], title: str, path: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    commands.run(main)

@@ -17,7 +17,6 @@ and the largest difference between their text features (they compute the same fu
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -29,8 +28,10 @@ from unittest import mock
 import open_clip
 import torch
 import torch.nn.functional as F
+import typer
 
 import negprompt.clip.backbone  # noqa: F401  (registers the stand-in model configs)
+from negprompt import commands
 from negprompt.benchmarks.imagenet import imagenet_classes
 from negprompt.clip import prompts
 from negprompt.clip.prompts import PromptEncoder, TextTower, _finish_block, _heads, _merge_heads, _qkv, init_context
@@ -90,26 +91,26 @@ def median_step(encoder: PromptEncoder, ctx: torch.nn.Parameter, steps: int) -> 
     return statistics.median(times)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="openmoji-tiny")
-    ap.add_argument("--checkpoint", default="weights/openmoji-tiny.safetensors", help='"" = random init (no download)')
-    ap.add_argument("--classes", type=int, nargs="*", default=[200], help="k values (ImageNet's first k names)")
-    ap.add_argument("--contexts", type=int, default=1, help="m contexts (1 = stage 1; p = 2 for stage 2)")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--json", default="", help="also write the figures to this file")
-    args = ap.parse_args()
+def main(
+    model_name: str = typer.Option("openmoji-tiny", "--model", help="open_clip architecture"),
+    checkpoint: str = typer.Option("weights/openmoji-tiny.safetensors", help='"" = random init (no download)'),
+    classes: list[int] = typer.Option([200], help="k values (ImageNet's first k names): --classes 100 1000"),
+    contexts: int = typer.Option(1, help="m contexts (1 = stage 1; p = 2 for stage 2)"),
+    steps: int = typer.Option(20, help="timed forward+backward steps (median)"),
+    json_out: str = typer.Option("", "--json", help="also write the figures to this file"),
+):
+    """The prompt encoder's class-suffix pass: padded against packed, flash against math attention."""
     torch.manual_seed(0)
-    model = open_clip.create_model(args.model, pretrained=args.checkpoint or None).eval().requires_grad_(False)
-    tokenizer = open_clip.get_tokenizer(args.model)
+    model = open_clip.create_model(model_name, pretrained=checkpoint or None).eval().requires_grad_(False)
+    tokenizer = open_clip.get_tokenizer(model_name)
     ctx0 = init_context(TextTower(model), tokenizer, "a photo of a", 16)
-    ctx = torch.nn.Parameter(ctx0.unsqueeze(0).repeat(args.contexts, 1, 1).clone())
+    ctx = torch.nn.Parameter(ctx0.unsqueeze(0).repeat(contexts, 1, 1).clone())
     machine = (
         f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()}), {torch.get_num_threads()} threads"
     )
-    print(f"{args.model}, m = {args.contexts}, {machine}, median of {args.steps} forward+backward steps")
+    print(f"{model_name}, m = {contexts}, {machine}, median of {steps} forward+backward steps")
     rows = []
-    for k in args.classes:
+    for k in classes:
         names = imagenet_classes().name.tolist()[:k]
         encoder = PromptEncoder(model, tokenizer, names, len(ctx0))
         feats, seconds = {}, {}
@@ -117,7 +118,7 @@ def main():
             with variant(name):
                 with torch.no_grad():
                     feats[name] = encoder(ctx)
-                seconds[name] = median_step(encoder, ctx, args.steps)
+                seconds[name] = median_step(encoder, ctx, steps)
         diff = max(float((f - feats[OURS]).abs().max()) for f in feats.values())
         row = {
             "k": k,
@@ -131,12 +132,12 @@ def main():
             + " | ".join(f"{n} {1e3 * s:.1f} ms ({seconds[PADDED] / s:.2f}x)" for n, s in seconds.items())
             + f"; features differ by at most {diff:.1e}"
         )
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_out:
+        with open(json_out, "w") as f:
             json.dump(
                 {
-                    "model": args.model,
-                    "contexts": args.contexts,
+                    "model": model_name,
+                    "contexts": contexts,
                     "machine": machine,
                     "torch": torch.__version__,
                     "rows": rows,
@@ -147,4 +148,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    commands.run(main)

@@ -11,7 +11,6 @@ configuration of benchmarks/RESULTS.md's queue measurement.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -20,6 +19,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import typer
+
+from negprompt import commands
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks/experiments"))
@@ -87,27 +90,25 @@ def rows_of(md: str) -> dict[str, str]:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="tiny")
-    ap.add_argument("--json", type=Path, default=REPO / "benchmarks/results/grid_queue_vs_slurm.json")
-    args = ap.parse_args()
+def main(
+    only: str = typer.Option("tiny", help="the rows of grid-tiny.yaml to run (grid.py --only)"),
+    json_out: Path = typer.Option(REPO / "benchmarks/results/grid_queue_vs_slurm.json", "--json", help="the result"),
+) -> None:
+    """The tiny grid's wall time on DVC's queue against a single-node Slurm with two job slots."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     load_before = os.getloadavg()
     # ignore_cleanup_errors: the queue's workers may still be finishing in their clone when it is removed
     with tempfile.TemporaryDirectory(prefix="grid-bench-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
         tmp.chmod(0o755)  # munged runs as user munge, under tmp/slurm-daemons
-        queue_wall, queue_md = timed_grid(
-            fresh_clone(tmp, "queue"), args.only, ["--executor", "queue", "--jobs", "2"], env
-        )
+        queue_wall, queue_md = timed_grid(fresh_clone(tmp, "queue"), only, ["--executor", "queue", "--jobs", "2"], env)
         print(f"queue --jobs 2: {queue_wall:.0f} s", flush=True)
         load_between = os.getloadavg()
         try:
             slurm_env = {**env, **slurm_localhost.start(tmp / "slurm-daemons", cpus=2)}
             slurm_wall, slurm_md = timed_grid(
                 fresh_clone(tmp, "slurm"),
-                args.only,
+                only,
                 ["--executor", "slurm", "--resource", "cpus=1", "--resource", "mem_gb=1"],
                 slurm_env,
             )
@@ -115,7 +116,7 @@ def main() -> None:
             slurm_localhost.stop(tmp / "slurm-daemons")
     q, s = rows_of(queue_md), rows_of(slurm_md)
     result = {
-        "what": f"benchmarks/experiments/grid-tiny.yaml --only {args.only} ({len(q)} rows, "
+        "what": f"benchmarks/experiments/grid-tiny.yaml --only {only} ({len(q)} rows, "
         "`fails` failing on purpose), tiny configuration, "
         "each executor from its own fresh clone with its own DVC cache (Slurm: its own empty DVC remote)",
         "queue_jobs2_wall_s": round(queue_wall, 1),
@@ -131,10 +132,10 @@ def main() -> None:
         },
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    commands.run(main)

@@ -13,13 +13,13 @@ Run after `make repro` (it reads the pipeline's outputs, writes nothing there).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import torch
+import typer
 
-from negprompt import metrics
+from negprompt import commands, metrics
 from negprompt.benchmarks.tables import read_classes
 from negprompt.clip.prompts import PromptEncoder, encode_texts
 from negprompt.io import load_tensors
@@ -42,11 +42,11 @@ def scores(text: dict, zero_shot, img, neg_init, scale, temperature) -> dict[str
     return score_images(img, zero_shot, text["coop"], text["pos"], text["neg"], neg_init, scale, temperature)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--train-seed", type=int, default=1)
-    ap.add_argument("--json", default="")
-    args = ap.parse_args()
+def main(
+    train_seed: int = typer.Option(1, help="the seed whose stage 2 is retrained both ways"),
+    json_out: str = typer.Option("", "--json", help="also write the figures to this JSON file"),
+) -> None:
+    """Does the shared causal prefix change the default pipeline's results? Both paths, same run."""
     params = load_params()
     bb = stage_backbone("cpu")
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()
@@ -74,7 +74,7 @@ def main() -> None:
             f"scores max|diff| {max(diff['scores'].values()):.2e}"
         )
 
-    seed, p = args.train_seed, params.neg
+    seed, p = train_seed, params.neg
     feats, labels, train_names, _ = fewshot_features(seed, params.open_vocab, params.subset.open_vocab_fraction)
     neg = load_tensors(NEG / f"seed{seed}.safetensors")[0]
     trained, seconds = {}, {}
@@ -113,10 +113,10 @@ def main() -> None:
         f"NegPrompt AUROC (all OOD sets) {auroc['shared_prefix']:.3f} vs "
         f"{auroc['full']:.3f}; {seconds['shared_prefix']:.1f} s vs {seconds['full']:.1f} s without the shared prefix"
     )
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_out:
+        with open(json_out, "w") as f:
             json.dump(result, f, indent=2)
 
 
 if __name__ == "__main__":
-    main()
+    commands.run(main)

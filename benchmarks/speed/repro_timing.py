@@ -20,6 +20,8 @@ from pathlib import Path
 
 import typer
 
+from negprompt import commands
+
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 
 
@@ -61,4 +63,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    commands.run(main)

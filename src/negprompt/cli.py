@@ -9,9 +9,9 @@ from pathlib import Path
 
 import typer
 
-from negprompt import NegPromptError
+from negprompt import NegPromptError, commands
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="NegPrompt OOD detection.")
+app = commands.app(help="NegPrompt OOD detection.")
 
 
 class Format(str, Enum):

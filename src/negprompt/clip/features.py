@@ -10,9 +10,8 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
-from tqdm import tqdm
 
-from negprompt import NegPromptError
+from negprompt import NegPromptError, progress
 
 
 class ImageFiles(Dataset):
@@ -110,7 +109,7 @@ def encode_images(
     )
     feats, errors = [], []
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-    for images, errs in tqdm(loader, desc=desc, unit="batch"):
+    for images, errs in progress(loader, desc, "batch"):
         if strict and any(errs):
             raise NegPromptError(next(e for e in errs if e))
         if images is None:

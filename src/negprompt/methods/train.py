@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from negprompt import NegPromptError
+from negprompt import NegPromptError, progress
 from negprompt.clip.prompts import PromptEncoder
 from negprompt.config import NegParams, OptimParams
 from negprompt.methods import losses
@@ -130,7 +129,7 @@ def train_positive(
     desc = "train LoCoOp prompts" if local is not None else "train positive prompts"
     loop = LoopState({"ctx": ctx}, opt, sched, gen, precision.scaler)
     start, curve, snapshots = _resume(checkpoint, loop)
-    for epoch in tqdm(range(start, c.epochs), desc=desc, unit="epoch", initial=start, total=c.epochs):
+    for epoch in progress(range(start, c.epochs), desc, "epoch", c.epochs, initial=start):
         total, correct = 0.0, 0
         for idx in _batches(len(feats), c.batch_size, gen):
             rate = opt.param_groups[0]["lr"]
@@ -220,9 +219,7 @@ def train_negative(
             frozen_pos = encoder(pos, chunk=chunk)  # [k, d], computed once: the positive prompts do not change
     loop = LoopState({"neg_ctx": neg_ctx, "pos_ctx": pos}, opt, sched, gen, precision.scaler)
     start, curve, snapshots = _resume(checkpoint, loop)
-    for epoch in tqdm(
-        range(start, c.epochs), desc="train negative prompts", unit="epoch", initial=start, total=c.epochs
-    ):
+    for epoch in progress(range(start, c.epochs), "train negative prompts", "epoch", c.epochs, initial=start):
         total = 0.0
         for idx in _batches(len(feats), c.batch_size, gen):
             rate = opt.param_groups[0]["lr"]

@@ -26,9 +26,8 @@ import open_clip
 import torch
 import typer
 from safetensors.torch import save_file
-from tqdm import tqdm
 
-from negprompt import NegPromptError
+from negprompt import NegPromptError, progress
 from negprompt.benchmarks import openmoji
 from negprompt.clip import backbone
 from negprompt.io import atomic_path, write_json
@@ -136,7 +135,7 @@ def pool_phase(world, model: str, o: dict, seed: int, image_size: int, font: str
         image_size,
         font,
         workers,
-        progress=lambda it: tqdm(it, desc="render pool", unit="concept"),
+        progress=lambda it: progress(it, "render pool", "concept"),
     )
     net, log = contrastive.pretrain_on_pool(
         model, pool, cap.style_captions(concepts), styles, o["steps"], o["batch_size"], o["lr"], seed, dev

@@ -13,9 +13,8 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from negprompt import NegPromptError
+from negprompt import NegPromptError, progress
 from negprompt.clip.backbone import create_untrained, normalize_images
 from negprompt.clip.prompts import TextTower
 
@@ -88,7 +87,7 @@ def train(
     opt, sched = clip_optimizer(model, lr, steps)
     log = []
     model.train()
-    bar = tqdm(zip(range(steps), batches), total=steps, desc=desc, unit="step")
+    bar = progress(zip(range(steps), batches), desc, "step", total=steps)
     for step, (images, tokens) in bar:
         if logit_scale is not None:
             model.logit_scale.fill_(math.log(logit_scale(step)))

@@ -400,3 +400,6 @@ def test_interneg_is_wired_from_the_mined_candidates_to_its_stream_columns(tiny_
         family.stream_scores(img, sets, feats, fp)
     with pytest.raises(NegPromptError, match="no InterNeg candidates.*re-run the neglabel stage"):
         family.interneg_features({"id": feats["id"]}, shots, labels, 4)
+    far = -feats["cand"][:3]  # prototypes opposite to three candidates: their own texts are the farthest words
+    with pytest.raises(NegPromptError, match="none of the 7 candidates .* drop interneg from family.methods"):
+        family.interneg_features(feats | {"id": far}, feats["cand"][:3], torch.arange(3), 4)

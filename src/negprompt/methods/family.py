@@ -65,9 +65,9 @@ def mine(
     """Every family method's text features: CSP's mined labels, AdaNeg's negatives (NegLabel's mining with AdaNeg's
     percentile rule) in the family's templates, every candidate with the index of its part (TANL, InterNeg: `cand`,
     `cand_part`), the ID names in the noun template (`id`) and the noise images' features (TANL).
-    AdaNeg, TANL and InterNeg draw from `corpus` less the ID names, as their official code does (InterNeg's pool is
-    OpenOOD-VLM's file: `clip_for_wordnet_prepare.py` L121-126, nouns "The nice {}.", adjectives "This is a {}
-    photo.")."""
+    AdaNeg, TANL and InterNeg draw from `corpus` less the ID names, as their official code does (InterNeg keeps
+    OpenOOD-VLM's `clip_for_wordnet_prepare.py`: its L82-132 build the same pool, nouns in "The nice {}.",
+    adjectives in "This is a {} photo.")."""
     from negprompt.clip.prompts import encode_texts
 
     with torch.no_grad():
@@ -154,6 +154,11 @@ def interneg_features(feats: dict, shots: torch.Tensor, labels: torch.Tensor, nu
     base = interneg.base_distance(feats["id"], protos)
     parts = [str(int(i)) for i in feats["cand_part"]]
     idx = interneg.select_negatives(feats["cand"], protos, base, num_labels, parts)
+    if not len(idx):
+        raise NegPromptError(
+            f"InterNeg: none of the {len(parts)} candidates is farther from every class prototype than that class's "
+            "own text (its inter-modal test); drop interneg from family.methods or give the corpus more words"
+        )
     return {"interneg_protos": protos, "interneg_neg": feats["cand"][idx], "interneg_index": idx}
 
 

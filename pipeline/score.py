@@ -17,6 +17,7 @@ from negprompt.workspace import (
     POS,
     SCORES,
     check_backbone,
+    fewshot_features,
     load_params,
     local_features,
     read_features,
@@ -43,18 +44,28 @@ def neglabel_scores(img: torch.Tensor, p) -> dict[str, torch.Tensor]:
     return {"neglabel": s, "neglabel_top": best.indices, "neglabel_wins": best.values > id_sim.max(1).values}
 
 
-def family_scores(img: torch.Tensor, sets, params, streams: bool) -> dict[str, torch.Tensor]:
-    """CSP's score and, when `streams`, AdaNeg's and TANL's on each OOD set's stream for each order (`method@set@oR`
-    columns: the ID images' and that set's scores; negprompt.methods.family). Nothing here depends on the seed, so
-    the streams are scored in the first seed's table only (the report reads them there)."""
-    if not params.family.methods:
+def family_scores(img: torch.Tensor, sets, params, streams: bool, bb=None) -> dict[str, torch.Tensor]:
+    """CSP's score and, when `streams`, AdaNeg's, TANL's and InterNeg's on each OOD set's stream for each order
+    (`method@set@oR` columns: the ID images' and that set's scores; negprompt.methods.family). Nothing here depends
+    on the training seed, so the streams are scored in the first seed's table only (the report reads them there).
+    InterNeg's class prototypes are the first subset seed's few-shot features (every view, every ID class: its
+    official 16-shot train list, read once through random crops and flips) and its inversion runs `bb`'s text
+    tower."""
+    fp = params.family
+    if not fp.methods:
         return {}
     path = NEGLABEL / "family.safetensors"
     feats, meta = load_tensors(path)
     check_backbone(meta, path, "mined with another backbone; re-run the neglabel stage")
-    out = family.static_scores(img, feats, params.family)
-    if streams:
-        out |= {k: torch.from_numpy(v) for k, v in family.stream_scores(img, sets, feats, params.family).items()}
+    out = family.static_scores(img, feats, fp)
+    if not streams:
+        return out
+    if "interneg" in fp.methods:
+        shots, labels, _, _ = fewshot_features(params.subset.seeds[0], False, params.subset.open_vocab_fraction)
+        feats |= family.interneg_features(feats, shots, labels, fp.interneg.num_labels)
+        print(f"InterNeg: {len(feats['interneg_neg'])} negatives of {len(feats['cand'])} candidates")
+    model, tok = (bb.model, bb.tokenizer) if bb is not None else (None, None)
+    out |= {k: torch.from_numpy(v) for k, v in family.stream_scores(img, sets, feats, fp, model, tok).items()}
     return out
 
 
@@ -112,7 +123,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
             p.temperature,
         )
         out |= neglabel_scores(img, params.neglabel)
-        out |= family_scores(img, test.set.to_numpy(), params, streams=seed == params.subset.seeds[0])
+        out |= family_scores(img, test.set.to_numpy(), params, streams=seed == params.subset.seeds[0], bb=bb)
         out |= registered_scores(img, bb, names, text["zero_shot"], params)
         if local:
             out |= local_scores(img, local_features("test"), text["zero_shot"], text["locoop"], p.temperature)

@@ -339,6 +339,11 @@ def test_the_docs_example_method_runs_as_written(tmp_path):
         ("tanl_noise_images", 0, "family.tanl_noise_images is now family.tanl.noise_images"),
         ("adaneg_lambda", 0.2, "family.adaneg_lambda is now family.adaneg.lam"),
         ("methods", ["csp", "maxneg"], "family.methods.*unknown method 'maxneg'"),
+        ("interneg", {"bank_size": 0}, r"^params.yaml: family.interneg.bank_size = 0: .*greater than 0$"),
+        ("interneg", {"steps": -1}, r"^params.yaml: family.interneg.steps = -1: .*greater than 0$"),
+        ("interneg", {"lr": 0}, r"^params.yaml: family.interneg.lr = 0: .*greater than 0$"),
+        ("interneg", {"num_labels": 0}, r"family.interneg.num_labels = 0"),
+        ("interneg", {"thres": 1.5}, r"family.interneg.thres = 1.5"),
     ],
 )
 def test_family_params_bad_input_names_the_parameter(key, value, match):
@@ -346,4 +351,59 @@ def test_family_params_bad_input_names_the_parameter(key, value, match):
 
     with pytest.raises(NegPromptError, match=match):
         validate({"family": {key: value}})
-    assert validate({}).family.methods == ["csp", "adaneg", "tanl"]
+    assert validate({}).family.methods == ["csp", "adaneg", "tanl", "interneg"]
+
+
+def test_interneg_is_wired_from_the_mined_candidates_to_its_stream_columns(tiny_clip):
+    """The neglabel stage's part of InterNeg (every candidate with its part, the ID texts), the score stage's
+    (prototypes, inter-modal selection) and its stream columns, on the tiny random CLIP."""
+    import numpy as np
+
+    from negprompt.clip.prompts import encode_texts
+    from negprompt.config import FamilyParams, NegLabelParams
+    from negprompt.methods import family, interneg
+
+    model, tok = tiny_clip
+    names = ["cat", "dog", "fish"]
+    corpus = neglabel.Corpus({"noun": ["car", "tree", "cat", "house", "cloud", "boat"], "adj": ["red", "tall"]}, "t")
+    fp = FamilyParams(
+        methods=["interneg"], stream_orders=[0], stream_batch_size=8, interneg={"num_labels": 4, "steps": 2}
+    )
+    tpl = family.templates("standin", "a photo of a {}.")
+    feats, info = family.mine(model, tok, names, corpus, corpus, fp, NegLabelParams(), tpl, None)
+    assert set(feats) == {"id", "cand", "cand_part"} and info == {}
+    assert feats["cand"].shape == (7, 128) and feats["cand_part"].tolist() == [0] * 5 + [1] * 2  # "cat" removed
+    assert torch.allclose(feats["id"][1], encode_texts(model, tok, ["a photo of a dog."])[0])
+
+    # prototypes on the ID texts: cos(T_c, p_c) = 1, so every candidate passes and the count is shared 5 : 2
+    shots, labels = feats["id"].repeat(2, 1), torch.tensor([0, 1, 2] * 2)
+    got = family.interneg_features(feats, shots, labels, fp.interneg.num_labels)
+    base = interneg.base_distance(feats["id"], got["interneg_protos"])
+    assert torch.allclose(got["interneg_protos"], feats["id"]) and torch.allclose(base, torch.ones(3))
+    want = interneg.select_negatives(feats["cand"], feats["id"], base, 4, ["noun"] * 5 + ["adj"] * 2)
+    assert got["interneg_index"].tolist() == want.tolist() and len(want) == 4
+    assert (got["interneg_index"] >= 5).sum() == 1  # int(4 · 2/7) = 1 adjective
+    feats |= got
+
+    g = torch.Generator().manual_seed(0)
+    img = F.normalize(torch.randn(20, 128, generator=g), dim=1)
+    sets = np.array(["id"] * 12 + ["a"] * 8)
+
+    def column(thres):
+        with torch.no_grad():  # as the score stage runs it: the inversion still gets its gradients
+            at = fp.model_copy(update={"interneg": fp.interneg.model_copy(update={"thres": thres})})
+            cols = family.stream_scores(img, sets, feats, at, model, tok)
+        assert list(cols) == ["interneg@a@o0"] and np.isfinite(cols["interneg@a@o0"]).all()
+        return cols["interneg@a@o0"]
+
+    plain = interneg.grouped_score(img, feats["id"], feats["interneg_neg"], groups=4).numpy()  # groups: min(5, 4)
+    assert np.allclose(column(0.0), plain, atol=1e-6)  # nothing below 0: no inversion, NegLabel's grouped score
+    assert not np.allclose(column(1.0), plain, atol=1e-4)  # every image inverted: the bank joins the negatives
+    assert family.stream_scores(img, sets, {k: v for k, v in feats.items() if k != "interneg_neg"}, fp) == {}
+    with pytest.raises(NegPromptError, match="needs the CLIP model"):
+        family.stream_scores(img, sets, feats, fp)
+    with pytest.raises(NegPromptError, match="no InterNeg candidates.*re-run the neglabel stage"):
+        family.interneg_features({"id": feats["id"]}, shots, labels, 4)
+    far = -feats["cand"][:3]  # prototypes opposite to three candidates: their own texts are the farthest words
+    with pytest.raises(NegPromptError, match="none of the 7 candidates .* drop interneg from family.methods"):
+        family.interneg_features(feats | {"id": far}, feats["cand"][:3], torch.arange(3), 4)

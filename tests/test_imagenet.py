@@ -115,9 +115,12 @@ def test_dvc_repro_imagenet_open_vocab_official_protocol_then_a_hard_split(image
     )  # paper's open-vocabulary rows beside ours
     assert {"glmcm", "locoop", "negprompt", "neglabel"} <= set(metrics["average"]) and "locoop" in metrics["id_top1"]
     # NegLabel and the family mined from WordNet: M = 50% of its words less the ID names; CSP's pool without the
-    # person, quantity and group nouns and the relational adjectives; AdaNeg's and TANL's streams on the four sets
-    assert {"csp", "adaneg", "tanl"} <= set(metrics["average"]) and "Leaderboard" in report
-    assert all({"adaneg", "tanl", "csp"} <= set(metrics["ood"][s]) for s in metrics["ood"])
+    # person, quantity and group nouns and the relational adjectives; AdaNeg's, TANL's and InterNeg's streams on the
+    # four sets (InterNeg's prototypes from every class's shot, also in open vocabulary)
+    assert {"csp", "adaneg", "tanl", "interneg"} <= set(metrics["average"]) and "Leaderboard" in report
+    assert all({"adaneg", "tanl", "interneg", "csp"} <= set(metrics["ood"][s]) for s in metrics["ood"])
+    assert "| InterNeg |" in report and "InterNeg, CVPR 2026" in report
+    assert scores.filter(like="interneg@").shape[1] == 4 * 3  # 4 sets x 3 stream orders
     meta = load_tensors(work / "models/neglabel/features.safetensors")[1]
     family_feats, family_meta = load_tensors(work / "models/neglabel/family.safetensors")
     mined = pd.read_csv(work / "models/neglabel/labels.tsv", sep="\t", keep_default_na=False)
@@ -126,7 +129,9 @@ def test_dvc_repro_imagenet_open_vocab_official_protocol_then_a_hard_split(image
     id_names = {neglabel.clean(n) for n in pd.read_csv(work / "data/benchmark/classes.tsv", sep="\t").name}
     assert {"tench", "goldfish"} <= id_names & set(wn.all_lemma_names("n"))
     assert len(mined) == neglabel.mine_count(meta["corpus_size"], 10000, 0.5) and not id_names & set(mined.word)
-    assert family_feats["cand"].shape[0] == meta["corpus_size"]  # TANL: every WordNet candidate
+    assert family_feats["cand"].shape[0] == meta["corpus_size"]  # TANL, InterNeg: every WordNet candidate
+    part = family_feats["cand_part"]  # InterNeg's selection shares its count between WordNet's nouns and adjectives
+    assert len(part) == len(family_feats["cand"]) and part.unique().tolist() == [0, 1] and (part.diff() >= 0).all()
     assert family_meta["csp_pool"].startswith("WordNet 3.0 less noun.person, noun.quantity, noun.group, adj.pert")
 
     def lemmas(pos, keep):

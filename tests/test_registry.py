@@ -26,13 +26,13 @@ def section(params: Params, dotted: str):
 
 def test_every_built_in_record_is_complete_and_its_params_section_exists():
     specs = registry.methods()
-    assert list(specs)[:4] == ["mcm", "msp", "maxlogit", "energy"] and len(registry.builtin_names()) == 12
+    assert list(specs)[:4] == ["mcm", "msp", "maxlogit", "energy"] and len(registry.builtin_names()) == 13
     for name, spec in specs.items():
         assert spec.kind in registry.KINDS and spec.label and spec.cost != "—", name
         assert spec.published is not None and spec.published.source, name
         assert spec.params is None or section(Params(), spec.params) is not None, (name, spec.params)
-    assert list(registry.methods(kind="stream")) == ["adaneg", "tanl"]
-    assert registry.family() == family_methods() == ["csp", "adaneg", "tanl"]  # family.methods chooses these
+    assert list(registry.methods(kind="stream")) == ["adaneg", "tanl", "interneg"]
+    assert registry.family() == family_methods() == ["csp", "adaneg", "tanl", "interneg"]  # family.methods' choice
 
 
 def test_a_built_in_name_is_taken_and_a_plugin_replaces_itself():

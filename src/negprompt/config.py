@@ -240,18 +240,33 @@ class TanlParams(Section):
     loop_to_beta: bool = True  # official: the activation-aware loop runs to beta, not to the selected count
 
 
-class FamilyParams(Section):
-    """CSP, AdaNeg and TANL (issue 38) on the cached features, one section each; paper / official-code defaults
-    (docs/methods.md). A method is in the family when it has a section here and a `family.<name>` registration
-    (negprompt.methods.builtin; tests/test_registry.py holds the two equal)."""
+class InternegParams(Section):
+    """InterNeg (Xu et al., CVPR 2026), test-time: negatives chosen by their distance to the 16-shot class prototypes
+    (image-to-text), plus a bank of inverted confident-OOD test images. Official-script defaults."""
 
-    methods: list[str] = Field(default_factory=lambda: ["csp", "adaneg", "tanl"])
+    num_labels: int = Field(2000, ge=1)  # selected negatives, nouns and adjectives in proportion (official ood_number)
+    thres: float = Field(0.35, ge=0, le=1)  # images whose grouped score is below this are inverted into the bank
+    bank_size: int = Field(2000, gt=0)  # inverted negatives kept, best margin first (official extra_text_length)
+    groups: int = Field(5, ge=1)  # NegLabel's grouping inside InterNeg's score (official near-OOD script: 1)
+    steps: int = Field(10, gt=0)  # AdamW steps of the textual inversion
+    lr: float = Field(0.02, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    init_std: float = Field(0.02, ge=0)  # the pseudo-token's N(0, init_std²) start
+
+
+class FamilyParams(Section):
+    """CSP, AdaNeg, TANL and InterNeg (issues 38, 45) on the cached features, one section each; paper /
+    official-code defaults (docs/methods.md). A method is in the family when it has a section here and a
+    `family.<name>` registration (negprompt.methods.builtin; tests/test_registry.py holds the two equal)."""
+
+    methods: list[str] = Field(default_factory=lambda: ["csp", "adaneg", "tanl", "interneg"])
     # auto: the papers' templates on ImageNet, the stand-in's caption template (score.zero_shot_template) on the
     # generated worlds (docs/methods.md says why); or paper / standin everywhere
     template: Literal["auto", "paper", "standin"] = "auto"
     csp: CspParams = CspParams()
     adaneg: AdanegParams = AdanegParams()
     tanl: TanlParams = TanlParams()
+    interneg: InternegParams = InternegParams()
     stream_orders: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     stream_batch_size: int = Field(256, ge=1)
     logit_scale: float = Field(100.0, gt=0)

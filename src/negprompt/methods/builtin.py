@@ -84,6 +84,15 @@ register(
     cost="0.26 per stream image",
 )
 register(
+    "interneg",
+    None,
+    "InterNeg",
+    kind="stream",
+    params="family.interneg",
+    published=Published(97.43, 14.04, "InterNeg, CVPR 2026", fpr95_convention=OOD95),
+    cost="0.12 per stream image + 150 per 10,000 inverted",
+)
+register(
     "glmcm",
     None,
     "GL-MCM",

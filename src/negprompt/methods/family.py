@@ -1,12 +1,14 @@
-"""CSP, AdaNeg and TANL on one benchmark: their labels (mined once, in the neglabel stage) and their scores on the
-cached test features (score stage), with the test-time methods on the fixed stream. docs/methods.md has the rules."""
+"""CSP, AdaNeg, TANL and InterNeg on one benchmark: their labels (mined once, in the neglabel stage) and their
+scores on the cached test features (score stage), with the test-time methods on the fixed stream. docs/methods.md
+has the rules."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from negprompt.methods import adaneg, csp, neglabel, stream, tanl
+from negprompt import NegPromptError
+from negprompt.methods import adaneg, csp, interneg, neglabel, stream, tanl
 
 # On OpenMoji the corpus has names only. The stand-in's captions teach style words (openmoji.STYLES' templates):
 # CSP's adjective pool is these, or empty (family.csp.adjectives).
@@ -61,8 +63,11 @@ def mine(
     noise_feats: torch.Tensor,
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Every family method's text features: CSP's mined labels, AdaNeg's negatives (NegLabel's mining with AdaNeg's
-    percentile rule) in the family's templates, every candidate (TANL), and the noise images' features (TANL).
-    AdaNeg and TANL draw from `corpus` less the ID names, as their official code does."""
+    percentile rule) in the family's templates, every candidate with the index of its part (TANL, InterNeg: `cand`,
+    `cand_part`), the ID names in the noun template (`id`) and the noise images' features (TANL).
+    AdaNeg, TANL and InterNeg draw from `corpus` less the ID names, as their official code does (InterNeg keeps
+    OpenOOD-VLM's `clip_for_wordnet_prepare.py`: its L82-132 build the same pool, nouns in "The nice {}.",
+    adjectives in "This is a {} photo.")."""
     from negprompt.clip.prompts import encode_texts
 
     with torch.no_grad():
@@ -100,15 +105,22 @@ def mine(
             )
             out |= {"id": mined.id_feats, "neg": mined.neg_feats}
             info["adaneg"] = {"words": mined.words, "parts": mined.parts}
-        if "tanl" in fp.methods:
+        if {"tanl", "interneg"} & set(fp.methods):
+            parts = [(part, words) for part, words in pool.parts.items() if words]
             cand = [
                 encode_texts(
                     model, tokenizer, [(tpl["adj"] if part == "adj" else tpl["noun"]).format(w) for w in words]
                 ).cpu()
-                for part, words in pool.parts.items()
-                if words
+                for part, words in parts
             ]
-            out |= {"cand": torch.cat(cand), "noise": noise_feats}
+            out |= {
+                "cand": torch.cat(cand),
+                "cand_part": torch.cat([torch.full((len(w),), i, dtype=torch.long) for i, (_, w) in enumerate(parts)]),
+            }
+        if "tanl" in fp.methods:
+            out["noise"] = noise_feats
+        if "interneg" in fp.methods and "id" not in out:
+            out["id"] = encode_texts(model, tokenizer, [tpl["noun"].format(n) for n in names]).cpu()
     return out, info
 
 
@@ -129,8 +141,30 @@ def static_scores(img: torch.Tensor, feats: dict, fp) -> dict[str, torch.Tensor]
     return {"csp": csp.score(img, m, 1 / fp.logit_scale, groups, fp.seed, drop_remainder=fp.csp.drop_remainder)}
 
 
-def steppers(feats: dict, fp) -> dict:
-    """The test-time methods' fresh-memory factories (one call per stream)."""
+def interneg_features(feats: dict, shots: torch.Tensor, labels: torch.Tensor, num_labels: int) -> dict:
+    """InterNeg's fixed texts from the neglabel stage's `id`, `cand` and `cand_part`: the class prototypes of the
+    few-shot image features [N, d] with labels [N] (`interneg_protos`) and the negatives the inter-modal rule
+    chooses among every candidate (`interneg_neg`, `interneg_index` into `cand`; `interneg.select_negatives`)."""
+    if not {"id", "cand", "cand_part"} <= set(feats):
+        raise NegPromptError(
+            "models/neglabel/family.safetensors: no InterNeg candidates (cand, cand_part); "
+            "re-run the neglabel stage with interneg in family.methods"
+        )
+    protos = interneg.class_prototypes(shots, labels, len(feats["id"]))
+    base = interneg.base_distance(feats["id"], protos)
+    parts = [str(int(i)) for i in feats["cand_part"]]
+    idx = interneg.select_negatives(feats["cand"], protos, base, num_labels, parts)
+    if not len(idx):
+        raise NegPromptError(
+            f"InterNeg: none of the {len(parts)} candidates is farther from every class prototype than that class's "
+            "own text (its inter-modal test); drop interneg from family.methods or give the corpus more words"
+        )
+    return {"interneg_protos": protos, "interneg_neg": feats["cand"][idx], "interneg_index": idx}
+
+
+def steppers(feats: dict, fp, model=None, tokenizer=None) -> dict:
+    """The test-time methods' fresh-memory factories (one call per stream). InterNeg joins when its texts are in
+    `feats` (`interneg_features`) and the CLIP whose text tower inverts the images is given."""
     out = {}
     groups = min(fp.adaneg.groups, len(feats.get("neg", [])) or 1)
     if "adaneg" in fp.methods:
@@ -163,6 +197,26 @@ def steppers(feats: dict, fp) -> dict:
             alpha=fp.tanl.alpha,
             loop_to_beta=fp.tanl.loop_to_beta,
         )
+    if "interneg" in fp.methods and "interneg_neg" in feats:
+        if model is None:
+            raise NegPromptError("family.methods has interneg: its stream needs the CLIP model (steppers(model=...))")
+        ip = fp.interneg
+        out["interneg"] = lambda: interneg.stepper(
+            model,
+            tokenizer,
+            feats["id"],
+            feats["interneg_neg"],
+            feats["interneg_protos"],
+            thres=ip.thres,
+            bank_size=ip.bank_size,
+            groups=max(1, min(ip.groups, len(feats["interneg_neg"]))),
+            steps=ip.steps,
+            lr=ip.lr,
+            seed=fp.seed,
+            weight_decay=ip.weight_decay,
+            init_std=ip.init_std,
+            logit_scale=fp.logit_scale,
+        )
     return out
 
 
@@ -170,21 +224,23 @@ def stream_column(method: str, ood_set: str, order: int) -> str:
     return f"{method}@{ood_set}@o{order}"
 
 
-def stream_scores(img: torch.Tensor, sets: np.ndarray, feats: dict, fp) -> dict[str, np.ndarray]:
+def stream_scores(
+    img: torch.Tensor, sets: np.ndarray, feats: dict, fp, model=None, tokenizer=None
+) -> dict[str, np.ndarray]:
     """Each test-time method on each OOD set's stream (ID + that set), for each order: column
     `method@set@oR` holds the scores of the ID images and of that set's images, NaN elsewhere."""
     out, threads = {}, torch.get_num_threads()
     torch.set_num_threads(1)  # batches of 256 against a few hundred labels: threads cost more than they give
     try:
-        _streams(img, sets, feats, fp, out)
+        _streams(img, sets, steppers(feats, fp, model, tokenizer), fp, out)
     finally:
         torch.set_num_threads(threads)
     return out
 
 
-def _streams(img, sets, feats, fp, out) -> None:
+def _streams(img, sets, makers, fp, out) -> None:
     is_id = sets == "id"
-    for method, make in steppers(feats, fp).items():
+    for method, make in makers.items():
         for s in [x for x in dict.fromkeys(sets) if x != "id"]:
             is_s = sets == s
             for r in fp.stream_orders:

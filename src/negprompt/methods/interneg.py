@@ -180,13 +180,14 @@ def invert(
         return tower.encode_embeddings(x, eot[pick].to(device)).float()
 
     losses = []
-    for _ in range(steps):
-        pick = torch.randint(len(templates), (len(img),), generator=g)
-        loss = (1 - F.cosine_similarity(encode(pick), target, dim=-1)).mean()
-        opt.zero_grad()
-        loss.backward(inputs=[pseudo])
-        opt.step()
-        losses.append(float(loss.detach()))
+    with torch.enable_grad():  # the score stage scores under no_grad; only the pseudo-tokens get gradients
+        for _ in range(steps):
+            pick = torch.randint(len(templates), (len(img),), generator=g)
+            loss = (1 - F.cosine_similarity(encode(pick), target, dim=-1)).mean()
+            opt.zero_grad()
+            loss.backward(inputs=[pseudo])
+            opt.step()
+            losses.append(float(loss.detach()))
     with torch.no_grad():
         feats = F.normalize(encode(pick), dim=-1).cpu()
     return Inversion(feats, tuple(losses))

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: repro test test-fast lint format install bench ablations grid pretrain pretrain-vocabulary wordnet debian-wordnet clean
+.PHONY: repro test test-fast lint format install bench ablations grid pretrain pretrain-vocabulary wordnet debian-wordnet gpu-wheels clean
 
 # --no-cache-dir: on x86_64 torch is a CUDA build of several GB; a wheel cache would hold a second copy of
 # it on disk (a CI run once ran out of space during this install)
@@ -58,6 +58,10 @@ WORDNET_DIR ?= data/nltk
 WORDNET_SOURCE ?= /usr/share/wordnet
 wordnet: install
 	$(BIN)/python -c 'from negprompt.methods import wordnet; print(wordnet.prepare("$(WORDNET_DIR)", "$(WORDNET_SOURCE)"))'
+
+# the wheels benchmarks/speed/gpu_check.sh installs on a GPU machine without network (CPython 3.12, git-ignored)
+gpu-wheels: install
+	$(BIN)/python benchmarks/speed/gpu_wheels.py
 
 bench: install
 	$(BIN)/python benchmarks/speed/bench_step.py

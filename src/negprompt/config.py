@@ -108,7 +108,9 @@ class OptimParams(Section):
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)
     device: str = "auto"
-    amp: bool = False  # mixed precision (fp16 + loss scaling on CUDA, bf16 on CPU); contexts stay float32
+    # mixed precision (fp16 + loss scaling on CUDA, bf16 on CPU); contexts stay float32. auto: on where the
+    # stage runs on CUDA, off on CPU (CPU results unchanged); resolved to a bool here, on the machine that runs it
+    amp: bool | Literal["auto"] = Field("auto", validate_default=True)
     chunk: int = Field(0, ge=0)  # >0: encode at most this many prompts at once, recomputed in backward (memory)
     # which epoch's context is kept (negprompt.methods.selection): the last; the best on held-out ID images
     # (the subset's calib split); or, as the official code does, the best on test data (labelled so)
@@ -116,6 +118,26 @@ class OptimParams(Section):
     # cosine: one cosine decay over all steps; official: CosineAnnealingLR(T_max=50) stepped after
     # every batch and again after every epoch (core/train_clip.py L162, L336), so the rate cycles
     schedule: Literal["cosine", "official"] = "cosine"
+
+    @field_validator("amp")
+    @classmethod
+    def _resolve_amp(cls, v, info):
+        device = info.data.get("device", "auto")
+        cuda = False
+        if v == "auto" and device == "auto":
+            import torch
+
+            cuda = torch.cuda.is_available()
+        return resolve_amp(v, device, cuda)
+
+
+def resolve_amp(amp: bool | str, device: str, cuda_available: bool) -> bool:
+    """amp: auto is on exactly when the stage's device is CUDA (device auto: when this machine has CUDA)."""
+    if amp != "auto":
+        return bool(amp)
+    if device == "auto":
+        return cuda_available
+    return device.split(":")[0] == "cuda"
 
 
 class PosParams(OptimParams):

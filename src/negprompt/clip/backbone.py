@@ -30,15 +30,33 @@ for _config in (TINY_CONFIG, STANDIN_CONFIG):
 
 
 def resolve_device(device: str) -> torch.device:
+    """The stage's device; on CUDA also TF32 for float32 matrix products (CPU settings are never touched)."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise NegPromptError(f"device {device!r} is not a torch device (expected auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise NegPromptError(f"device {device!r} requested but CUDA is not available on this machine")
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise NegPromptError(
+                f"device {device!r} is not a torch device (expected auto, cpu, cuda or cuda:N)"
+            ) from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise NegPromptError(f"device {device!r} requested but CUDA is not available on this machine")
+    if dev.type == "cuda":
+        allow_tf32()
     return dev
+
+
+def allow_tf32() -> None:
+    """TF32 tensor cores for float32 matmuls and convolutions on CUDA (10-bit mantissa products, float32
+    accumulation: what `torch.set_float32_matmul_precision("high")` selects), CUDA backends only, so CPU
+    results stay bit-identical. The per-backend API where torch has it (2.9+), else the older flags."""
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+        torch.backends.cudnn.conv.fp32_precision = "tf32"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def check_model_name(model: str) -> None:

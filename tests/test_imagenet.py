@@ -128,8 +128,12 @@ def test_dvc_repro_imagenet_open_vocab_official_protocol_then_a_hard_split(image
     assert meta["corpus"].startswith("WordNet 3.0") and meta["corpus_size"] > 700
     id_names = {neglabel.clean(n) for n in pd.read_csv(work / "data/benchmark/classes.tsv", sep="\t").name}
     assert {"tench", "goldfish"} <= id_names & set(wn.all_lemma_names("n"))
-    assert len(mined) == neglabel.mine_count(meta["corpus_size"], 10000, 0.5) and not id_names & set(mined.word)
-    assert family_feats["cand"].shape[0] == meta["corpus_size"]  # TANL, InterNeg: every WordNet candidate
+    assert len(mined) == neglabel.mine_count(meta["corpus_size"], 10000, 0.5)
+    # NegLabel's official pool keeps the ID names (neglabel.exclude_id_names: false); TANL's and InterNeg's drop them
+    pool = neglabel.make_corpus(neglabel.wordnet_corpus(str(wordnet_dir)).parts, sorted(id_names), "WordNet", 1)
+    kept = id_names & {w for words in pool.parts.values() for w in words}
+    assert {"tench", "goldfish"} <= kept and meta["corpus_size"] == len(pool)
+    assert family_feats["cand"].shape[0] == len(pool) - len(kept)
     part = family_feats["cand_part"]  # InterNeg's selection shares its count between WordNet's nouns and adjectives
     assert len(part) == len(family_feats["cand"]) and part.unique().tolist() == [0, 1] and (part.diff() >= 0).all()
     assert family_meta["csp_pool"].startswith("WordNet 3.0 less noun.person, noun.quantity, noun.group, adj.pert")

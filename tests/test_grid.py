@@ -188,3 +188,28 @@ def test_every_imagenet_row_gets_a_gpu_and_a_cpu_per_decoding_worker():
     per_row = gc.resources(gc.RESOURCES, imagenet, [])
     for name, res in per_row.items():
         assert res["gpus"] >= 1 and res["cpus"] >= ROWS[name]["params"]["features.num_workers"], (name, res)
+
+
+def test_results_are_put_back_together_from_exp_shows_flattened_table(grid):
+    """`dvc.api.exp_show` flattens each metrics file with dots (a name two files share gets `<file>:`) and writes
+    values as text read back as floats: the report's nested result comes back exactly, another file's columns and
+    another benchmark's are left out."""
+    from flatten_dict import flatten
+
+    result = {
+        "average": {"mcm": {"auroc": 80.0778, "auroc_std": 0.0, "fpr95": 67.2558, "fpr95_std": 0.1234}},
+        "id_top1": {"negprompt": {"top1": 71.25, "top1_std": 0.5}},
+        "protocol": {"pos": {"select": "test", "kept": [3, 4]}},
+    }
+    row = {"Experiment": "grid-p1", "rev": "abc1234", "State": "Success", "params.yaml:data.benchmark": "openmoji"}
+    for key, value in flatten({"openmoji": result}, reducer="dot").items():
+        row[f"reports/metrics.json:{key}" if key.endswith("auroc") else key] = (
+            float(value) if isinstance(value, float) else str(value)
+        )
+    row |= {"reports/train/pos_seed1/metrics.json:openmoji.average.mcm.auroc": 1.0, "train.loss": 0.5, "x.y": None}
+    assert grid.exp_metrics(row) == result
+    assert grid.exp_metrics({**row, "params.yaml:data.benchmark": "imagenet_conventional"}) is None
+    hard = {"Experiment": "grid-s1", "rev": "d", "data.benchmark": "imagenet_hard", "data.hard_split": "split2"}
+    assert grid.exp_metrics({**hard, "imagenet_hard_split2.average.mcm.auroc": 99.5}) == {
+        "average": {"mcm": {"auroc": 99.5}}
+    }

@@ -14,8 +14,9 @@ Rows come from `benchmarks/experiments/grid.yaml`. Each is `dvc exp run --queue 
 HEAD's params (overrides never accumulate), run by `dvc queue start --jobs N` workers; with several
 CUDA devices the rows are assigned round-robin (`-S pos.device=cuda:i ...`), and each worker gets
 cores / N threads (NEGPROMPT_THREADS) so that parallel jobs do not oversubscribe the CPU. A failed
-row is reported and the others go on. Results are read from each experiment's Git ref and written
-to reports/grid.md, reports/grid.json and reports/grid.png.
+row is reported and the others go on. States and results come from DVC's experiments table
+(`dvc.api.exp_show`: reports/metrics.json of each experiment) and are written to reports/grid.md,
+reports/grid.json and reports/grid.png.
 
     python benchmarks/experiments/grid.py --executor slurm --only table2 --set data.root=/data/imagenet
     python benchmarks/experiments/grid.py --executor slurm --only table2 --set data.root=/data/imagenet --resume
@@ -49,6 +50,7 @@ from negprompt.config import validate
 from negprompt.methods import registry
 
 GRID = Path(__file__).with_name("grid.yaml")
+METRICS = "reports/metrics.json"  # the report stage's results, one entry named by the benchmark
 PARAMS = Path("params.yaml")  # the rows run from HEAD's params, in the repository the grid is started from
 METHODS = {m: s.label for m, s in registry.methods().items() if s.headline}  # the table's and the figure's columns
 LOCAL = {m: s.label for m, s in registry.methods().items() if s.local}  # with features.local: an extra line
@@ -134,28 +136,52 @@ def dry_run(rows: dict, extra: list[str]) -> None:
     print(f"{len(rows)} row{'' if len(rows) == 1 else 's'} (dry run: nothing queued)")
 
 
-def exp_file(exp: str, path: str, base: str) -> str | None:
-    """A file as the named experiment (queued from commit `base`) committed it; None if it did not finish."""
-    out = subprocess.run(
-        ["git", "show", f"refs/exps/{base[:2]}/{base[2:]}/{exp}:{path}"], capture_output=True, text=True
-    )
-    return out.stdout if out.returncode == 0 else None
+def exp_rows(base: str) -> list[dict]:
+    """`dvc exp show`'s table of the experiments queued from commit `base`: one dict per experiment with its name
+    (`Experiment`), `rev`, `State` (Queued, Running, Success, Failed; None for one pulled from a remote) and its
+    params and metrics, flattened with dots (a name in several files is prefixed `<file>:`)."""
+    import dvc.api
+
+    return [r for r in dvc.api.exp_show(revs=base) if r.get("Experiment")]
 
 
-def queue_rows() -> list[tuple[str, str, str]]:
-    """(task id, experiment name, status) per task of `dvc queue status`."""
-    rows = []
-    for line in sh("dvc", "queue", "status", check=False).splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[0] != "Task" and parts[-1] in ("Queued", "Running", "Success", "Failed"):
-            rows.append((parts[0], parts[1], parts[-1]))
-    return rows
+def _cell(row: dict, path: str, name: str):
+    """A column of exp_show's table, by its file and its flattened name (prefixed only where two files share it)."""
+    return row.get(f"{path}:{name}", row.get(name))
 
 
-def queue_states(names: list[str], earlier: set[str]) -> dict[str, str]:
-    """{experiment name: status} of this run's tasks (the status also lists earlier runs' tasks
-    of the same names: their ids are in `earlier`)."""
-    return {name: state for task, name, state in queue_rows() if task not in earlier and name in names}
+def exp_metrics(row: dict) -> dict | None:
+    """The result reports/metrics.json holds for an experiment (its one top-level entry, named by the benchmark), put
+    back together from exp_show's flattened columns; None if it has none (not finished, or failed)."""
+    import ast
+
+    bench = _cell(row, "params.yaml", "data.benchmark")
+    if bench is None:
+        return None
+    top = bench + (f"_{_cell(row, 'params.yaml', 'data.hard_split')}" if bench == "imagenet_hard" else "")
+    tree: dict = {}
+    prefix = f"{METRICS}:"
+    for column, value in row.items():
+        name = column[len(prefix) :] if column.startswith(prefix) else column
+        if value is None or ":" in name or not name.startswith(f"{top}."):
+            continue
+        if isinstance(value, str) and value[:1] in "[{":  # exp_show writes a list as its repr
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                pass
+        *parents, leaf = name.split(".")[1:]
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree or None
+
+
+def queue_states(names: list[str], earlier: set[str], base: str) -> dict[str, str]:
+    """{experiment name: state} of this run's experiments (exp_show also lists earlier runs' failed tasks of the same
+    names: their revs are in `earlier`)."""
+    return {r["Experiment"]: r["State"] for r in exp_rows(base) if r["Experiment"] in names and r["rev"] not in earlier}
 
 
 def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, str]:
@@ -166,7 +192,7 @@ def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, s
     except ImportError:
         gpus = 0
     names = [f"grid-{n}" for n in rows]
-    earlier = {task for task, _, _ in queue_rows()}
+    earlier = {r["rev"] for r in exp_rows(base)}
     existing = set(sh("dvc", "exp", "list", "--name-only").split())
     for i, (name, row) in enumerate(rows.items()):
         exp = f"grid-{name}"
@@ -189,14 +215,15 @@ def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, s
     done, bar = {}, tqdm(total=len(names), desc=f"grid ({jobs} jobs)", unit="exp")
     while len(done) < len(names):
         time.sleep(5)
-        for name, state in queue_states(names, earlier).items():
+        for name, state in queue_states(names, earlier, base).items():
             if state in ("Success", "Failed") and name not in done:
                 done[name] = state
                 bar.update(1)
                 bar.set_postfix(failed=sum(s == "Failed" for s in done.values()))
     bar.close()
-    for _ in range(30):  # a finished task's Git ref is collected just after its status turns Success
-        if all(exp_file(n, "dvc.lock", base) is not None for n, st in done.items() if st == "Success"):
+    for _ in range(30):  # a finished task's metrics are collected just after its state turns Success
+        shown = {r["Experiment"]: r for r in exp_rows(base)}
+        if all(n in shown and exp_metrics(shown[n]) for n, st in done.items() if st == "Success"):
             break
         time.sleep(2)
     # no `dvc queue stop`: the workers exit by themselves once the queue is empty, and a stop sent after they
@@ -352,11 +379,8 @@ def tabulate(rows: dict, results: dict, states: dict[str, str]) -> tuple[list[st
 
 
 def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
-    results = {}
-    for name in rows:
-        text = exp_file(f"grid-{name}", "reports/metrics.json", base)
-        if text:
-            results[name] = next(iter(json.loads(text).values()))
+    shown = {r["Experiment"]: r for r in exp_rows(base) if r.get("State") not in ("Queued", "Running", "Failed")}
+    results = {name: m for name in rows if f"grid-{name}" in shown and (m := exp_metrics(shown[f"grid-{name}"]))}
     lines, more = tabulate(rows, results, states)
     md = [
         "# Experiment grid",

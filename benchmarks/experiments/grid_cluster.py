@@ -280,8 +280,9 @@ def attach(kind: str, folder: Path, job_id: str):
 
 
 def squeue(ids: list[str]) -> dict[str, str] | None:
-    """{job id: Slurm state} of the jobs Slurm still holds (without accounting, a finished job leaves squeue);
-    None when squeue does not answer (a busy controller): nothing is concluded from that poll."""
+    """{job id: Slurm state} of the jobs Slurm still holds; None when squeue does not answer (a busy controller):
+    nothing is concluded from that poll. (submitit's `job.state` / `job.done()` read sacct, which answers nothing
+    on a cluster without accounting: there a job killed before writing its result would stay 'running' forever.)"""
     if not ids:
         return {}
     res = subprocess.run(
@@ -293,27 +294,33 @@ def squeue(ids: list[str]) -> dict[str, str] | None:
 
 
 def outcome(job) -> tuple[str, str] | None:
-    """('done' | 'failed', message) once the job has written its result, None before."""
-    from submitit.core import utils
+    """('done' | 'failed', message) once submitit has the job's result (`job.done()`, `job.exception()`), None
+    before. A job that ended without a result is 'failed' only where submitit can tell (a local process it started,
+    or Slurm with accounting); elsewhere the caller asks squeue."""
+    from submitit.core.utils import UncompletedJobError
 
-    if not job.paths.result_pickle.exists():
+    if not job.done():
         return None
     try:
-        status, value = utils.pickle_load(job.paths.result_pickle)
-    except Exception as e:  # noqa: BLE001 - a half-written pickle reads again at the next poll
-        return None if isinstance(e, EOFError) else ("failed", f"unreadable result: {e}")
-    if status == "success":
+        error = job.exception()
+    except EOFError:  # a result pickle still being written: read again at the next poll
+        return None
+    if error is None:
         return "done", ""
-    return "failed", ([line for line in str(value).splitlines() if line.strip()] or ["error"])[-1]
+    if isinstance(error, UncompletedJobError):
+        return "failed", f"ended without a result ({job.state})"
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    rules = [i for i, line in enumerate(lines) if set(line.strip()) == {"-"}]
+    return "failed", (lines[rules[-1] - 1] if len(rules) >= 2 else lines[-1]).strip()  # the trace's last line
 
 
-def alive_locally(job) -> bool:
-    if job._process is not None:
-        return job._process.poll() is None
+def alive_locally(job_id: str) -> bool:
+    """Whether a local job an earlier driver started still runs (submitit's LocalJob knows only the processes it
+    started itself: re-attached by id, its state is 'NO PROCESS AND NO RESULT' even while the job runs)."""
     import psutil
 
     try:
-        return "submitit" in " ".join(psutil.Process(int(job.job_id)).cmdline())
+        return "submitit" in " ".join(psutil.Process(int(job_id)).cmdline())
     except (psutil.Error, ValueError):
         return False
 
@@ -332,7 +339,8 @@ def log_tail(job) -> str:
 
 
 class Tracker:
-    """Jobs of one driver run: their states, the progress bar, the state file."""
+    """Jobs of one driver run: their states, the progress bar, the state file. (submitit.helpers.monitor_jobs
+    blocks until every job is done: it neither holds back rows beyond --jobs nor reports a row as it ends.)"""
 
     def __init__(self, kind: str, folder: Path, base: str, names: list[str]):
         from tqdm import tqdm
@@ -340,6 +348,7 @@ class Tracker:
         self.kind, self.folder, self.base = kind, folder, base
         self.state_file = folder / "state.json"
         self.jobs: dict[str, object] = {}
+        self.attached: set[str] = set()  # rows whose local job an earlier driver started
         self.states: dict[str, str] = {n: "queued" for n in names}
         self.ended_at: dict[str, float] = {}
         self.postfix = ""
@@ -356,6 +365,8 @@ class Tracker:
     def add(self, name: str, job, how: str) -> None:
         self.jobs[name] = job
         self.states[name] = "pending"
+        if how == "re-attached" and self.kind == "local":
+            self.attached.add(name)
         self.save()
         self.bar.write(f"{how} grid-{name}: job {job.job_id}, log {job.paths.stdout}")
 
@@ -364,29 +375,26 @@ class Tracker:
         slurm = squeue([self.jobs[n].job_id for n in live]) if self.kind == "slurm" else {}
         for name in live:
             job = self.jobs[name]
+            if name in self.attached and alive_locally(job.job_id):
+                self.states[name] = "running"
+                continue
             end = outcome(job)
             if end is None:
+                if self.kind == "local":
+                    self.states[name] = "running"
+                    continue
                 if slurm is None:
                     continue
-                if self.kind == "slurm":
-                    st = slurm.get(job.job_id)
-                    state = (
-                        None
-                        if st is None
-                        else ("pending" if st in ("PENDING", "REQUEUED", "CONFIGURING") else "running")
-                    )
-                else:
-                    state = "running" if alive_locally(job) else None
-                if (
-                    state is None
-                ):  # gone without a result: killed, cancelled, out of memory or time (give the file system a moment)
-                    first = self.ended_at.setdefault(name, time.time())
-                    if time.time() - first < 20:
-                        continue
-                    end = ("failed", f"ended without a result ({self.slurm_state(job)})")
-                else:
-                    self.states[name] = state
+                st = slurm.get(job.job_id)
+                if st is not None:
+                    self.states[name] = "pending" if st in ("PENDING", "REQUEUED", "CONFIGURING") else "running"
                     continue
+                # gone from squeue without a result: killed, cancelled, out of memory or time (give the file system
+                # a moment)
+                first = self.ended_at.setdefault(name, time.time())
+                if time.time() - first < 20:
+                    continue
+                end = ("failed", f"ended without a result ({self.slurm_state(job)})")
             self.states[name] = end[0]
             self.bar.update(1)
             if end[0] == "failed":
@@ -436,8 +444,8 @@ def earlier_jobs(kind: str, folder: Path, base: str) -> dict[str, object]:
             raise GridError(
                 "squeue does not answer: cannot tell which of the earlier driver's jobs still run (try again)"
             )
-        return {n: j for n, j in jobs.items() if j.job_id in held and outcome(j) is None}
-    return {n: j for n, j in jobs.items() if outcome(j) is None and alive_locally(j)}
+        return {n: j for n, j in jobs.items() if j.job_id in held and not j.done()}
+    return {n: j for n, j in jobs.items() if alive_locally(j.job_id)}
 
 
 def run_cluster(

@@ -213,3 +213,10 @@ def test_results_are_put_back_together_from_exp_shows_flattened_table(grid):
     assert grid.exp_metrics({**hard, "imagenet_hard_split2.average.mcm.auroc": 99.5}) == {
         "average": {"mcm": {"auroc": 99.5}}
     }
+
+
+def test_checkpoints_flag_is_an_absolute_folder_or_none(grid, tmp_path, monkeypatch):
+    """The rows run in other directories (DVC's temporary copies, a job's clone): the folder they share is absolute."""
+    monkeypatch.chdir(tmp_path)
+    assert grid.checkpoint_dir(".negprompt/checkpoints") == tmp_path / ".negprompt/checkpoints"
+    assert grid.checkpoint_dir("none") is None and grid.checkpoint_dir("") is None

@@ -14,9 +14,10 @@ Rows come from `benchmarks/experiments/grid.yaml`. Each is `dvc exp run --queue 
 HEAD's params (overrides never accumulate), run by `dvc queue start --jobs N` workers; with several
 CUDA devices the rows are assigned round-robin (`-S pos.device=cuda:i ...`), and each worker gets
 cores / N threads (NEGPROMPT_THREADS) so that parallel jobs do not oversubscribe the CPU. A failed
-row is reported and the others go on. States and results come from DVC's experiments table
-(`dvc.api.exp_show`: reports/metrics.json of each experiment) and are written to reports/grid.md,
-reports/grid.json and reports/grid.png.
+row is reported and the others go on; a killed row resumes its training from the checkpoints kept in
+`--checkpoints DIR` (NEGPROMPT_CHECKPOINTS for the workers and jobs). States and results come from DVC's
+experiments table (`dvc.api.exp_show`: reports/metrics.json of each experiment) and are written to
+reports/grid.md, reports/grid.json and reports/grid.png.
 
     python benchmarks/experiments/grid.py --executor slurm --only table2 --set data.root=/data/imagenet
     python benchmarks/experiments/grid.py --executor slurm --only table2 --set data.root=/data/imagenet --resume
@@ -48,6 +49,7 @@ from negprompt import NegPromptError
 from negprompt.benchmarks.tables import GENERATED
 from negprompt.config import validate
 from negprompt.methods import registry
+from negprompt.methods.checkpoint import CHECKPOINTS, SHARED_ENV
 
 GRID = Path(__file__).with_name("grid.yaml")
 METRICS = "reports/metrics.json"  # the report stage's results, one entry named by the benchmark
@@ -184,7 +186,7 @@ def queue_states(names: list[str], earlier: set[str], base: str) -> dict[str, st
     return {r["Experiment"]: r["State"] for r in exp_rows(base) if r["Experiment"] in names and r["rev"] not in earlier}
 
 
-def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, str]:
+def run_queue(rows: dict, jobs: int, extra: list[str], base: str, checkpoints: Path | None = None) -> dict[str, str]:
     try:
         import torch
 
@@ -203,6 +205,8 @@ def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, s
         print(f"queue {exp}: {' '.join(args)}", flush=True)
         sh("dvc", "exp", "run", "--queue", "-n", exp, *args)
     env = {**os.environ, "NEGPROMPT_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+    if checkpoints:  # the workers, and through them each row's stages, inherit this environment
+        env[SHARED_ENV] = str(checkpoints)
     # the workers outlive this call and inherit its pipes: without DEVNULL, waiting for EOF would block until
     # the queue is empty
     subprocess.run(
@@ -442,10 +446,17 @@ def run_jobs(args, rows: dict, base: str) -> dict[str, str]:
             resume=args.resume,
             jobs=args.jobs or (0 if args.executor == "slurm" else 1),
             git_remote_name=args.git_remote,
+            checkpoints=checkpoint_dir(args.checkpoints),
         )
     except grid_cluster.GridError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def checkpoint_dir(value: str) -> Path | None:
+    """--checkpoints as an absolute folder (the rows run elsewhere: in DVC's temporary copies, in a job's clone);
+    None for 'none'."""
+    return None if value.strip().lower() in ("", "none") else Path(value).expanduser().resolve()
 
 
 def main():
@@ -500,6 +511,14 @@ def main():
         metavar="KEY=VALUE",
         help="an override of every row (replaces the row's own value), e.g. data.root=/data/imagenet; repeatable",
     )
+    ap.add_argument(
+        "--checkpoints",
+        default=str(CHECKPOINTS),
+        metavar="DIR",
+        help="the folder where the rows' training stages keep their per-epoch checkpoints (NEGPROMPT_CHECKPOINTS, one "
+        "sub-folder per run key), so that a killed or requeued row resumes from its last finished epoch; on Slurm a "
+        "folder every node sees (default .negprompt/checkpoints of this repository; none: each row's own copy)",
+    )
     ap.add_argument("--dry-run", action="store_true", help="list the rows and their full -S settings; queue nothing")
     ap.add_argument("--out", default="reports/grid.md")
     ap.add_argument("--grid", type=Path, default=GRID, help="the rows file (default benchmarks/experiments/grid.yaml)")
@@ -527,7 +546,7 @@ def main():
             sys.exit("commit or stash your changes first: experiments start from HEAD")
         start = time.time()
         if args.executor == "queue":
-            states = run_queue(rows, args.jobs or 1, args.set, base)
+            states = run_queue(rows, args.jobs or 1, args.set, base, checkpoint_dir(args.checkpoints))
         else:
             states = run_jobs(args, rows, base)
         print(

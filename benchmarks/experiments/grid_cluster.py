@@ -200,6 +200,8 @@ class RowJob:
     def __call__(self, spec: dict) -> str:
         bin_dir = str(Path(sys.executable).parent)
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "NEGPROMPT_THREADS": str(spec["cpus"])}
+        if spec.get("checkpoints"):  # outside the clone, which every attempt deletes: a requeued row resumes
+            env["NEGPROMPT_CHECKPOINTS"] = spec["checkpoints"]
         root = Path(os.path.expandvars(spec["workdir"] or os.environ.get("TMPDIR") or tempfile.gettempdir()))
         root.mkdir(parents=True, exist_ok=True)
         work = (
@@ -460,6 +462,7 @@ def run_cluster(
     jobs: int = 0,
     git_remote_name: str = "origin",
     folder: Path = Path(".dvc/tmp/grid"),
+    checkpoints: Path | None = None,
 ) -> dict[str, str]:
     """Runs the rows as jobs and pulls their experiments; returns {experiment: 'Success' | 'Failed'} like
     grid.run_queue. Every check that can fail on bad input runs before the first submission."""
@@ -508,6 +511,7 @@ def run_cluster(
                         "origin": origin,
                         "git_remote": git_remote_name,
                         "dvc_remote": remote,
+                        "checkpoints": str(checkpoints) if checkpoints else None,
                         **{k: res[k] for k in ("cpus", "cache_dir", "workdir")},
                     }
                     tracker.add(name, executor_for(kind, folder, res).submit(RowJob(), spec), "submitted")

@@ -85,12 +85,16 @@ def kill_tree(pid: int) -> None:
             pass
 
 
-def wait_for_epochs(shared: Path, epochs: int, alive, timeout: float = 600) -> None:
-    start = time.time()
-    while time.time() - start < timeout and alive():
+def wait_for_epochs(shared: Path, epochs: int, alive, timeout: float = 900) -> None:
+    start, asked = time.time(), 0.0
+    while time.time() - start < timeout:
         path = shared_ckpt(shared)
         if path is not None and finished_epochs(path) >= epochs:
             return
+        if time.time() - asked > 5:  # alive() may be slow (exp_show)
+            if not alive():
+                break
+            asked = time.time()
         time.sleep(0.05)
     raise AssertionError(f"no checkpoint with {epochs} finished epochs in {shared}")
 
@@ -123,11 +127,18 @@ def base(tmp_path_factory):
     return work, reference
 
 
-def queue_env(shared: Path) -> dict:
+def queue_env(shared: Path, tmp: Path) -> dict:
+    """The environment `dvc queue start` passes on to its workers. DVC's daemon sets the workers' PYTHONPATH to its
+    own: a `python` first on PATH puts this checkout's library back in the stages (dvc.yaml runs `python -m ...`)."""
+    shim = tmp / "bin"
+    shim.mkdir(exist_ok=True)
+    (shim / "python").write_text(
+        f'#!/bin/sh\nPYTHONPATH="{REPO / "src"}${{PYTHONPATH:+:$PYTHONPATH}}" exec {sys.executable} "$@"\n'
+    )
+    (shim / "python").chmod(0o755)
     return {
         **os.environ,
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-        "PYTHONPATH": str(REPO / "src"),  # this checkout's library in the stages, as make_repo copied it
+        "PATH": f"{shim}:{BIN}:{os.environ['PATH']}",
         "NEGPROMPT_THREADS": "1",
         checkpoint.SHARED_ENV: str(shared),
     }
@@ -165,7 +176,7 @@ def stage_pid(work: Path) -> int | None:
 def test_a_queued_row_killed_mid_training_resumes_from_the_shared_folder(base, tmp_path):
     work, reference = base
     shared = tmp_path / "checkpoints"
-    env = queue_env(shared)
+    env = queue_env(shared, tmp_path)
     start = time.time()
 
     def queue_and_start(name: str) -> None:
@@ -174,7 +185,6 @@ def test_a_queued_row_killed_mid_training_resumes_from_the_shared_folder(base, t
 
     queue_and_start("row")
     wait_for_epochs(shared, 1, alive=lambda: exp_state(work, "row") in ("Queued", "Running", None))
-    done = finished_epochs(shared_ckpt(shared))
     pid = stage_pid(work)
     assert pid is not None, "the row's stage process"
     kill_tree(pid)

@@ -86,15 +86,11 @@ def kill_tree(pid: int) -> None:
 
 
 def wait_for_epochs(shared: Path, epochs: int, alive, timeout: float = 900) -> None:
-    start, asked = time.time(), 0.0
-    while time.time() - start < timeout:
+    start = time.time()
+    while time.time() - start < timeout and alive():
         path = shared_ckpt(shared)
         if path is not None and finished_epochs(path) >= epochs:
             return
-        if time.time() - asked > 5:  # alive() may be slow (exp_show)
-            if not alive():
-                break
-            asked = time.time()
         time.sleep(0.05)
     raise AssertionError(f"no checkpoint with {epochs} finished epochs in {shared}")
 
@@ -112,9 +108,18 @@ def outputs(work: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """The tiny pipeline up to train_pos's inputs, committed with its dvc.lock (a queued row or a clone restores them
-    from the cache), and the bytes of an uninterrupted train_pos (run in the workspace, then undone)."""
+    from the cache), and the bytes of an uninterrupted train_pos (run in the workspace with one thread, then
+    undone)."""
     work = make_repo(tmp_path_factory.mktemp("resume-shared"), tiny_params(PARAMS))
     dvc(work, "repro", f"{STAGE}@1")
+    res = subprocess.run(  # again with one thread, as the rows below run it: the same float sums
+        [sys.executable, "-m", f"pipeline.{STAGE}", "--seed", "1"],
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "NEGPROMPT_THREADS": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
     reference = outputs(work)
     lock = yaml.safe_load((work / "dvc.lock").read_text())
     lock["stages"].pop(f"{STAGE}@1")
@@ -161,15 +166,32 @@ def wait_state(work: Path, name: str, states: set[str], timeout: float = 900) ->
     raise AssertionError(f"{name} not {states} after {timeout} s (last: {state})")
 
 
-def stage_pid(work: Path) -> int | None:
-    """The queued row's train_pos process, in DVC's temporary copy of the repository."""
+def stage_pid(shared: Path) -> int | None:
+    """The queued row's train_pos process (in DVC's temporary copy; its environment names the shared folder)."""
     import psutil
 
-    for p in psutil.process_iter(["cmdline", "cwd"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if f"pipeline.{STAGE}" in cmd and str(work / ".dvc/tmp/exps") in (p.info["cwd"] or ""):
-            return p.pid
+    for p in psutil.process_iter(["cmdline"]):
+        if f"pipeline.{STAGE}" in " ".join(p.info["cmdline"] or []):
+            try:
+                if p.environ().get(checkpoint.SHARED_ENV) == str(shared):
+                    return p.pid
+            except psutil.Error:
+                pass
     return None
+
+
+def kill_row_after_first_epoch(shared: Path, timeout: float = 900) -> None:
+    """SIGKILL the queued row's stage once its shared checkpoint holds a finished epoch (the process is found
+    first, so that the kill follows the checkpoint within a poll)."""
+    start, pid = time.time(), None
+    while time.time() - start < timeout:
+        pid = pid or stage_pid(shared)
+        path = shared_ckpt(shared)
+        if pid and path is not None and finished_epochs(path) >= 1:
+            kill_tree(pid)
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no stage process with a checkpoint in {shared} after {timeout} s")
 
 
 @pytest.mark.slow
@@ -184,10 +206,7 @@ def test_a_queued_row_killed_mid_training_resumes_from_the_shared_folder(base, t
             subprocess.run([str(BIN / "dvc"), *cmd], cwd=work, env=env, check=True, capture_output=True)
 
     queue_and_start("row")
-    wait_for_epochs(shared, 1, alive=lambda: exp_state(work, "row") in ("Queued", "Running", None))
-    pid = stage_pid(work)
-    assert pid is not None, "the row's stage process"
-    kill_tree(pid)
+    kill_row_after_first_epoch(shared)
     assert wait_state(work, "row", {"Failed", "Success"}) == "Failed"
     assert 1 <= finished_epochs(shared_ckpt(shared)) < EPOCHS, "the kill came after the last epoch"
     done = finished_epochs(shared_ckpt(shared))

@@ -220,3 +220,13 @@ def test_checkpoints_flag_is_an_absolute_folder_or_none(grid, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     assert grid.checkpoint_dir(".negprompt/checkpoints") == tmp_path / ".negprompt/checkpoints"
     assert grid.checkpoint_dir("none") is None and grid.checkpoint_dir("") is None
+
+
+def test_rows_differing_only_in_training_share_one_run_of_the_shared_stages(grid):
+    """grid.shared_groups: one run of tree..features per backbone and data; a device goes to the training stages only
+    (in features' or backbone's params it would make each GPU's rows a run of their own)."""
+    args = {n: grid.queue_args(ROWS[n]["params"], ["data.root=/d"], None) for n in PAPER_ROWS["table5"]}
+    groups = grid.shared_groups(args)
+    assert list(groups) == ["table5-p1", "table5-vit-b-32", "table5-rn50", "table5-rn101"], list(groups)
+    on_gpu = grid.queue_args({"neg.num_prompts": 1}, [], "cuda:1")
+    assert [a for a in on_gpu[1::2] if "device" in a] == ["pos.device=cuda:1", "neg.device=cuda:1"]

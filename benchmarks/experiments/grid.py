@@ -11,7 +11,9 @@ grid.yaml (ablations, protocol: OpenMoji, offline) or rows. `--set KEY=VALUE` ov
 row's settings are validated against params.yaml before anything is queued (an ImageNet row needs data.root).
 
 Rows come from `benchmarks/experiments/grid.yaml`. Each is `dvc exp run --queue -n grid-<row> -S ...` from
-HEAD's params (overrides never accumulate), run by `dvc queue start --jobs N` workers; with several
+HEAD's params (overrides never accumulate), run by `dvc queue start --jobs N` workers, after the stages the
+rows share (tree to features and NegLabel) ran once per distinct setting, so that the rows restore them from
+DVC's run-cache instead of encoding the images again; with several
 CUDA devices the rows are assigned round-robin (`-S pos.device=cuda:i ...`), and each worker gets
 cores / N threads (NEGPROMPT_THREADS) so that parallel jobs do not oversubscribe the CPU. A failed
 row is reported and the others go on; a killed row resumes its training from the checkpoints kept in
@@ -101,8 +103,8 @@ def settings(params: dict, extra: list[str]) -> dict[str, str]:
 
 def queue_args(params: dict, extra: list[str], device: str | None) -> list[str]:
     sets = settings(params, extra)
-    if device:
-        sets |= {f"{s}.device": device for s in ("features", "pos", "neg", "backbone")}
+    if device:  # the training stages only: a device in the shared stages' params would make each GPU's rows their own
+        sets |= {f"{s}.device": device for s in ("pos", "neg")}  # run of them (run_shared encodes once per grid)
     return [a for k, v in sets.items() for a in ("-S", f"{k}={v}")]
 
 
@@ -143,8 +145,16 @@ def exp_rows(base: str) -> list[dict]:
     (`Experiment`), `rev`, `State` (Queued, Running, Success, Failed; None for one pulled from a remote) and its
     params and metrics, flattened with dots (a name in several files is prefixed `<file>:`)."""
     import dvc.api
+    from dvc.exceptions import DvcException
+    from scmrepo.exceptions import SCMError
 
-    return [r for r in dvc.api.exp_show(revs=base) if r.get("Experiment")]
+    for attempt in range(10):
+        try:
+            return [r for r in dvc.api.exp_show(revs=base) if r.get("Experiment")]
+        except (DvcException, SCMError):  # a worker setting up a row's temporary copy ("Empty git repo"): ask again
+            if attempt == 9:
+                raise
+            time.sleep(3)
 
 
 def _cell(row: dict, path: str, name: str):
@@ -186,6 +196,32 @@ def queue_states(names: list[str], earlier: set[str], base: str) -> dict[str, st
     return {r["Experiment"]: r["State"] for r in exp_rows(base) if r["Experiment"] in names and r["rev"] not in earlier}
 
 
+# The stages every row of a backbone and data shares (with their upstream: tree, data, backbone, subset): run once
+# per distinct setting before the rows, so that each row's copies are restored from DVC's run-cache, not recomputed
+SHARED_TARGETS = ("features", "neglabel")
+SHARED_SECTIONS = ("data", "backbone", "subset", "features", "neglabel", "family", "score.zero_shot_template")
+
+
+def shared_groups(row_args: dict[str, list[str]]) -> dict[str, list[str]]:
+    """{first row: its -S arguments} per distinct setting of the params the shared stages read (a key that does not
+    matter only costs one more, quick, run-cache hit: DVC decides the reuse)."""
+    groups: dict[tuple, str] = {}
+    for name, args in row_args.items():
+        sets = [a for a in args[1::2] if a.split("=", 1)[0].startswith(SHARED_SECTIONS)]
+        groups.setdefault(tuple(sorted(sets)), name)
+    return {name: row_args[name] for name in groups.values()}
+
+
+def run_shared(row_args: dict[str, list[str]], env: dict) -> None:
+    """The shared stages of each group, once, in DVC's temporary copy (`dvc exp run --temp`: the workspace is left
+    as it is); the experiment is removed, its outputs and run-cache entries stay in the cache."""
+    for first, args in shared_groups(row_args).items():
+        exp = f"grid-shared-{first}"
+        print(f"shared stages ({', '.join(SHARED_TARGETS)}) for the rows like {first}: {exp}", flush=True)
+        sh("dvc", "exp", "run", "--temp", "-n", exp, *args, *SHARED_TARGETS, env=env)
+        sh("dvc", "exp", "remove", exp, check=False)
+
+
 def run_queue(rows: dict, jobs: int, extra: list[str], base: str, checkpoints: Path | None = None) -> dict[str, str]:
     try:
         import torch
@@ -194,19 +230,22 @@ def run_queue(rows: dict, jobs: int, extra: list[str], base: str, checkpoints: P
     except ImportError:
         gpus = 0
     names = [f"grid-{n}" for n in rows]
-    earlier = {r["rev"] for r in exp_rows(base)}
-    existing = set(sh("dvc", "exp", "list", "--name-only").split())
-    for i, (name, row) in enumerate(rows.items()):
-        exp = f"grid-{name}"
-        if exp in existing:
-            sh("dvc", "exp", "remove", exp)
-        device = f"cuda:{i % gpus}" if gpus > 1 else None
-        args = queue_args(row.get("params", {}), extra, device)
-        print(f"queue {exp}: {' '.join(args)}", flush=True)
-        sh("dvc", "exp", "run", "--queue", "-n", exp, *args)
     env = {**os.environ, "NEGPROMPT_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
     if checkpoints:  # the workers, and through them each row's stages, inherit this environment
         env[SHARED_ENV] = str(checkpoints)
+    row_args = {
+        name: queue_args(row.get("params", {}), extra, f"cuda:{i % gpus}" if gpus > 1 else None)
+        for i, (name, row) in enumerate(rows.items())
+    }
+    run_shared(row_args, {**env, "NEGPROMPT_THREADS": str(os.cpu_count() or 1)})
+    earlier = {r["rev"] for r in exp_rows(base)}
+    existing = set(sh("dvc", "exp", "list", "--name-only").split())
+    for name, args in row_args.items():
+        exp = f"grid-{name}"
+        if exp in existing:
+            sh("dvc", "exp", "remove", exp)
+        print(f"queue {exp}: {' '.join(args)}", flush=True)
+        sh("dvc", "exp", "run", "--queue", "-n", exp, *args)
     # the workers outlive this call and inherit its pipes: without DEVNULL, waiting for EOF would block until
     # the queue is empty
     subprocess.run(
@@ -447,6 +486,8 @@ def run_jobs(args, rows: dict, base: str) -> dict[str, str]:
             jobs=args.jobs or (0 if args.executor == "slurm" else 1),
             git_remote_name=args.git_remote,
             checkpoints=checkpoint_dir(args.checkpoints),
+            shared_stages=SHARED_TARGETS,
+            shared_groups=shared_groups,
         )
     except grid_cluster.GridError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -234,7 +234,12 @@ class RowJob:
             ):  # the base commit's outputs and the run-cache
                 print("(not everything fetched: what is missing runs here)", flush=True)
             # --pull: a stage another row already ran (in the run-cache) is restored from the DVC remote, not rerun
-            run(*dvc, "exp", "run", "--temp", "--pull", "-n", spec["exp"], *spec["args"], cwd=work, env=env)
+            targets = spec.get("targets") or []
+            run(*dvc, "exp", "run", "--temp", "--pull", "-n", spec["exp"], *spec["args"], *targets, cwd=work, env=env)
+            if targets:  # the shared stages of a grid (grid.run_shared): their run-cache for the rows, no experiment
+                if not spec["cache_dir"]:
+                    run(*dvc, "push", "--run-cache", cwd=work, env=env)
+                return spec["exp"]
             data = (
                 ["--no-cache", "--no-run-cache"] if spec["cache_dir"] else ["--run-cache"]
             )  # a shared cache already has them
@@ -370,7 +375,7 @@ class Tracker:
         if how == "re-attached" and self.kind == "local":
             self.attached.add(name)
         self.save()
-        self.bar.write(f"{how} grid-{name}: job {job.job_id}, log {job.paths.stdout}")
+        self.bar.write(f"{how} grid-{name}: job {job.job_id}, log {job.paths.stdout}", flush=True)
 
     def poll(self) -> None:
         live = [n for n, s in self.states.items() if s in ("pending", "running")]
@@ -450,6 +455,34 @@ def earlier_jobs(kind: str, folder: Path, base: str) -> dict[str, object]:
     return {n: j for n, j in jobs.items() if alive_locally(j.job_id)}
 
 
+def run_shared_jobs(kind: str, folder: Path, firsts: list[str], per_row: dict, spec_of, targets: tuple[str, ...]):
+    """One job per group of rows that share a backbone and data (`firsts`: each group's first row) runs the shared
+    stages with that row's settings and pushes their run-cache; the rows start once these jobs have ended, and
+    restore those stages instead of encoding the images again. A failed shared job only costs time: its rows run the
+    stages themselves."""
+    jobs = {}
+    for first in firsts:
+        spec = spec_of(first) | {"exp": f"grid-shared-{first}", "targets": list(targets), "checkpoints": None}
+        jobs[first] = executor_for(kind, folder, per_row[first]).submit(RowJob(), spec)
+        job = jobs[first]
+        print(f"submitted the shared stages for the rows like {first}: job {job.job_id}, log {job.paths.stdout}")
+        sys.stdout.flush()
+    for first, job in jobs.items():
+        while True:
+            end = outcome(job)
+            if end is None and kind == "slurm":
+                held = squeue([job.job_id])
+                if held is not None and job.job_id not in held:
+                    time.sleep(20)  # gone from the queue: the result file, if any, shows up within moments
+                    end = outcome(job) or ("failed", "ended without a result")
+            if end is not None:
+                break
+            time.sleep(POLL_S)
+        if end[0] == "failed":
+            print(f"the shared stages for the rows like {first} failed ({log_tail(job) or end[1]}): "
+                  "its rows run them themselves", flush=True)  # fmt: skip
+
+
 def run_cluster(
     kind: str,
     rows: dict,
@@ -463,7 +496,11 @@ def run_cluster(
     git_remote_name: str = "origin",
     folder: Path = Path(".dvc/tmp/grid"),
     checkpoints: Path | None = None,
+    shared_stages: tuple[str, ...] = (),
+    shared_groups=None,
 ) -> dict[str, str]:
+    # shared_stages, shared_groups: the stages every row of a backbone and data shares, and grid.shared_groups (the
+    # first row of each group of rows with the same settings of those stages' params); none: each row runs its own
     """Runs the rows as jobs and pulls their experiments; returns {experiment: 'Success' | 'Failed'} like
     grid.run_queue. Every check that can fail on bad input runs before the first submission."""
     per_row = resources(resources_file, rows, list(resource_overrides))
@@ -492,6 +529,23 @@ def run_cluster(
         import cloudpickle
 
         cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the jobs need not import this file
+
+        def spec_of(name: str) -> dict:
+            return {
+                "row": name,
+                "exp": f"grid-{name}",
+                "args": row_args[name],
+                "base": base,
+                "origin": origin,
+                "git_remote": git_remote_name,
+                "dvc_remote": remote,
+                "checkpoints": str(checkpoints) if checkpoints else None,
+                **{k: per_row[name][k] for k in ("cpus", "cache_dir", "workdir")},
+            }
+
+        if shared_stages and shared_groups and not running:
+            groups = shared_groups({n: row_args[n] for n in todo})
+            run_shared_jobs(kind, folder, list(groups), per_row, spec_of, shared_stages)
         tracker = Tracker(kind, folder, base, todo)
         for name in todo:
             if name in running:
@@ -502,19 +556,8 @@ def run_cluster(
             while waiting or tracker.active():
                 while waiting and tracker.active() < limit:
                     name = waiting.pop(0)
-                    res = per_row[name]
-                    spec = {
-                        "row": name,
-                        "exp": f"grid-{name}",
-                        "args": row_args[name],
-                        "base": base,
-                        "origin": origin,
-                        "git_remote": git_remote_name,
-                        "dvc_remote": remote,
-                        "checkpoints": str(checkpoints) if checkpoints else None,
-                        **{k: res[k] for k in ("cpus", "cache_dir", "workdir")},
-                    }
-                    tracker.add(name, executor_for(kind, folder, res).submit(RowJob(), spec), "submitted")
+                    job = executor_for(kind, folder, per_row[name]).submit(RowJob(), spec_of(name))
+                    tracker.add(name, job, "submitted")
                 time.sleep(POLL_S)
                 tracker.poll()
         except KeyboardInterrupt:

@@ -202,8 +202,14 @@ def test_a_queued_row_killed_mid_training_resumes_from_the_shared_folder(base, t
     start = time.time()
 
     def queue_and_start(name: str) -> None:
-        for cmd in (["exp", "run", "--queue", "-n", name, f"{STAGE}@1"], ["queue", "start", "--jobs", "1"]):
-            subprocess.run([str(BIN / "dvc"), *cmd], cwd=work, env=env, check=True, capture_output=True)
+        dvc_ = str(BIN / "dvc")
+        subprocess.run([dvc_, "exp", "run", "--queue", "-n", name, f"{STAGE}@1"], cwd=work, env=env, check=True)
+        # the worker outlives `queue start` and inherits its pipes: captured, the call would return only once the
+        # queue is empty (as grid.py's run_queue notes)
+        subprocess.run(
+            [dvc_, "queue", "start", "--jobs", "1"],
+            cwd=work, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
 
     queue_and_start("row")
     kill_row_after_first_epoch(shared)

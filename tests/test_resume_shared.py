@@ -151,8 +151,13 @@ def queue_env(shared: Path, tmp: Path) -> dict:
 
 def exp_state(work: Path, name: str) -> str | None:
     import dvc.api
+    from dvc.exceptions import DvcException
+    from scmrepo.exceptions import SCMError
 
-    rows = [r for r in dvc.api.exp_show(repo=str(work)) if r.get("Experiment") == name]
+    try:
+        rows = [r for r in dvc.api.exp_show(repo=str(work)) if r.get("Experiment") == name]
+    except (DvcException, SCMError):  # the worker setting up the row's temporary copy: ask again
+        return None
     return rows[-1]["State"] if rows else None
 
 

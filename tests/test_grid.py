@@ -188,3 +188,45 @@ def test_every_imagenet_row_gets_a_gpu_and_a_cpu_per_decoding_worker():
     per_row = gc.resources(gc.RESOURCES, imagenet, [])
     for name, res in per_row.items():
         assert res["gpus"] >= 1 and res["cpus"] >= ROWS[name]["params"]["features.num_workers"], (name, res)
+
+
+def test_results_are_put_back_together_from_exp_shows_flattened_table(grid):
+    """`dvc.api.exp_show` flattens each metrics file with dots (a name two files share gets `<file>:`) and writes
+    values as text read back as floats: the report's nested result comes back exactly, another file's columns and
+    another benchmark's are left out."""
+    from flatten_dict import flatten
+
+    result = {
+        "average": {"mcm": {"auroc": 80.0778, "auroc_std": 0.0, "fpr95": 67.2558, "fpr95_std": 0.1234}},
+        "id_top1": {"negprompt": {"top1": 71.25, "top1_std": 0.5}},
+        "protocol": {"pos": {"select": "test", "kept": [3, 4]}},
+    }
+    row = {"Experiment": "grid-p1", "rev": "abc1234", "State": "Success", "params.yaml:data.benchmark": "openmoji"}
+    for key, value in flatten({"openmoji": result}, reducer="dot").items():
+        row[f"reports/metrics.json:{key}" if key.endswith("auroc") else key] = (
+            float(value) if isinstance(value, float) else str(value)
+        )
+    row |= {"reports/train/pos_seed1/metrics.json:openmoji.average.mcm.auroc": 1.0, "train.loss": 0.5, "x.y": None}
+    assert grid.exp_metrics(row) == result
+    assert grid.exp_metrics({**row, "params.yaml:data.benchmark": "imagenet_conventional"}) is None
+    hard = {"Experiment": "grid-s1", "rev": "d", "data.benchmark": "imagenet_hard", "data.hard_split": "split2"}
+    assert grid.exp_metrics({**hard, "imagenet_hard_split2.average.mcm.auroc": 99.5}) == {
+        "average": {"mcm": {"auroc": 99.5}}
+    }
+
+
+def test_checkpoints_flag_is_an_absolute_folder_or_none(grid, tmp_path, monkeypatch):
+    """The rows run in other directories (DVC's temporary copies, a job's clone): the folder they share is absolute."""
+    monkeypatch.chdir(tmp_path)
+    assert grid.checkpoint_dir(".negprompt/checkpoints") == tmp_path / ".negprompt/checkpoints"
+    assert grid.checkpoint_dir("none") is None and grid.checkpoint_dir("") is None
+
+
+def test_rows_differing_only_in_training_share_one_run_of_the_shared_stages(grid):
+    """grid.shared_groups: one run of tree..features per backbone and data; a device goes to the training stages only
+    (in features' or backbone's params it would make each GPU's rows a run of their own)."""
+    args = {n: grid.queue_args(ROWS[n]["params"], ["data.root=/d"], None) for n in PAPER_ROWS["table5"]}
+    groups = grid.shared_groups(args)
+    assert list(groups) == ["table5-p1", "table5-vit-b-32", "table5-rn50", "table5-rn101"], list(groups)
+    on_gpu = grid.queue_args({"neg.num_prompts": 1}, [], "cuda:1")
+    assert [a for a in on_gpu[1::2] if "device" in a] == ["pos.device=cuda:1", "neg.device=cuda:1"]

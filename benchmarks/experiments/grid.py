@@ -11,11 +11,15 @@ grid.yaml (ablations, protocol: OpenMoji, offline) or rows. `--set KEY=VALUE` ov
 row's settings are validated against params.yaml before anything is queued (an ImageNet row needs data.root).
 
 Rows come from `benchmarks/experiments/grid.yaml`. Each is `dvc exp run --queue -n grid-<row> -S ...` from
-HEAD's params (overrides never accumulate), run by `dvc queue start --jobs N` workers; with several
+HEAD's params (overrides never accumulate), run by `dvc queue start --jobs N` workers, after the stages the
+rows share (tree to features and NegLabel) ran once per distinct setting, so that the rows restore them from
+DVC's run-cache instead of encoding the images again; with several
 CUDA devices the rows are assigned round-robin (`-S pos.device=cuda:i ...`), and each worker gets
 cores / N threads (NEGPROMPT_THREADS) so that parallel jobs do not oversubscribe the CPU. A failed
-row is reported and the others go on. Results are read from each experiment's Git ref and written
-to reports/grid.md, reports/grid.json and reports/grid.png.
+row is reported and the others go on; a killed row resumes its training from the checkpoints kept in
+`--checkpoints DIR` (NEGPROMPT_CHECKPOINTS for the workers and jobs). States and results come from DVC's
+experiments table (`dvc.api.exp_show`: reports/metrics.json of each experiment) and are written to
+reports/grid.md, reports/grid.json and reports/grid.png.
 
     python benchmarks/experiments/grid.py --executor slurm --only table2 --set data.root=/data/imagenet
     python benchmarks/experiments/grid.py --executor slurm --only table2 --set data.root=/data/imagenet --resume
@@ -47,8 +51,10 @@ from negprompt import NegPromptError
 from negprompt.benchmarks.tables import GENERATED
 from negprompt.config import validate
 from negprompt.methods import registry
+from negprompt.methods.checkpoint import CHECKPOINTS, SHARED_ENV
 
 GRID = Path(__file__).with_name("grid.yaml")
+METRICS = "reports/metrics.json"  # the report stage's results, one entry named by the benchmark
 PARAMS = Path("params.yaml")  # the rows run from HEAD's params, in the repository the grid is started from
 METHODS = {m: s.label for m, s in registry.methods().items() if s.headline}  # the table's and the figure's columns
 LOCAL = {m: s.label for m, s in registry.methods().items() if s.local}  # with features.local: an extra line
@@ -97,8 +103,8 @@ def settings(params: dict, extra: list[str]) -> dict[str, str]:
 
 def queue_args(params: dict, extra: list[str], device: str | None) -> list[str]:
     sets = settings(params, extra)
-    if device:
-        sets |= {f"{s}.device": device for s in ("features", "pos", "neg", "backbone")}
+    if device:  # the training stages only: a device in the shared stages' params would make each GPU's rows their own
+        sets |= {f"{s}.device": device for s in ("pos", "neg")}  # run of them (run_shared encodes once per grid)
     return [a for k, v in sets.items() for a in ("-S", f"{k}={v}")]
 
 
@@ -134,31 +140,89 @@ def dry_run(rows: dict, extra: list[str]) -> None:
     print(f"{len(rows)} row{'' if len(rows) == 1 else 's'} (dry run: nothing queued)")
 
 
-def exp_file(exp: str, path: str, base: str) -> str | None:
-    """A file as the named experiment (queued from commit `base`) committed it; None if it did not finish."""
-    out = subprocess.run(
-        ["git", "show", f"refs/exps/{base[:2]}/{base[2:]}/{exp}:{path}"], capture_output=True, text=True
-    )
-    return out.stdout if out.returncode == 0 else None
+def exp_rows(base: str) -> list[dict]:
+    """`dvc exp show`'s table of the experiments queued from commit `base`: one dict per experiment with its name
+    (`Experiment`), `rev`, `State` (Queued, Running, Success, Failed; None for one pulled from a remote) and its
+    params and metrics, flattened with dots (a name in several files is prefixed `<file>:`)."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+    from scmrepo.exceptions import SCMError
+
+    for attempt in range(10):
+        try:
+            return [r for r in dvc.api.exp_show(revs=base) if r.get("Experiment")]
+        except (DvcException, SCMError):  # a worker setting up a row's temporary copy ("Empty git repo"): ask again
+            if attempt == 9:
+                raise
+            time.sleep(3)
 
 
-def queue_rows() -> list[tuple[str, str, str]]:
-    """(task id, experiment name, status) per task of `dvc queue status`."""
-    rows = []
-    for line in sh("dvc", "queue", "status", check=False).splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[0] != "Task" and parts[-1] in ("Queued", "Running", "Success", "Failed"):
-            rows.append((parts[0], parts[1], parts[-1]))
-    return rows
+def _cell(row: dict, path: str, name: str):
+    """A column of exp_show's table, by its file and its flattened name (prefixed only where two files share it)."""
+    return row.get(f"{path}:{name}", row.get(name))
 
 
-def queue_states(names: list[str], earlier: set[str]) -> dict[str, str]:
-    """{experiment name: status} of this run's tasks (the status also lists earlier runs' tasks
-    of the same names: their ids are in `earlier`)."""
-    return {name: state for task, name, state in queue_rows() if task not in earlier and name in names}
+def exp_metrics(row: dict) -> dict | None:
+    """The result reports/metrics.json holds for an experiment (its one top-level entry, named by the benchmark), put
+    back together from exp_show's flattened columns; None if it has none (not finished, or failed)."""
+    import ast
+
+    bench = _cell(row, "params.yaml", "data.benchmark")
+    if bench is None:
+        return None
+    top = bench + (f"_{_cell(row, 'params.yaml', 'data.hard_split')}" if bench == "imagenet_hard" else "")
+    tree: dict = {}
+    prefix = f"{METRICS}:"
+    for column, value in row.items():
+        name = column[len(prefix) :] if column.startswith(prefix) else column
+        if value is None or ":" in name or not name.startswith(f"{top}."):
+            continue
+        if isinstance(value, str) and value[:1] in "[{":  # exp_show writes a list as its repr
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                pass
+        *parents, leaf = name.split(".")[1:]
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree or None
 
 
-def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, str]:
+def queue_states(names: list[str], earlier: set[str], base: str) -> dict[str, str]:
+    """{experiment name: state} of this run's experiments (exp_show also lists earlier runs' failed tasks of the same
+    names: their revs are in `earlier`)."""
+    return {r["Experiment"]: r["State"] for r in exp_rows(base) if r["Experiment"] in names and r["rev"] not in earlier}
+
+
+# The stages every row of a backbone and data shares (with their upstream: tree, data, backbone, subset): run once
+# per distinct setting before the rows, so that each row's copies are restored from DVC's run-cache, not recomputed
+SHARED_TARGETS = ("features", "neglabel")
+SHARED_SECTIONS = ("data", "backbone", "subset", "features", "neglabel", "family", "score.zero_shot_template")
+
+
+def shared_groups(row_args: dict[str, list[str]]) -> dict[str, list[str]]:
+    """{first row: its -S arguments} per distinct setting of the params the shared stages read (a key that does not
+    matter only costs one more, quick, run-cache hit: DVC decides the reuse)."""
+    groups: dict[tuple, str] = {}
+    for name, args in row_args.items():
+        sets = [a for a in args[1::2] if a.split("=", 1)[0].startswith(SHARED_SECTIONS)]
+        groups.setdefault(tuple(sorted(sets)), name)
+    return {name: row_args[name] for name in groups.values()}
+
+
+def run_shared(row_args: dict[str, list[str]], env: dict) -> None:
+    """The shared stages of each group, once, in DVC's temporary copy (`dvc exp run --temp`: the workspace is left
+    as it is); the experiment is removed, its outputs and run-cache entries stay in the cache."""
+    for first, args in shared_groups(row_args).items():
+        exp = f"grid-shared-{first}"
+        print(f"shared stages ({', '.join(SHARED_TARGETS)}) for the rows like {first}: {exp}", flush=True)
+        sh("dvc", "exp", "run", "--temp", "-n", exp, *args, *SHARED_TARGETS, env=env)
+        sh("dvc", "exp", "remove", exp, check=False)
+
+
+def run_queue(rows: dict, jobs: int, extra: list[str], base: str, checkpoints: Path | None = None) -> dict[str, str]:
     try:
         import torch
 
@@ -166,17 +230,22 @@ def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, s
     except ImportError:
         gpus = 0
     names = [f"grid-{n}" for n in rows]
-    earlier = {task for task, _, _ in queue_rows()}
+    env = {**os.environ, "NEGPROMPT_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+    if checkpoints:  # the workers, and through them each row's stages, inherit this environment
+        env[SHARED_ENV] = str(checkpoints)
+    row_args = {
+        name: queue_args(row.get("params", {}), extra, f"cuda:{i % gpus}" if gpus > 1 else None)
+        for i, (name, row) in enumerate(rows.items())
+    }
+    run_shared(row_args, {**env, "NEGPROMPT_THREADS": str(os.cpu_count() or 1)})
+    earlier = {r["rev"] for r in exp_rows(base)}
     existing = set(sh("dvc", "exp", "list", "--name-only").split())
-    for i, (name, row) in enumerate(rows.items()):
+    for name, args in row_args.items():
         exp = f"grid-{name}"
         if exp in existing:
             sh("dvc", "exp", "remove", exp)
-        device = f"cuda:{i % gpus}" if gpus > 1 else None
-        args = queue_args(row.get("params", {}), extra, device)
         print(f"queue {exp}: {' '.join(args)}", flush=True)
         sh("dvc", "exp", "run", "--queue", "-n", exp, *args)
-    env = {**os.environ, "NEGPROMPT_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
     # the workers outlive this call and inherit its pipes: without DEVNULL, waiting for EOF would block until
     # the queue is empty
     subprocess.run(
@@ -189,14 +258,15 @@ def run_queue(rows: dict, jobs: int, extra: list[str], base: str) -> dict[str, s
     done, bar = {}, tqdm(total=len(names), desc=f"grid ({jobs} jobs)", unit="exp")
     while len(done) < len(names):
         time.sleep(5)
-        for name, state in queue_states(names, earlier).items():
+        for name, state in queue_states(names, earlier, base).items():
             if state in ("Success", "Failed") and name not in done:
                 done[name] = state
                 bar.update(1)
                 bar.set_postfix(failed=sum(s == "Failed" for s in done.values()))
     bar.close()
-    for _ in range(30):  # a finished task's Git ref is collected just after its status turns Success
-        if all(exp_file(n, "dvc.lock", base) is not None for n, st in done.items() if st == "Success"):
+    for _ in range(30):  # a finished task's metrics are collected just after its state turns Success
+        shown = {r["Experiment"]: r for r in exp_rows(base)}
+        if all(n in shown and exp_metrics(shown[n]) for n, st in done.items() if st == "Success"):
             break
         time.sleep(2)
     # no `dvc queue stop`: the workers exit by themselves once the queue is empty, and a stop sent after they
@@ -352,11 +422,8 @@ def tabulate(rows: dict, results: dict, states: dict[str, str]) -> tuple[list[st
 
 
 def report(rows: dict, states: dict[str, str], out: Path, base: str) -> dict:
-    results = {}
-    for name in rows:
-        text = exp_file(f"grid-{name}", "reports/metrics.json", base)
-        if text:
-            results[name] = next(iter(json.loads(text).values()))
+    shown = {r["Experiment"]: r for r in exp_rows(base) if r.get("State") not in ("Queued", "Running", "Failed")}
+    results = {name: m for name in rows if f"grid-{name}" in shown and (m := exp_metrics(shown[f"grid-{name}"]))}
     lines, more = tabulate(rows, results, states)
     md = [
         "# Experiment grid",
@@ -418,10 +485,19 @@ def run_jobs(args, rows: dict, base: str) -> dict[str, str]:
             resume=args.resume,
             jobs=args.jobs or (0 if args.executor == "slurm" else 1),
             git_remote_name=args.git_remote,
+            checkpoints=checkpoint_dir(args.checkpoints),
+            shared_stages=SHARED_TARGETS,
+            shared_groups=shared_groups,
         )
     except grid_cluster.GridError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def checkpoint_dir(value: str) -> Path | None:
+    """--checkpoints as an absolute folder (the rows run elsewhere: in DVC's temporary copies, in a job's clone);
+    None for 'none'."""
+    return None if value.strip().lower() in ("", "none") else Path(value).expanduser().resolve()
 
 
 def main():
@@ -476,6 +552,14 @@ def main():
         metavar="KEY=VALUE",
         help="an override of every row (replaces the row's own value), e.g. data.root=/data/imagenet; repeatable",
     )
+    ap.add_argument(
+        "--checkpoints",
+        default=str(CHECKPOINTS),
+        metavar="DIR",
+        help="the folder where the rows' training stages keep their per-epoch checkpoints (NEGPROMPT_CHECKPOINTS, one "
+        "sub-folder per run key), so that a killed or requeued row resumes from its last finished epoch; on Slurm a "
+        "folder every node sees (default .negprompt/checkpoints of this repository; none: each row's own copy)",
+    )
     ap.add_argument("--dry-run", action="store_true", help="list the rows and their full -S settings; queue nothing")
     ap.add_argument("--out", default="reports/grid.md")
     ap.add_argument("--grid", type=Path, default=GRID, help="the rows file (default benchmarks/experiments/grid.yaml)")
@@ -503,7 +587,7 @@ def main():
             sys.exit("commit or stash your changes first: experiments start from HEAD")
         start = time.time()
         if args.executor == "queue":
-            states = run_queue(rows, args.jobs or 1, args.set, base)
+            states = run_queue(rows, args.jobs or 1, args.set, base, checkpoint_dir(args.checkpoints))
         else:
             states = run_jobs(args, rows, base)
         print(

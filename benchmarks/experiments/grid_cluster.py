@@ -200,6 +200,8 @@ class RowJob:
     def __call__(self, spec: dict) -> str:
         bin_dir = str(Path(sys.executable).parent)
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "NEGPROMPT_THREADS": str(spec["cpus"])}
+        if spec.get("checkpoints"):  # outside the clone, which every attempt deletes: a requeued row resumes
+            env["NEGPROMPT_CHECKPOINTS"] = spec["checkpoints"]
         root = Path(os.path.expandvars(spec["workdir"] or os.environ.get("TMPDIR") or tempfile.gettempdir()))
         root.mkdir(parents=True, exist_ok=True)
         work = (
@@ -232,7 +234,12 @@ class RowJob:
             ):  # the base commit's outputs and the run-cache
                 print("(not everything fetched: what is missing runs here)", flush=True)
             # --pull: a stage another row already ran (in the run-cache) is restored from the DVC remote, not rerun
-            run(*dvc, "exp", "run", "--temp", "--pull", "-n", spec["exp"], *spec["args"], cwd=work, env=env)
+            targets = spec.get("targets") or []
+            run(*dvc, "exp", "run", "--temp", "--pull", "-n", spec["exp"], *spec["args"], *targets, cwd=work, env=env)
+            if targets:  # the shared stages of a grid (grid.run_shared): their run-cache for the rows, no experiment
+                if not spec["cache_dir"]:
+                    run(*dvc, "push", "--run-cache", cwd=work, env=env)
+                return spec["exp"]
             data = (
                 ["--no-cache", "--no-run-cache"] if spec["cache_dir"] else ["--run-cache"]
             )  # a shared cache already has them
@@ -280,8 +287,9 @@ def attach(kind: str, folder: Path, job_id: str):
 
 
 def squeue(ids: list[str]) -> dict[str, str] | None:
-    """{job id: Slurm state} of the jobs Slurm still holds (without accounting, a finished job leaves squeue);
-    None when squeue does not answer (a busy controller): nothing is concluded from that poll."""
+    """{job id: Slurm state} of the jobs Slurm still holds; None when squeue does not answer (a busy controller):
+    nothing is concluded from that poll. (submitit's `job.state` / `job.done()` read sacct, which answers nothing
+    on a cluster without accounting: there a job killed before writing its result would stay 'running' forever.)"""
     if not ids:
         return {}
     res = subprocess.run(
@@ -293,27 +301,33 @@ def squeue(ids: list[str]) -> dict[str, str] | None:
 
 
 def outcome(job) -> tuple[str, str] | None:
-    """('done' | 'failed', message) once the job has written its result, None before."""
-    from submitit.core import utils
+    """('done' | 'failed', message) once submitit has the job's result (`job.done()`, `job.exception()`), None
+    before. A job that ended without a result is 'failed' only where submitit can tell (a local process it started,
+    or Slurm with accounting); elsewhere the caller asks squeue."""
+    from submitit.core.utils import UncompletedJobError
 
-    if not job.paths.result_pickle.exists():
+    if not job.done():
         return None
     try:
-        status, value = utils.pickle_load(job.paths.result_pickle)
-    except Exception as e:  # noqa: BLE001 - a half-written pickle reads again at the next poll
-        return None if isinstance(e, EOFError) else ("failed", f"unreadable result: {e}")
-    if status == "success":
+        error = job.exception()
+    except EOFError:  # a result pickle still being written: read again at the next poll
+        return None
+    if error is None:
         return "done", ""
-    return "failed", ([line for line in str(value).splitlines() if line.strip()] or ["error"])[-1]
+    if isinstance(error, UncompletedJobError):
+        return "failed", f"ended without a result ({job.state})"
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    rules = [i for i, line in enumerate(lines) if set(line.strip()) == {"-"}]
+    return "failed", (lines[rules[-1] - 1] if len(rules) >= 2 else lines[-1]).strip()  # the trace's last line
 
 
-def alive_locally(job) -> bool:
-    if job._process is not None:
-        return job._process.poll() is None
+def alive_locally(job_id: str) -> bool:
+    """Whether a local job an earlier driver started still runs (submitit's LocalJob knows only the processes it
+    started itself: re-attached by id, its state is 'NO PROCESS AND NO RESULT' even while the job runs)."""
     import psutil
 
     try:
-        return "submitit" in " ".join(psutil.Process(int(job.job_id)).cmdline())
+        return "submitit" in " ".join(psutil.Process(int(job_id)).cmdline())
     except (psutil.Error, ValueError):
         return False
 
@@ -332,7 +346,8 @@ def log_tail(job) -> str:
 
 
 class Tracker:
-    """Jobs of one driver run: their states, the progress bar, the state file."""
+    """Jobs of one driver run: their states, the progress bar, the state file. (submitit.helpers.monitor_jobs
+    blocks until every job is done: it neither holds back rows beyond --jobs nor reports a row as it ends.)"""
 
     def __init__(self, kind: str, folder: Path, base: str, names: list[str]):
         from tqdm import tqdm
@@ -340,6 +355,7 @@ class Tracker:
         self.kind, self.folder, self.base = kind, folder, base
         self.state_file = folder / "state.json"
         self.jobs: dict[str, object] = {}
+        self.attached: set[str] = set()  # rows whose local job an earlier driver started
         self.states: dict[str, str] = {n: "queued" for n in names}
         self.ended_at: dict[str, float] = {}
         self.postfix = ""
@@ -356,37 +372,36 @@ class Tracker:
     def add(self, name: str, job, how: str) -> None:
         self.jobs[name] = job
         self.states[name] = "pending"
+        if how == "re-attached" and self.kind == "local":
+            self.attached.add(name)
         self.save()
-        self.bar.write(f"{how} grid-{name}: job {job.job_id}, log {job.paths.stdout}")
+        self.bar.write(f"{how} grid-{name}: job {job.job_id}, log {job.paths.stdout}", flush=True)
 
     def poll(self) -> None:
         live = [n for n, s in self.states.items() if s in ("pending", "running")]
         slurm = squeue([self.jobs[n].job_id for n in live]) if self.kind == "slurm" else {}
         for name in live:
             job = self.jobs[name]
+            if name in self.attached and alive_locally(job.job_id):
+                self.states[name] = "running"
+                continue
             end = outcome(job)
             if end is None:
+                if self.kind == "local":
+                    self.states[name] = "running"
+                    continue
                 if slurm is None:
                     continue
-                if self.kind == "slurm":
-                    st = slurm.get(job.job_id)
-                    state = (
-                        None
-                        if st is None
-                        else ("pending" if st in ("PENDING", "REQUEUED", "CONFIGURING") else "running")
-                    )
-                else:
-                    state = "running" if alive_locally(job) else None
-                if (
-                    state is None
-                ):  # gone without a result: killed, cancelled, out of memory or time (give the file system a moment)
-                    first = self.ended_at.setdefault(name, time.time())
-                    if time.time() - first < 20:
-                        continue
-                    end = ("failed", f"ended without a result ({self.slurm_state(job)})")
-                else:
-                    self.states[name] = state
+                st = slurm.get(job.job_id)
+                if st is not None:
+                    self.states[name] = "pending" if st in ("PENDING", "REQUEUED", "CONFIGURING") else "running"
                     continue
+                # gone from squeue without a result: killed, cancelled, out of memory or time (give the file system
+                # a moment)
+                first = self.ended_at.setdefault(name, time.time())
+                if time.time() - first < 20:
+                    continue
+                end = ("failed", f"ended without a result ({self.slurm_state(job)})")
             self.states[name] = end[0]
             self.bar.update(1)
             if end[0] == "failed":
@@ -436,8 +451,36 @@ def earlier_jobs(kind: str, folder: Path, base: str) -> dict[str, object]:
             raise GridError(
                 "squeue does not answer: cannot tell which of the earlier driver's jobs still run (try again)"
             )
-        return {n: j for n, j in jobs.items() if j.job_id in held and outcome(j) is None}
-    return {n: j for n, j in jobs.items() if outcome(j) is None and alive_locally(j)}
+        return {n: j for n, j in jobs.items() if j.job_id in held and not j.done()}
+    return {n: j for n, j in jobs.items() if alive_locally(j.job_id)}
+
+
+def run_shared_jobs(kind: str, folder: Path, firsts: list[str], per_row: dict, spec_of, targets: tuple[str, ...]):
+    """One job per group of rows that share a backbone and data (`firsts`: each group's first row) runs the shared
+    stages with that row's settings and pushes their run-cache; the rows start once these jobs have ended, and
+    restore those stages instead of encoding the images again. A failed shared job only costs time: its rows run the
+    stages themselves."""
+    jobs = {}
+    for first in firsts:
+        spec = spec_of(first) | {"exp": f"grid-shared-{first}", "targets": list(targets), "checkpoints": None}
+        jobs[first] = executor_for(kind, folder, per_row[first]).submit(RowJob(), spec)
+        job = jobs[first]
+        print(f"submitted the shared stages for the rows like {first}: job {job.job_id}, log {job.paths.stdout}")
+        sys.stdout.flush()
+    for first, job in jobs.items():
+        while True:
+            end = outcome(job)
+            if end is None and kind == "slurm":
+                held = squeue([job.job_id])
+                if held is not None and job.job_id not in held:
+                    time.sleep(20)  # gone from the queue: the result file, if any, shows up within moments
+                    end = outcome(job) or ("failed", "ended without a result")
+            if end is not None:
+                break
+            time.sleep(POLL_S)
+        if end[0] == "failed":
+            print(f"the shared stages for the rows like {first} failed ({log_tail(job) or end[1]}): "
+                  "its rows run them themselves", flush=True)  # fmt: skip
 
 
 def run_cluster(
@@ -452,7 +495,12 @@ def run_cluster(
     jobs: int = 0,
     git_remote_name: str = "origin",
     folder: Path = Path(".dvc/tmp/grid"),
+    checkpoints: Path | None = None,
+    shared_stages: tuple[str, ...] = (),
+    shared_groups=None,
 ) -> dict[str, str]:
+    # shared_stages, shared_groups: the stages every row of a backbone and data shares, and grid.shared_groups (the
+    # first row of each group of rows with the same settings of those stages' params); none: each row runs its own
     """Runs the rows as jobs and pulls their experiments; returns {experiment: 'Success' | 'Failed'} like
     grid.run_queue. Every check that can fail on bad input runs before the first submission."""
     per_row = resources(resources_file, rows, list(resource_overrides))
@@ -481,6 +529,23 @@ def run_cluster(
         import cloudpickle
 
         cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the jobs need not import this file
+
+        def spec_of(name: str) -> dict:
+            return {
+                "row": name,
+                "exp": f"grid-{name}",
+                "args": row_args[name],
+                "base": base,
+                "origin": origin,
+                "git_remote": git_remote_name,
+                "dvc_remote": remote,
+                "checkpoints": str(checkpoints) if checkpoints else None,
+                **{k: per_row[name][k] for k in ("cpus", "cache_dir", "workdir")},
+            }
+
+        if shared_stages and shared_groups and not running:
+            groups = shared_groups({n: row_args[n] for n in todo})
+            run_shared_jobs(kind, folder, list(groups), per_row, spec_of, shared_stages)
         tracker = Tracker(kind, folder, base, todo)
         for name in todo:
             if name in running:
@@ -491,18 +556,8 @@ def run_cluster(
             while waiting or tracker.active():
                 while waiting and tracker.active() < limit:
                     name = waiting.pop(0)
-                    res = per_row[name]
-                    spec = {
-                        "row": name,
-                        "exp": f"grid-{name}",
-                        "args": row_args[name],
-                        "base": base,
-                        "origin": origin,
-                        "git_remote": git_remote_name,
-                        "dvc_remote": remote,
-                        **{k: res[k] for k in ("cpus", "cache_dir", "workdir")},
-                    }
-                    tracker.add(name, executor_for(kind, folder, res).submit(RowJob(), spec), "submitted")
+                    job = executor_for(kind, folder, per_row[name]).submit(RowJob(), spec_of(name))
+                    tracker.add(name, job, "submitted")
                 time.sleep(POLL_S)
                 tracker.poll()
         except KeyboardInterrupt:

@@ -13,6 +13,12 @@ far a run got. Files live outside every DVC output (`.negprompt/checkpoints/`, g
 the ignore files this module writes there), are replaced atomically after each epoch and removed by the stage
 once its outputs are written.
 
+A queued experiment runs in DVC's temporary copy of the repository and a grid's Slurm job in a clone deleted
+after each attempt: there the workspace folder is gone by the time the row is retried. With
+`NEGPROMPT_CHECKPOINTS=<absolute folder>` (grid.py sets it for its queue workers and jobs) the checkpoints live
+in that folder instead, one sub-folder per run key (`<folder>/<key>/<stage>_seed<seed>.pt`), so that a retried
+row finds its own and rows of other params or code never touch each other's.
+
 A file that cannot be used (another run key: other params, inputs or code; a wrong sha256: truncated or
 altered; unreadable) gives a one-line notice and a fresh start, not an error: a checkpoint is saved time,
 never a result, and the fresh run overwrites it.
@@ -23,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import random
 import sys
 from collections.abc import Callable, Iterable
@@ -32,9 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from negprompt import NegPromptError
 from negprompt.io import atomic_path
 
 CHECKPOINTS = Path(".negprompt/checkpoints")  # relative to the repository root, as DVC runs stages there
+SHARED_ENV = "NEGPROMPT_CHECKPOINTS"  # an absolute folder shared by the runs of a grid: one sub-folder per run key
 FORMAT = 1
 _IGNORE_ALL = "# negprompt's resumable-training checkpoints: never versioned (methods/checkpoint.py)\n*\n"
 
@@ -124,8 +133,13 @@ class Checkpoint:
     then what the loop continues from (`restore`); otherwise `epoch` is 0 and `curve` empty.
     """
 
-    def __init__(self, path: str | Path, key: str, notice: Callable[[str], None] = _stderr):
+    def __init__(
+        self, path: str | Path, key: str, notice: Callable[[str], None] = _stderr, home: str | Path | None = None
+    ):
+        # home: the checkpoint folder that holds the ignore files (the file's own folder unless it is a run key's
+        # sub-folder of a shared folder, removed with its last checkpoint)
         self.path, self.key, self.notice = Path(path), key, notice
+        self.home = Path(home) if home is not None else self.path.parent
         self._payload = self._read()
 
     @property
@@ -206,19 +220,40 @@ class Checkpoint:
         """Make the checkpoint folder ignored by git and DVC (a `*` ignore file in it, as .pytest_cache does)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for name in (".gitignore", ".dvcignore"):
-            if not (self.path.parent / name).is_file():
-                (self.path.parent / name).write_text(_IGNORE_ALL)
+            if not (self.home / name).is_file():
+                (self.home / name).write_text(_IGNORE_ALL)
 
     def remove(self) -> None:
         """Called once the stage's outputs are written: the run is complete, nothing to resume."""
         self.path.unlink(missing_ok=True)
         self._payload = None
+        if self.path.parent != self.home:
+            try:
+                self.path.parent.rmdir()  # a run key's sub-folder, once its last checkpoint is gone
+            except OSError:
+                pass  # another seed's or stage's checkpoint of the same run key is still there
+
+
+def shared_root() -> Path | None:
+    """The folder `NEGPROMPT_CHECKPOINTS` names, or None when it is unset or empty; a relative path is an error (a
+    queued row's or a job's working directory is a temporary copy: a relative folder would be inside it)."""
+    value = os.environ.get(SHARED_ENV, "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        raise NegPromptError(f"{SHARED_ENV}={value}: expected an absolute folder (checkpoints shared between runs)")
+    return path
 
 
 def stage_checkpoint(
-    stage: str, seed: int, params: dict, inputs: Iterable[str | Path], root: Path = CHECKPOINTS
+    stage: str, seed: int, params: dict, inputs: Iterable[str | Path], root: Path | None = None
 ) -> Checkpoint:
-    """The checkpoint of stage `stage`, seed `seed`: `<root>/<stage>_seed<seed>.pt`, keyed by the params,
-    stage, seed, input files and code (`run_key`)."""
+    """The checkpoint of stage `stage`, seed `seed`, keyed by the params, stage, seed, input files and code
+    (`run_key`): `<root>/<stage>_seed<seed>.pt` (root: `.negprompt/checkpoints` of the working directory), or, with
+    NEGPROMPT_CHECKPOINTS set and no `root`, `<that folder>/<key>/<stage>_seed<seed>.pt`."""
     key = run_key({"stage": stage, "seed": seed, "params": params}, inputs)
-    return Checkpoint(root / f"{stage}_seed{seed}.pt", key)
+    shared = shared_root() if root is None else None
+    if shared is not None:
+        return Checkpoint(shared / key / f"{stage}_seed{seed}.pt", key, home=shared)
+    return Checkpoint((root or CHECKPOINTS) / f"{stage}_seed{seed}.pt", key)

@@ -37,6 +37,7 @@ METHODS = {
     "CSP (zero-shot)": "csp",
     "AdaNeg (test-time)": "adaneg",
     "TANL (test-time)": "tanl",
+    "InterNeg (test-time)": "interneg",
     "CoOp": "coop",
     "NegPrompt": "negprompt",
 }

@@ -1,6 +1,7 @@
 """One registry of OOD methods: each method is one record (`MethodSpec`) and everything that lists methods (the
-score table, the report's labels and leaderboard, grid.py) reads it. Built-in methods register in
-`negprompt.methods.builtin`, a user's through `family.plugins` (docs/add-a-method.md), by the same `register`.
+score table, the report's labels and leaderboard, grid.py) reads it. The built-in methods are records in
+`negprompt.methods.builtin`, registered here by the same `register` a user's method goes through (`family.plugins`,
+docs/add-a-method.md).
 
 A plugin's method is `fn(img, ctx) -> scores`: L2-normalised image features img [N, d] (one batch: the whole test
 set) and a `Context` (the text tower, the ID class names and their zero-shot features), returning one score per
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from negprompt import NegPromptError
+from negprompt.methods.builtin import BUILT_IN, PUBLISHED_ONLY, Published
 
 KINDS = ("zero-shot", "trained", "stream")  # stream: test-time, scored on the fixed stream (negprompt.methods.stream)
 PLUGIN = "method:"  # score-table column prefix of a method with a `fn` (the built-ins' columns are their names)
@@ -33,17 +35,6 @@ class Context:
     zero_shot: torch.Tensor  # [C, d] ID prompts in score.zero_shot_template, L2-normalised
     logit_scale: float
     template: str
-
-
-@dataclass(frozen=True)
-class Published:
-    """A published figure the leaderboard shows beside ours (None where the source gives none)."""
-
-    auroc: float | None
-    fpr95: float | None
-    source: str
-    images: str = "ImageNet-1K val; iNaturalist, SUN, Places, Textures"  # ID and OOD image lists
-    fpr95_convention: str = ""  # "id95": OOD accepted at 95% ID recall; "ood95": OpenOOD v1.5's; "" = not stated
 
 
 @dataclass(frozen=True)
@@ -179,4 +170,8 @@ def score_all(img: torch.Tensor, ctx: Context) -> dict[str, torch.Tensor]:
     return out
 
 
-from negprompt.methods import builtin  # noqa: E402, F401  (registers the built-in methods)
+for _record in BUILT_IN:  # the built-in methods, registered as a plugin is (negprompt.methods.builtin holds them)
+    register(**{"fn": None, **_record})
+for _record in PUBLISHED_ONLY:
+    register_published(**_record)
+seal_builtins()

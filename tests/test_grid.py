@@ -4,6 +4,7 @@ input as one line before anything is queued, and the paper's figures beside the 
 (tests/test_grid_cluster.py runs rows end to end)."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -158,14 +159,22 @@ def test_the_report_puts_the_papers_figures_beside_the_rows(grid):
     assert not any(line.startswith("Table 3 average, splits 1-4, 10%") for line in more), "a failed row: no average"
 
 
+# a make of its own, not a sub-make of `make test` (which would print its directory and pass its flags)
+MAKE_ENV = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+
+
 def test_make_grid_passes_only_set_and_dry_run():
     out = subprocess.run(
-        ["make", "-n", "grid", "ONLY=table2", "SET=data.root=/data/imagenet backbone.pretrained=/w/x.bin", "DRY_RUN=1"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        ["make", "-s", "--no-print-directory", "-n", "grid", "ONLY=table2",
+         "SET=data.root=/data/imagenet backbone.pretrained=/w/x.bin", "DRY_RUN=1"],
+        cwd=REPO, capture_output=True, text=True, check=True, env=MAKE_ENV,
     ).stdout.splitlines()[-1]  # fmt: skip
     assert "grid.py " in out and "--only table2 --set 'data.root=/data/imagenet'" in out, out
     assert "--set 'backbone.pretrained=/w/x.bin' --dry-run" in out, out
-    default = subprocess.run(["make", "-n", "grid"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    default = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-n", "grid"], cwd=REPO, capture_output=True, text=True, check=True,
+        env=MAKE_ENV,
+    ).stdout  # fmt: skip
     assert default.splitlines()[-1].rstrip().endswith("--only ablations"), "make grid's default runs offline"
     assert all(r["group"] in ("ablations", "protocol") or "data.benchmark" in r["params"] for r in ROWS.values())
 

@@ -98,7 +98,7 @@ def test_local_executor_runs_the_grid_reports_the_failed_row_and_resume_runs_not
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     log = res.stdout + res.stderr
     failed = [line for line in log.splitlines() if line.startswith("failed: grid-fails")]
-    assert failed and "num_prompts" in failed[0], log[-3000:]
+    assert failed and "select_set" in failed[0], log[-3000:]
     assert Path(failed[0].rsplit("log: ", 1)[1]).exists()
     assert {"grid-p1", "grid-p2"} <= remote_exps(driver) and "grid-fails" not in remote_exps(driver)
     md = (driver / "reports/grid.md").read_text()

@@ -375,7 +375,8 @@ class Tracker:
         if how == "re-attached" and self.kind == "local":
             self.attached.add(name)
         self.save()
-        self.bar.write(f"{how} grid-{name}: job {job.job_id}, log {job.paths.stdout}", flush=True)
+        self.bar.write(f"{how} grid-{name}: job {job.job_id}, log {job.paths.stdout}")
+        sys.stdout.flush()  # tqdm.write takes no flush: a driver's log shows each submission at once
 
     def poll(self) -> None:
         live = [n for n, s in self.states.items() if s in ("pending", "running")]

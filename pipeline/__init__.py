@@ -4,18 +4,21 @@ import os
 import platform
 import sys
 
-# The same results on any x86 CPU: torch (ATen), MKL, oneDNN and numpy/scipy's OpenBLAS choose their kernels by
-# the CPU's instruction set, so an AVX-512 machine and an AVX2 one differ from the 7th digit on and a fresh
-# clone's `dvc repro` would rewrite the committed outputs (OpenBLAS: an Intel AVX-512 CPU runs its SkylakeX
-# kernels, an AMD EPYC its Haswell ones, and t-SNE's PCA start and gradients follow them). Every stage pins them
-# to AVX2 (Haswell), which every x86-64 CPU since 2013 has, before torch or numpy loads. A user's own value wins
-# (e.g. ATEN_CPU_CAPABILITY=default);
-# NEGPROMPT_NATIVE_KERNELS=1 keeps the machine's own (faster on AVX-512, not bit-equal to the committed outputs).
+# The same bytes on any x86 CPU: torch (ATen), MKL, oneDNN and numpy/scipy's OpenBLAS choose their kernels by the
+# CPU's instruction set and vendor, and split their sums by the thread count, so a fresh clone's `dvc repro` would
+# rewrite the committed outputs on another machine. Every stage pins, before torch or numpy loads: ATen's and
+# OpenBLAS's kernels to AVX2 (every x86-64 CPU since 2013), MKL to its COMPATIBLE branch (the one code path MKL
+# runs alike on Intel and AMD; its AVX2 branch is Intel's only), two threads, and no oneDNN (convolutions go
+# through MKL's GEMM). A user's own value wins; NEGPROMPT_NATIVE_KERNELS=1 keeps the machine's own kernels and
+# threads (faster, not bit-equal to the committed outputs). docs/experiments.md gives the measured cost.
 PINNED_KERNELS = {
     "ATEN_CPU_CAPABILITY": "avx2",
-    "MKL_CBWR": "AVX2",
+    "MKL_CBWR": "COMPATIBLE",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "OPENBLAS_CORETYPE": "Haswell",
+    "OPENBLAS_NUM_THREADS": "2",
+    "NEGPROMPT_THREADS": "2",
+    "NEGPROMPT_ONEDNN": "0",
 }
 if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("NEGPROMPT_NATIVE_KERNELS", "") in ("", "0"):
     for _name, _value in PINNED_KERNELS.items():

@@ -19,6 +19,7 @@ def stage(fn):
     def wrapper(*args, **kwargs):
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.set_num_threads(int(os.environ.get("NEGPROMPT_THREADS", os.cpu_count() or 1)))
+        torch.backends.mkldnn.enabled = os.environ.get("NEGPROMPT_ONEDNN", "1") != "0"  # pipeline/__init__.py
         try:
             return fn(*args, **kwargs)
         except NegPromptError as e:

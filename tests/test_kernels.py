@@ -12,6 +12,7 @@ from tests.helpers import REPO
 PROBE = (
     "import pipeline, os, torch, numpy, threadpoolctl; "
     "print(torch.backends.cpu.get_cpu_capability(), os.environ['MKL_CBWR'], os.environ['ONEDNN_MAX_CPU_ISA'], "
+    "os.environ['NEGPROMPT_THREADS'], os.environ['NEGPROMPT_ONEDNN'], "
     "*{i['architecture'] for i in threadpoolctl.threadpool_info() if i['internal_api'] == 'openblas'})"
 )
 
@@ -19,11 +20,13 @@ PROBE = (
 @pytest.mark.skipif(
     platform.machine().lower() not in ("x86_64", "amd64"), reason="the kernels are pinned on x86-64 only"
 )
-def test_a_stage_process_runs_avx2_kernels_and_a_user_setting_wins():
-    pinned = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "OPENBLAS_CORETYPE")
+def test_a_stage_process_runs_vendor_independent_kernels_and_a_user_setting_wins():
+    pinned = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "OPENBLAS_CORETYPE", "NEGPROMPT_THREADS")
+    pinned += ("NEGPROMPT_ONEDNN", "OPENBLAS_NUM_THREADS")
     env = {k: v for k, v in os.environ.items() if k not in pinned}
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["AVX2", "AVX2", "AVX2", "Haswell"]  # numpy's OpenBLAS too (t-SNE's figure)
+    # MKL's COMPATIBLE branch (its AVX2 one is Intel's only), a fixed thread count (sums are split by it), no oneDNN
+    assert out.stdout.split() == ["AVX2", "COMPATIBLE", "AVX2", "2", "0", "Haswell"]  # and numpy's OpenBLAS (t-SNE)
     out = subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=REPO,

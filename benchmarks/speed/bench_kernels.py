@@ -1,12 +1,13 @@
-"""What pinning the CPU kernels to AVX2 costs: stages run pinned and native, side by side in one run.
+"""What pinning the CPU kernels costs: stages run pinned, with the earlier pin and native, side by side in one run.
 
-    python benchmarks/speed/bench_kernels.py [--stages features train_pos] [--repeats 2] [--json FILE]
+    python benchmarks/speed/bench_kernels.py [--stages features train_pos train_neg score] [--repeats 2] [--json FILE]
 
 Run after `make repro` (it copies the reproduced inputs of each stage into a temporary directory and
 runs the stage there, so the repository's outputs are never touched). "pinned" is what every stage
-does (pipeline/__init__.py: ATEN_CPU_CAPABILITY=avx2, MKL_CBWR=AVX2, ONEDNN_MAX_CPU_ISA=AVX2);
+does (pipeline/__init__.py: AVX2 kernels, MKL_CBWR=COMPATIBLE, two threads, no oneDNN); "avx2" is the earlier
+pin (MKL_CBWR=AVX2, oneDNN on, as many threads as CPUs: Intel's MKL and AMD's then differ in the last bits);
 "native" is NEGPROMPT_NATIVE_KERNELS=1, the machine's own kernels. Prints the median seconds of each,
-their ratio, and whether the stage's outputs are byte-equal to the repository's (the committed ones after `make repro`).
+their ratios, and whether the stage's outputs are byte-equal to the repository's (the committed ones after `make repro`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,28 @@ STAGES = {  # stage -> (command, inputs to copy, outputs to compare with the rep
         ["params.yaml", "data", "models/backbone", "weights", "features"],
         ["models/pos/seed1.safetensors"],
     ),
+    "train_neg": (
+        ["-m", "pipeline.train_neg", "--seed", "1"],
+        ["params.yaml", "data", "models/backbone", "weights", "features", "models/pos"],
+        ["models/neg/seed1.safetensors"],
+    ),
+    "score": (
+        ["-m", "pipeline.score", "--seed", "1"],
+        ["params.yaml", "data", "models", "weights", "features"],
+        ["scores/seed1.parquet"],
+    ),
     "backbone": (["-m", "pipeline.backbone"], ["params.yaml", "data", "weights"], ["reports/backbone.json"]),
+}
+PINS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "NEGPROMPT_THREADS", "NEGPROMPT_ONEDNN")
+MODES = {
+    "pinned": {"NEGPROMPT_NATIVE_KERNELS": "0"},
+    "avx2": {
+        "NEGPROMPT_NATIVE_KERNELS": "0",
+        "MKL_CBWR": "AVX2",
+        "NEGPROMPT_ONEDNN": "1",
+        "NEGPROMPT_THREADS": str(os.cpu_count() or 1),
+    },
+    "native": {"NEGPROMPT_NATIVE_KERNELS": "1"},
 }
 
 
@@ -48,17 +70,14 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def run_stage(stage: str, native: bool) -> tuple[float, dict[str, str]]:
+def run_stage(stage: str, mode: str) -> tuple[float, dict[str, str]]:
     cmd, inputs, outputs = STAGES[stage]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for rel in ["pipeline", *inputs]:
             src = REPO / rel
             (shutil.copytree(src, work / rel) if src.is_dir() else shutil.copy(src, work / rel))
-        env = {
-            k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
-        }
-        env["NEGPROMPT_NATIVE_KERNELS"] = "1" if native else "0"
+        env = {k: v for k, v in os.environ.items() if k not in PINS} | MODES[mode]
         t0 = time.perf_counter()
         subprocess.run([sys.executable, *cmd], cwd=work, env=env, check=True, capture_output=True)
         seconds = time.perf_counter() - t0
@@ -79,11 +98,13 @@ Stage = Enum("Stage", {s: s for s in STAGES}, type=str)
 
 
 def main(
-    stages: list[Stage] = typer.Option(["features", "train_pos"], help="stages to time: " + ", ".join(STAGES)),
+    stages: list[Stage] = typer.Option(
+        ["features", "train_pos", "train_neg", "score"], help="stages to time: " + ", ".join(STAGES)
+    ),
     repeats: int = typer.Option(2, help="runs of each stage per mode (median)"),
     json_out: str = typer.Option("", "--json", help="also write the figures to this JSON file"),
 ) -> None:
-    """What pinning the CPU kernels to AVX2 costs: stages run pinned and native, side by side in one run."""
+    """What pinning the CPU kernels costs: stages run pinned, with the earlier pin and native, side by side."""
     if not (REPO / "features/test.parquet").is_file():
         raise NegPromptError(
             f"{REPO / 'features/test.parquet'} not found: run `make repro` first "
@@ -91,24 +112,25 @@ def main(
         )
     rows = {}
     for stage in (s.value for s in stages):
-        times = {"pinned": [], "native": []}
+        times = {m: [] for m in MODES}
         equal = {}
         for _ in range(repeats):
-            for mode in ("pinned", "native"):  # alternated, so drift in the machine's load hits both
-                seconds, outs = run_stage(stage, native=mode == "native")
+            for mode in MODES:  # alternated, so drift in the machine's load hits every mode
+                seconds, outs = run_stage(stage, mode)
                 times[mode].append(seconds)
                 equal[mode] = all(md5(REPO / o) == h for o, h in outs.items())
         med = {m: statistics.median(t) for m, t in times.items()}
         rows[stage] = {
             "seconds": times,
             "median": med,
+            "pinned_over_avx2": med["pinned"] / med["avx2"],
             "pinned_over_native": med["pinned"] / med["native"],
             "equal_to_committed": equal,
         }
         print(
-            f"{stage:>10}: pinned {med['pinned']:.1f} s, native {med['native']:.1f} s, "
-            f"ratio {med['pinned'] / med['native']:.2f}; "
-            f"outputs equal to the committed ones: pinned {equal['pinned']}, native {equal['native']}"
+            f"{stage:>10}: pinned {med['pinned']:.1f} s, avx2 {med['avx2']:.1f} s, native {med['native']:.1f} s; "
+            f"pinned/avx2 {med['pinned'] / med['avx2']:.2f}, pinned/native {med['pinned'] / med['native']:.2f}; "
+            "equal to the committed outputs: " + ", ".join(f"{m} {e}" for m, e in equal.items())
         )
     info = {"machine": cpu_model(), "cpus": os.cpu_count(), "repeats": repeats, "stages": rows}
     if json_out:

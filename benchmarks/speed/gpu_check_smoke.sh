@@ -5,22 +5,22 @@
 #
 #   bash benchmarks/speed/gpu_check_smoke.sh      # from the repository root; ~1 GB in $WORK, a few minutes
 #
-# The GPU machine runs CPython 3.12 with torch 2.11; here the venv is BASE_PYTHON (default python3.11) with the
-# local CPU torch wheel (TORCH, default /opt/wheels' torch 2.13 CPU build), as a CUDA torch is several GB.
+# The GPU machine runs CPython 3.12 with torch 2.11; here the venv is BASE_PYTHON (default python3.11) with PyPI's
+# torch and torchvision at the project env's versions (TORCH; several GB, as on the GPU machine). A CPU-only torch
+# (+cpu) needs the torchvision built for it: PyPI's torchvision links CUDA torch's libraries and fails to load.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${WORK:-/tmp/gpu_check_smoke}
 BASE_PYTHON=${BASE_PYTHON:-python3.11}
-TORCH=${TORCH:-$(ls /opt/wheels/torch-2.13.0+cpu-*.whl 2>/dev/null | head -1)}
-TORCH=${TORCH:-torch}
 HOST_PY=${HOST_PY:-.venv/bin/python}  # the project's env: resolves the wheel set from its installed metadata
+TORCH=${TORCH:-$("$HOST_PY" -c 'import torch, torchvision as tv; print("torch==" + torch.__version__.split("+")[0], "torchvision==" + tv.__version__.split("+")[0])')}
 rm -rf "$WORK" && mkdir -p "$WORK"
 "$BASE_PYTHON" -m venv "$WORK/venv"
 V="$WORK/venv/bin/python"
 pyver=$("$V" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 # the GPU machine's packages (gpu_wheels.py PROVIDED); typer 0.16-0.19 needs no pydantic and allows the click >= 8.3.1
 # that dvc's celery needs (typer < 0.16 pins click < 8.2: pip then names the conflict and the check stops)
-"$V" -m pip install -q "$TORCH" "torchvision<0.29" numpy pandas pyarrow scikit-learn scipy safetensors "typer>=0.16,<0.20" \
+"$V" -m pip install -q --no-cache-dir $TORCH numpy pandas pyarrow scikit-learn scipy safetensors "typer>=0.16,<0.20" \
   matplotlib tqdm pyyaml pillow regex timm huggingface_hub
 leak=$("$V" -c '
 from importlib.util import find_spec

@@ -105,7 +105,8 @@ def test_regime_table_leaves_the_average_rows_statistics_bare():
 
 
 def test_metrics_json_puts_the_figures_and_the_protocol_under_the_benchmark():
-    """metrics.json's keys keep their order (DVC diffs the file as text); the optional ones appear only when set."""
+    """metrics.json's entry is the figures and the protocol summary; `stream_orders` and `rank_agreement` appear
+    only when set, as the dict `aggregate` returned had them."""
     from negprompt.report.results import Results
     from negprompt.report.tables import metrics_json
 

@@ -24,7 +24,7 @@ class Results:
     rank_agreement: dict | None = None
 
     def to_dict(self) -> dict:
-        """metrics.json's entry: its keys in the order it has always had, the optional ones only when set."""
+        """metrics.json's entry (the dict `aggregate` returned before it was typed): the optional keys only when set."""
         out = {"ood": self.ood, "average": self.average, "id_top1": self.id_top1}
         if self.stream_orders is not None:
             out["stream_orders"] = self.stream_orders

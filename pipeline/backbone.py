@@ -17,48 +17,69 @@ from pipeline.common import run
 
 def main():
     params = load_params()
-    p, d = params.backbone, params.data
-    device = backbone.resolve_device(p.device)
+    backbone_params, data_params = params.backbone, params.data
+    device = backbone.resolve_device(backbone_params.device)
     with atomic_path(BACKBONE, directory=True) as out:
-        if p.pretrained == backbone.RANDOM:  # a scale test: the architecture's cost, no learned weights
-            checkpoint = BACKBONE / f"{p.model}.random.safetensors"
+        if backbone_params.pretrained == backbone.RANDOM:  # a scale test: the architecture's cost, no learned weights
+            checkpoint = BACKBONE / f"{backbone_params.model}.random.safetensors"
             local = out / checkpoint.name
-            save_file(backbone.random_weights(p.model, p.seed), str(local))
-            print(f"{p.model} with random weights (seed {p.seed}): a scale test; its figures are not results")
-        elif p.pretrained:
-            checkpoint = backbone.resolve_weights(p.model, p.pretrained, p.cache_dir)
+            save_file(backbone.random_weights(backbone_params.model, backbone_params.seed), str(local))
+            print(
+                f"{backbone_params.model} with random weights (seed {backbone_params.seed}): a scale test; "
+                "its figures are not results"
+            )
+        elif backbone_params.pretrained:
+            checkpoint = backbone.resolve_weights(
+                backbone_params.model, backbone_params.pretrained, backbone_params.cache_dir
+            )
             backbone.check_shipped(checkpoint)
             local = checkpoint
         else:
-            if d.benchmark != "miniworld" or p.model != backbone.TINY_MODEL:
+            if data_params.benchmark != "miniworld" or backbone_params.model != backbone.TINY_MODEL:
                 raise NegPromptError(
                     f"backbone.pretrained is empty: only the mini-world's {backbone.TINY_MODEL} is pretrained here; "
-                    f"for {p.model} give an open_clip tag (e.g. laion2b_s34b_b88k) or a checkpoint file "
+                    f"for {backbone_params.model} give an open_clip tag (e.g. laion2b_s34b_b88k) or a checkpoint file "
                     f"(the OpenMoji stand-in: weights/{backbone.STANDIN_MODEL}.safetensors)"
                 )
-            world = miniworld.build_world(d.seed)
-            images, captions, _ = miniworld.pretraining_pool(world, p.pretrain_images, p.seed + 1, d.image_size)
-            model = contrastive.pretrain_clip(p.model, images, captions, p.steps, p.batch_size, p.lr, p.seed, device)
-            checkpoint = BACKBONE / f"{p.model}.safetensors"
+            world = miniworld.build_world(data_params.seed)
+            images, captions, _ = miniworld.pretraining_pool(
+                world, backbone_params.pretrain_images, backbone_params.seed + 1, data_params.image_size
+            )
+            model = contrastive.pretrain_clip(
+                backbone_params.model,
+                images,
+                captions,
+                backbone_params.steps,
+                backbone_params.batch_size,
+                backbone_params.lr,
+                backbone_params.seed,
+                device,
+            )
+            checkpoint = BACKBONE / f"{backbone_params.model}.safetensors"
             local = out / checkpoint.name
             save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(local))
         sha = backbone.sha256(local)
-        loaded = backbone.load_backbone(p.model, local, "cpu", sha)  # fail here, not three stages later
+        loaded = backbone.load_backbone(backbone_params.model, local, "cpu", sha)  # fail here, not three stages later
         quality = {}
-        if d.benchmark in ("openmoji", "miniworld"):
+        if data_params.benchmark in ("openmoji", "miniworld"):
             quality = regime.world_diagnostics(
                 loaded.model,
-                p.model,
-                d.benchmark,
-                d.seed,
-                d.image_size,
-                d.font,
+                backbone_params.model,
+                data_params.benchmark,
+                data_params.seed,
+                data_params.image_size,
+                data_params.font,
                 params.score.zero_shot_template,
                 params.neglabel,
             )
-            print(f"{p.model} zero-shot on held-out renders: {regime.summary_line(quality)}")
+            print(f"{backbone_params.model} zero-shot on held-out renders: {regime.summary_line(quality)}")
         write_json(
-            {"model": p.model, "pretrained": p.pretrained, "checkpoint": str(checkpoint), "weights_sha256": sha},
+            {
+                "model": backbone_params.model,
+                "pretrained": backbone_params.pretrained,
+                "checkpoint": str(checkpoint),
+                "weights_sha256": sha,
+            },
             out / "manifest.json",
         )
     write_json(quality, REPORTS / "backbone.json")

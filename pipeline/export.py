@@ -19,20 +19,20 @@ DETECTOR = Path("models/detector")
 
 def main():
     params = load_params()
-    bb_manifest = backbone_manifest()
-    if bb_manifest.get("pretrained") == "random":  # checked before anything is read or written
+    manifest = backbone_manifest()
+    if manifest.get("pretrained") == "random":  # checked before anything is read or written
         raise NegPromptError(
-            f"models/backbone holds {bb_manifest['model']} with random weights (backbone.pretrained: "
+            f"models/backbone holds {manifest['model']} with random weights (backbone.pretrained: "
             "random, a scale test): a detector from it would detect nothing; use real weights"
         )
     seed = params.subset.seeds[0]
-    bb = stage_backbone(params.neg.device)
+    backbone = stage_backbone(params.neg.device)
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()
     ctx = load_tensors(NEG / f"seed{seed}.safetensors")[0]
     subset, _, _ = read_table(SUBSETS / f"seed{seed}.parquet")
     table, feats = read_features("train")
     calib = (table.view == 0).to_numpy() & table.path.isin(subset.path[subset.split == "calib"]).to_numpy()
-    enc = PromptEncoder(bb.model, bb.tokenizer, names, len(ctx["pos_ctx"]))
+    enc = PromptEncoder(backbone.model, backbone.tokenizer, names, len(ctx["pos_ctx"]))
     with torch.no_grad():
         pos, neg = enc.pos_neg(ctx["pos_ctx"], ctx["neg_ctx"])
         score = negprompt(torch.from_numpy(feats[calib]), pos, neg, params.score.temperature)[0]

@@ -25,27 +25,33 @@ from pipeline.common import run
 
 def main():
     params = load_params()
-    p = params.features
-    device = resolve_device(p.device)
-    bb = stage_backbone(p.device)
+    feature_params = params.features
+    device = resolve_device(feature_params.device)
+    backbone = stage_backbone(feature_params.device)
     root = Path(read_json(BENCHMARK / "manifest.json")["root"])
     subsets = [read_table(SUBSETS / f"seed{s}.parquet")[0] for s in params.subset.seeds]
     train = pd.concat(subsets).drop_duplicates("path").sort_values("path").reset_index(drop=True)
     test, _, _ = read_table(BENCHMARK / "test.parquet")
-    meta = {"backbone": bb.identity, "benchmark_root": str(root)}
-    dtype = getattr(torch, p.dtype)
+    meta = {"backbone": backbone.identity, "benchmark_root": str(root)}
+    dtype = getattr(torch, feature_params.dtype)
     if dtype != torch.float32 and device.type != "cuda":
-        raise NegPromptError(f"features.dtype {p.dtype} needs a CUDA device (got {device}); use float32 on CPU")
+        raise NegPromptError(
+            f"features.dtype {feature_params.dtype} needs a CUDA device (got {device}); use float32 on CPU"
+        )
     kw = dict(
-        batch_size=p.batch_size, num_workers=p.num_workers, device=device, dtype=dtype, strict=p.on_bad_image == "error"
+        batch_size=feature_params.batch_size,
+        num_workers=feature_params.num_workers,
+        device=device,
+        dtype=dtype,
+        strict=feature_params.on_bad_image == "error",
     )
-    size = bb.model.visual.image_size
+    size = backbone.model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
-    views = [train if view == 0 else train[train.split == "train"] for view in range(p.train_views)]
-    shape = patch_shape(bb.model, size) if p.local else None  # (P, d)
+    views = [train if view == 0 else train[train.split == "train"] for view in range(feature_params.train_views)]
+    shape = patch_shape(backbone.model, size) if feature_params.local else None  # (P, d)
     with atomic_path(FEATURES, directory=True) as out:
         train_local = patch_map(out / "train_local.npy", sum(len(v) for v in views), shape)
-        table, feats, errors = encode_train_views(bb, root, views, size, train_local, kw)
+        table, feats, errors = encode_train_views(backbone, root, views, size, train_local, kw)
         train_feats, train_local = drop_unreadable(feats, train_local, errors, out / "train_local.npy")
         readable = [not e for e in errors]
         write_table(
@@ -53,7 +59,12 @@ def main():
         )
         test_local = patch_map(out / "test_local.npy", len(test), shape)
         f, test_errors = encode_images(
-            bb.model, bb.preprocess, [root / x for x in test.path], desc="encode test", local_out=test_local, **kw
+            backbone.model,
+            backbone.preprocess,
+            [root / x for x in test.path],
+            desc="encode test",
+            local_out=test_local,
+            **kw,
         )
         f, test_local = drop_unreadable(f, test_local, test_errors, out / "test_local.npy")
         readable = [not e for e in test_errors]
@@ -76,17 +87,17 @@ def patch_map(path: Path, n: int, shape: tuple | None):
     return np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, *shape)) if shape else None
 
 
-def encode_train_views(bb, root: Path, views: list[pd.DataFrame], size: int, train_local, kw: dict):
+def encode_train_views(backbone, root: Path, views: list[pd.DataFrame], size: int, train_local, kw: dict):
     """Every train view's features, one after another (view 0: the eval transform; others: augmented, seeded by
     the view), their rows and per-image errors; patch features go to `train_local` in the same order."""
     start, tables, feats, errors = 0, [], [], []
     for view, rows in enumerate(views):
-        transform = bb.preprocess if view == 0 else augmented_view(bb.preprocess, size)
+        transform = backbone.preprocess if view == 0 else augmented_view(backbone.preprocess, size)
         torch.manual_seed(view)
         rows_local = None if train_local is None else train_local[start : start + len(rows)]
         paths = [root / x for x in rows.path]
         f, errs = encode_images(
-            bb.model, transform, paths, desc=f"encode train view {view}", local_out=rows_local, **kw
+            backbone.model, transform, paths, desc=f"encode train view {view}", local_out=rows_local, **kw
         )
         tables.append(rows.assign(view=view)[["path", "label", "split", "view"]])
         feats.append(f)

@@ -9,72 +9,91 @@ from negprompt.workspace import BENCHMARK, NEGLABEL, load_params, stage_backbone
 from pipeline.common import run
 
 
-def family_labels(params, bb, names, corpus, out) -> None:
+def family_labels(params, backbone, names, corpus, out) -> None:
     """CSP's, AdaNeg's and TANL's text features (docs/methods.md), in the family's templates."""
-    fp, d = params.family, params.data
-    which = family.resolve_template(fp.template, d.benchmark)
-    tpl = family.templates(which, params.score.zero_shot_template)
+    family_params, data_params = params.family, params.data
+    which = family.resolve_template(family_params.template, data_params.benchmark)
+    prompt_templates = family.templates(which, params.score.zero_shot_template)
     pool = family.csp_corpus(
-        d.benchmark,
+        data_params.benchmark,
         names,
         corpus,
-        fp.csp.adjectives,
+        family_params.csp.adjectives,
         params.neglabel.wordnet_dir,
         params.neglabel.corpus,
-        fp.csp.exclude_id_names,
+        family_params.csp.exclude_id_names,
     )
-    size = bb.model.visual.image_size
+    size = backbone.model.visual.image_size
     noise = (
         family.noise_features(
-            bb.model, fp.tanl.noise_images, size[0] if isinstance(size, (tuple, list)) else size, fp.seed
+            backbone.model,
+            family_params.tanl.noise_images,
+            size[0] if isinstance(size, (tuple, list)) else size,
+            family_params.seed,
         )
-        if "tanl" in fp.methods
+        if "tanl" in family_params.methods
         else None
     )
-    feats, info = family.mine(bb.model, bb.tokenizer, names, corpus, pool, fp, params.neglabel, tpl, noise)
+    feats, info = family.mine(
+        backbone.model, backbone.tokenizer, names, corpus, pool, family_params, params.neglabel, prompt_templates, noise
+    )
     save_tensors(
         feats,
         out / "family.safetensors",
         {
-            "backbone": bb.identity,
+            "backbone": backbone.identity,
             "template": which,
-            "csp_pool": pool.source if "csp" in fp.methods else "",
-            "csp_adjectives": len(pool.parts.get("adj", [])) if "csp" in fp.methods else 0,
+            "csp_pool": pool.source if "csp" in family_params.methods else "",
+            "csp_adjectives": len(pool.parts.get("adj", [])) if "csp" in family_params.methods else 0,
         },
     )
-    rows = [{"method": m, "word": w, "part": p} for m, v in info.items() for w, p in zip(v["words"], v["parts"])]
+    rows = [{"method": m, "word": w, "part": part} for m, v in info.items() for w, part in zip(v["words"], v["parts"])]
     pd.DataFrame(rows, columns=["method", "word", "part"]).to_csv(out / "family_labels.tsv", sep="\t", index=False)
     print(f"family ({which} templates): " + ", ".join(f"{m} {len(v['words'])} labels" for m, v in info.items()))
 
 
 def main():
     params = load_params()
-    p = params.neglabel
+    neglabel_params = params.neglabel
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()
     corpus = neglabel.benchmark_corpus(
-        params.data.benchmark, names, p.corpus, p.wordnet_dir, p.groups, params.data.seed, p.exclude_id_names
+        params.data.benchmark,
+        names,
+        neglabel_params.corpus,
+        neglabel_params.wordnet_dir,
+        neglabel_params.groups,
+        params.data.seed,
+        neglabel_params.exclude_id_names,
     )
-    bb = stage_backbone(params.features.device)
-    noun, adj = p.prompts(params.data.benchmark, params.score.zero_shot_template)
+    backbone = stage_backbone(params.features.device)
+    noun, adj = neglabel_params.prompts(params.data.benchmark, params.score.zero_shot_template)
     mined = neglabel.mine_corpus(
-        bb.model, bb.tokenizer, names, corpus, p.num_labels, p.max_fraction, p.percentile, noun, adj
+        backbone.model,
+        backbone.tokenizer,
+        names,
+        corpus,
+        neglabel_params.num_labels,
+        neglabel_params.max_fraction,
+        neglabel_params.percentile,
+        noun,
+        adj,
     )
-    if len(mined.words) < p.groups:
+    if len(mined.words) < neglabel_params.groups:
         raise neglabel.NegPromptError(
-            f"neglabel.groups = {p.groups}: more groups than the {len(mined.words)} labels mined from "
+            f"neglabel.groups = {neglabel_params.groups}: more groups than the {len(mined.words)} labels mined from "
             f"{corpus.source} (raise neglabel.num_labels / max_fraction or lower groups)"
         )
     with atomic_path(NEGLABEL, directory=True) as out:
         save_tensors(
             {"id": mined.id_feats, "neg": mined.neg_feats},
             out / "features.safetensors",
-            {"backbone": bb.identity, "corpus": corpus.source, "corpus_size": len(corpus), "template": noun},
+            {"backbone": backbone.identity, "corpus": corpus.source, "corpus_size": len(corpus), "template": noun},
         )
         pd.DataFrame({"word": mined.words, "part": mined.parts, "distance": mined.distance}).to_csv(
             out / "labels.tsv", sep="\t", index=False
         )
         if params.family.methods:
-            family_labels(params, bb, names, corpus, out)
+            family_labels(params, backbone, names, corpus, out)
     print(f"NegLabel: {len(mined.words)} negative labels mined from {len(corpus)} candidates ({corpus.source})")
 
 

@@ -203,9 +203,16 @@ def save_checked(net, tokenizer, world, model: str, recipe: dict, seed, image_si
 
 def backbone_stage_diagnostics(net, model: str, font: str) -> dict:
     """The backbone stage's zero-shot diagnostics (its renders, template and NegLabel settings from params.yaml)."""
-    p = load_params()
+    params = load_params()
     return regime.world_diagnostics(
-        net, model, "openmoji", p.data.seed, p.data.image_size, font, p.score.zero_shot_template, p.neglabel
+        net,
+        model,
+        "openmoji",
+        params.data.seed,
+        params.data.image_size,
+        font,
+        params.score.zero_shot_template,
+        params.neglabel,
     )
 
 

@@ -11,6 +11,7 @@ from negprompt.io import atomic_path, load_tensors, read_json, read_table, write
 from negprompt.methods import protocol, registry
 from negprompt.report import narrative
 from negprompt.report import tables as report
+from negprompt.report.results import Results
 from negprompt.workspace import (
     BENCHMARK,
     NEGLABEL,
@@ -34,10 +35,10 @@ def role_sheets(params) -> str:
     if benchmark not in GENERATED:
         return ""
     test = read_table(BENCHMARK / "test.parquet")[0]
-    test = test.assign(concept=test.path.map(lambda p: Path(p).parent.name)).drop_duplicates("concept")
+    test = test.assign(concept=test.path.map(lambda path: Path(path).parent.name)).drop_duplicates("concept")
     lines = []
     for name, group in test.groupby("set", sort=False):
-        images = [np.asarray(Image.open(BENCHMARK / "images" / p).convert("RGB")) for p in group.path]
+        images = [np.asarray(Image.open(BENCHMARK / "images" / path).convert("RGB")) for path in group.path]
         report.contact_sheet(images, group.concept.str.replace("_", " ").tolist(), FIGURES / f"contact_{name}.png")
         lines.append(f"**{name}** ({len(group)} concepts)\n\n![{name}](figures/contact_{name}.png)\n")
     credit = ""
@@ -55,26 +56,27 @@ def role_sheets(params) -> str:
     return "\n".join(lines) + credit
 
 
-def neglabel_part(params, agg: dict, table) -> str:
+def neglabel_part(params, results: Results, table) -> str:
     """NegLabel's settings, mined labels and winners; on OpenMoji, which mined labels the stand-in was pretrained on."""
     import pandas as pd
 
-    p = params.neglabel
+    neglabel_params = params.neglabel
     labels = pd.read_csv(NEGLABEL / "labels.tsv", sep="\t", keep_default_na=False)
     meta = load_tensors(NEGLABEL / "features.safetensors")[1]
     known = None
     if params.data.benchmark == "openmoji":
         trained = openmoji.trained_on_vocabulary(Path(backbone_manifest()["checkpoint"]).with_suffix(".json"))
         known = {name for _, name, role in openmoji.read_vocabulary() if trained or role != "vocabulary"}
-    pool = "ID names removed" if p.exclude_id_names else "ID names kept, as the official code"
+    pool = "ID names removed" if neglabel_params.exclude_id_names else "ID names kept, as the official code"
     return (
         f"Zero-shot, nothing trained (Jiang et al., ICLR 2024): from {meta.get('corpus_size', '?')} candidate words of "
         f"{meta.get('corpus', '?')} ({pool}), "
-        f"NegMining keeps the M = min({p.num_labels}, {p.max_fraction:.0%} of the corpus) "
-        f"farthest from the ID labels by the {p.percentile:g}th percentile of their cosines; "
-        f'prompts "{meta.get("template", p.template)}", τ = {p.temperature}, {p.groups} groups'
-        f"{' (the last M mod G labels dropped, as the official code)' if p.drop_remainder else ''}. "
-        f"Seed-independent (the ± over seeds is 0).\n\n" + report.neglabel_section(labels, table, agg, known)
+        f"NegMining keeps the M = min({neglabel_params.num_labels}, {neglabel_params.max_fraction:.0%} of the corpus) "
+        f"farthest from the ID labels by the {neglabel_params.percentile:g}th percentile of their cosines; "
+        f'prompts "{meta.get("template", neglabel_params.template)}", τ = {neglabel_params.temperature}, '
+        f"{neglabel_params.groups} groups"
+        f"{' (the last M mod G labels dropped, as the official code)' if neglabel_params.drop_remainder else ''}. "
+        f"Seed-independent (the ± over seeds is 0).\n\n" + report.neglabel_section(labels, table, results, known)
     )
 
 
@@ -126,10 +128,10 @@ def text_space_part(params, tables, text: dict) -> str:
             read_classes(BENCHMARK / "classes.tsv").name.tolist() + mined,
             "the ID class names and NegLabel's mined words",
         )
-    bb = stage_backbone(params.features.device)
+    backbone = stage_backbone(params.features.device)
     with torch.no_grad():
         name_feats = encode_texts(
-            bb.model, bb.tokenizer, [params.score.zero_shot_template.format(n) for n in names]
+            backbone.model, backbone.tokenizer, [params.score.zero_shot_template.format(n) for n in names]
         ).cpu()
     prompts = {"positive (CoOp context)": text["pos"]}
     for j in range(text["neg"].shape[1]):
@@ -162,10 +164,11 @@ def main():
     tables = [read_table(SCORES / f"seed{s}.parquet")[0] for s in seeds]
     bench = read_json(BENCHMARK / "manifest.json")
     name = params.data.benchmark + (f"_{params.data.hard_split}" if params.data.benchmark == "imagenet_hard" else "")
-    agg = report.aggregate(tables)
-    sets = list(agg["ood"])
+    results = report.aggregate(tables)
+    sets = list(results.ood)
     stages = protocol_runs(params, sets)
-    metrics = report.metrics_json(name, agg, protocol.summary(stages, sets))  # + select, schedule, kept epochs
+    protocol_summary = protocol.summary(stages, sets)  # select, schedule, kept epochs
+    metrics = report.metrics_json(name, results, protocol_summary)
     write_json(metrics, REPORTS / "metrics.json")
 
     FIGURES.mkdir(parents=True, exist_ok=True)
@@ -189,17 +192,18 @@ def main():
         bench,
         backbone_manifest(),
         params,
-        metrics[name],
+        results,
         sim,
         read_json(REPORTS / "backbone.json"),
+        protocol_summary=protocol_summary,
         protocol_md=protocol_part(params, stages, sets),
-        neglabel_md=neglabel_part(params, agg, tables[0]),
+        neglabel_md=neglabel_part(params, results, tables[0]),
         text_space_md=text_space_part(params, tables, text),
         sheets=role_sheets(params),
     )
     with atomic_path(REPORTS / "report.md") as tmp:
         tmp.write_text(md)
-    avg = metrics[name]["average"]
+    avg = results.average
     for m in ("mcm", "coop", "negprompt"):
         print(
             f"{report.label(m):>10}: AUROC {report.fmt(avg[m]['auroc'], avg[m]['auroc_std'])}  "

@@ -26,7 +26,7 @@ from negprompt.workspace import (
 from pipeline.common import run
 
 
-def neglabel_scores(img: torch.Tensor, p) -> dict[str, torch.Tensor]:
+def neglabel_scores(img: torch.Tensor, neglabel_params) -> dict[str, torch.Tensor]:
     """NegLabel's score (seed-independent: nothing is trained) and, per image, its most similar negative label
     and whether that label beats every ID label (the report shows which labels win OOD images)."""
     path = NEGLABEL / "features.safetensors"
@@ -35,81 +35,90 @@ def neglabel_scores(img: torch.Tensor, p) -> dict[str, torch.Tensor]:
     s, id_sim, neg_sim = neglabel.score_features(
         img,
         neglabel.Mined(mined["id"], mined["neg"], [], [], [], 0),
-        p.temperature,
-        p.groups,
-        p.seed,
-        p.drop_remainder,
+        neglabel_params.temperature,
+        neglabel_params.groups,
+        neglabel_params.seed,
+        neglabel_params.drop_remainder,
     )
     best = neg_sim.max(1)
     return {"neglabel": s, "neglabel_top": best.indices, "neglabel_wins": best.values > id_sim.max(1).values}
 
 
-def family_scores(img: torch.Tensor, sets, params, streams: bool, bb=None) -> dict[str, torch.Tensor]:
+def family_scores(img: torch.Tensor, sets, params, streams: bool, backbone=None) -> dict[str, torch.Tensor]:
     """CSP's score and, when `streams`, AdaNeg's, TANL's and InterNeg's on each OOD set's stream for each order
     (`method@set@oR` columns: the ID images' and that set's scores; negprompt.methods.family). Nothing here depends
     on the training seed, so the streams are scored in the first seed's table only (the report reads them there).
     InterNeg's class prototypes are the first subset seed's few-shot features (every view, every ID class: its
-    official 16-shot train list, read once through random crops and flips) and its inversion runs `bb`'s text
+    official 16-shot train list, read once through random crops and flips) and its inversion runs `backbone`'s text
     tower."""
-    fp = params.family
-    if not fp.methods:
+    family_params = params.family
+    if not family_params.methods:
         return {}
     path = NEGLABEL / "family.safetensors"
     feats, meta = load_tensors(path)
     check_backbone(meta, path, "mined with another backbone; re-run the neglabel stage")
-    out = family.static_scores(img, feats, fp)
+    out = family.static_scores(img, feats, family_params)
     if not streams:
         return out
-    if "interneg" in fp.methods:
+    if "interneg" in family_params.methods:
         shots, labels, _, _ = fewshot_features(params.subset.seeds[0], False, params.subset.open_vocab_fraction)
-        feats |= family.interneg_features(feats, shots, labels, fp.interneg.num_labels)
+        feats |= family.interneg_features(feats, shots, labels, family_params.interneg.num_labels)
         print(f"InterNeg: {len(feats['interneg_neg'])} negatives of {len(feats['cand'])} candidates")
-    model, tok = (bb.model, bb.tokenizer) if bb is not None else (None, None)
-    out |= {k: torch.from_numpy(v) for k, v in family.stream_scores(img, sets, feats, fp, model, tok).items()}
+    model, tok = (backbone.model, backbone.tokenizer) if backbone is not None else (None, None)
+    out |= {
+        k: torch.from_numpy(v) for k, v in family.stream_scores(img, sets, feats, family_params, model, tok).items()
+    }
     return out
 
 
-def registered_scores(img: torch.Tensor, bb, names: list[str], zero_shot: torch.Tensor, params) -> dict:
+def registered_scores(img: torch.Tensor, backbone, names: list[str], zero_shot: torch.Tensor, params) -> dict:
     """The scores of every method registered by family.plugins (negprompt.methods.registry; docs/add-a-method.md)."""
     registry.load_plugins(params.family.plugins)
     ctx = registry.Context(
-        bb.model, bb.tokenizer, names, zero_shot, bb.model.logit_scale.exp().item(), params.score.zero_shot_template
+        backbone.model,
+        backbone.tokenizer,
+        names,
+        zero_shot,
+        backbone.model.logit_scale.exp().item(),
+        params.score.zero_shot_template,
     )
     return {registry.PLUGIN + k: v for k, v in registry.score_all(img, ctx).items()}
 
 
 def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")):
     params = load_params()
-    p = params.score
-    bb = stage_backbone(params.neg.device)
+    score_params = params.score
+    backbone = stage_backbone(params.neg.device)
     names = read_classes(BENCHMARK / "classes.tsv").name.tolist()  # all ID classes, also in open vocabulary
     test, img = read_features("test")
-    neg = load_tensors(NEG / f"seed{seed}.safetensors")[0]
-    pos = load_tensors(POS / f"seed{seed}.safetensors")[0]
+    neg_state = load_tensors(NEG / f"seed{seed}.safetensors")[0]
+    pos_state = load_tensors(POS / f"seed{seed}.safetensors")[0]
     local = params.features.local
-    if len(pos["ctx"]) != len(neg["pos_ctx"]):
+    if len(pos_state["ctx"]) != len(neg_state["pos_ctx"]):
         raise NegPromptError(
-            f"{NEG / f'seed{seed}.safetensors'}: {len(neg['pos_ctx'])} context tokens, "
+            f"{NEG / f'seed{seed}.safetensors'}: {len(neg_state['pos_ctx'])} context tokens, "
             f"{POS / f'seed{seed}.safetensors'} has "
-            f"{len(pos['ctx'])}; re-run train_neg"
+            f"{len(pos_state['ctx'])}; re-run train_neg"
         )
-    if local and "locoop_ctx" not in pos:
+    if local and "locoop_ctx" not in pos_state:
         raise NegPromptError(
             f"{POS / f'seed{seed}.safetensors'}: no LoCoOp context; re-run train_pos with features.local: true"
         )
     with torch.no_grad():
-        device = bb.model.logit_scale.device
-        enc = PromptEncoder(bb.model, bb.tokenizer, names, len(neg["pos_ctx"]))
+        device = backbone.model.logit_scale.device
+        enc = PromptEncoder(backbone.model, backbone.tokenizer, names, len(neg_state["pos_ctx"]))
         text = {
-            "zero_shot": encode_texts(bb.model, bb.tokenizer, [p.zero_shot_template.format(n) for n in names]),
-            "coop": enc(pos["ctx"].to(device)),
+            "zero_shot": encode_texts(
+                backbone.model, backbone.tokenizer, [score_params.zero_shot_template.format(n) for n in names]
+            ),
+            "coop": enc(pos_state["ctx"].to(device)),
         }
         text["pos"], text["neg"] = enc.pos_neg(
-            neg["pos_ctx"].to(device), neg["neg_ctx"].to(device)
+            neg_state["pos_ctx"].to(device), neg_state["neg_ctx"].to(device)
         )  # [k, d], [k, p, d]
-        text["neg_init"] = enc(neg["neg_ctx_init"].to(device)).transpose(0, 1)
+        text["neg_init"] = enc(neg_state["neg_ctx_init"].to(device)).transpose(0, 1)
         if local:
-            text["locoop"] = enc(pos["locoop_ctx"].to(device))
+            text["locoop"] = enc(pos_state["locoop_ctx"].to(device))
         text = {k: v.cpu() for k, v in text.items()}
         img = torch.from_numpy(img)
         out = score_images(
@@ -119,16 +128,20 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
             text["pos"],
             text["neg"],
             text["neg_init"],
-            bb.model.logit_scale.exp().item(),
-            p.temperature,
+            backbone.model.logit_scale.exp().item(),
+            score_params.temperature,
         )
         out |= neglabel_scores(img, params.neglabel)
-        out |= family_scores(img, test.set.to_numpy(), params, streams=seed == params.subset.seeds[0], bb=bb)
-        out |= registered_scores(img, bb, names, text["zero_shot"], params)
+        out |= family_scores(
+            img, test.set.to_numpy(), params, streams=seed == params.subset.seeds[0], backbone=backbone
+        )
+        out |= registered_scores(img, backbone, names, text["zero_shot"], params)
         if local:
-            out |= local_scores(img, local_features("test"), text["zero_shot"], text["locoop"], p.temperature)
+            out |= local_scores(
+                img, local_features("test"), text["zero_shot"], text["locoop"], score_params.temperature
+            )
     table = pd.concat([test.reset_index(drop=True), pd.DataFrame({k: v.numpy() for k, v in out.items()})], axis=1)
-    write_table(table, SCORES / f"seed{seed}.parquet", metadata={"backbone": bb.identity, "seed": seed})
+    write_table(table, SCORES / f"seed{seed}.parquet", metadata={"backbone": backbone.identity, "seed": seed})
     save_tensors(text, SCORES / f"seed{seed}.text.safetensors")
     ident = table.set == "id"
     print(

@@ -10,18 +10,21 @@ from pipeline.common import run
 
 
 def main():
-    p = load_params().subset
+    subset_params = load_params().subset
     classes = data.read_classes(BENCHMARK / "classes.tsv")
     pool, _, _ = read_table(BENCHMARK / "pool.parquet")
     with atomic_path(SUBSETS, directory=True) as out:
-        for seed in p.seeds:
-            table = data.sample_fewshot(pool, classes, p.shots, p.calib_per_class, seed)
+        for seed in subset_params.seeds:
+            table = data.sample_fewshot(pool, classes, subset_params.shots, subset_params.calib_per_class, seed)
             write_table(table, out / f"seed{seed}.parquet")
-        ov = data.open_vocab_classes(len(classes), p.open_vocab_fraction)
+        ov = data.open_vocab_classes(len(classes), subset_params.open_vocab_fraction)
         pd.DataFrame({"label": ov, "class_id": classes.class_id[ov], "name": classes.name[ov]}).to_csv(
             out / "open_vocab_classes.tsv", sep="\t", index=False
         )
-    print(f"{len(p.seeds)} seeds x {p.shots} shots x {len(classes)} classes; open vocabulary: {len(ov)} classes")
+    print(
+        f"{len(subset_params.seeds)} seeds x {subset_params.shots} shots x {len(classes)} classes; "
+        f"open vocabulary: {len(ov)} classes"
+    )
 
 
 if __name__ == "__main__":

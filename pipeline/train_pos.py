@@ -20,24 +20,24 @@ from pipeline.common import run
 def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")):
     start = time.perf_counter()
     params = load_params()
-    p, local = params.pos, params.features.local
-    curves.check_select("pos", p.select, params.subset.calib_per_class)
-    inputs = load_inputs(seed, params, p.device, local=local)
-    coop = CoOp(inputs, p, criterion("pos", p.select))
+    pos_params, local = params.pos, params.features.local
+    curves.check_select("pos", pos_params.select, params.subset.calib_per_class)
+    inputs = load_inputs(seed, params, pos_params.device, local=local)
+    coop = CoOp(inputs, pos_params, criterion("pos", pos_params.select))
     runs = [run_objective(coop, inputs)]
     tensors = {"ctx_init": coop.ctx0, "ctx": runs[0].trained.state["ctx"]}
     if local:
         runs.append(run_objective(LoCoOp(coop), inputs))
         tensors["locoop_ctx"] = runs[1].trained.state["ctx"]
     curve = runs[0].trained.curve
-    meta = curves.selection_metadata(p.select, p.schedule, runs[0].trained, coop.criterion)
+    meta = curves.selection_metadata(pos_params.select, pos_params.schedule, runs[0].trained, coop.criterion)
     identity = {"backbone": inputs.backbone.identity, "classnames": inputs.names}
     save_outputs(POS / f"seed{seed}.safetensors", tensors, identity | meta, runs)
     print(
         f"seed {seed}: {len(inputs.names)} classes, final loss {curve[-1]['train/loss']:.4f}, "
         f"train acc {curve[-1]['train/acc']:.3f}" + (", LoCoOp trained too" if local else "")
     )
-    print(kept_line(seed, "pos", p.select, p.schedule, runs[0], time.perf_counter() - start))
+    print(kept_line(seed, "pos", pos_params.select, pos_params.schedule, runs[0], time.perf_counter() - start))
 
 
 if __name__ == "__main__":

@@ -14,17 +14,20 @@ from pipeline.common import run
 
 
 def main():
-    p = load_params().data
+    data_params = load_params().data
     listing = ""
-    if p.benchmark in inventory.REAL:
-        if not p.root:
-            raise NegPromptError(f"data.root is empty: {p.benchmark} needs the directory holding train/ and val/")
-        root = Path(p.root).expanduser().resolve()
+    if data_params.benchmark in inventory.REAL:
+        if not data_params.root:
+            raise NegPromptError(
+                f"data.root is empty: {data_params.benchmark} needs the directory holding train/ and val/"
+            )
+        root = Path(data_params.root).expanduser().resolve()
         if not root.is_dir():
             raise NegPromptError(
-                f"data.root {p.root!r} does not exist or is not a directory (expected ImageNet train/ and val/)"
+                f"data.root {data_params.root!r} does not exist or is not a directory "
+                "(expected ImageNet train/ and val/)"
             )
-        listing = inventory.tree_listing(root, inventory.listed_folders(p.benchmark))
+        listing = inventory.tree_listing(root, inventory.listed_folders(data_params.benchmark))
     with atomic_path(TREE) as tmp:
         tmp.write_text(listing)
     print(f"{TREE}: {listing.count(chr(10)):,} files listed")

@@ -14,6 +14,7 @@ from negprompt.config import Params, family_methods
 from negprompt.methods import registry
 from negprompt.report import leaderboard, narrative
 from negprompt.report import tables as report
+from negprompt.report.results import Results
 from tests.helpers import REPO, TINY, dvc, make_repo, tiny_params
 
 
@@ -65,37 +66,38 @@ def test_a_plugins_label_is_what_the_report_and_the_leaderboard_show():
     try:
         registry.register("cosine_gap", lambda img, ctx: img[:, 0], label="Cosine gap")
         assert report.methods_in(tables[0]) == ["mcm", "coop", "negprompt", "cosine_gap"]
-        agg = report.aggregate(tables)
-        assert "cosine_gap" in agg["average"] and list(agg["id_top1"]) == ["mcm"]
+        results = report.aggregate(tables)
+        assert "cosine_gap" in results.average and list(results.id_top1) == ["mcm"]
         keys = {"auroc", "auroc_std", "fpr95", "fpr95_std", "fpr95_openood", "fpr95_openood_std"}
-        for m in agg["average"]:  # both FPR95 conventions for every method, on every set and on average
-            assert set(agg["average"][m]) == keys and all(set(agg["ood"][s][m]) == keys for s in agg["ood"]), m
-        assert "| Cosine gap |" in report.metrics_table(agg)
-        assert "| near AUROC ↑ | near FPR95 ↓ | near FPR95 OpenOOD ↓ |" in report.metrics_table(agg)
-        board = leaderboard.table(agg)
+        for m in results.average:  # both FPR95 conventions for every method, on every set and on average
+            assert set(results.average[m]) == keys and all(set(results.ood[s][m]) == keys for s in results.ood), m
+        assert "| Cosine gap |" in report.metrics_table(results)
+        assert "| near AUROC ↑ | near FPR95 ↓ | near FPR95 OpenOOD ↓ |" in report.metrics_table(results)
+        board = leaderboard.table(results)
         row = next(line for line in board.splitlines() if line.startswith("| Cosine gap |"))
         assert row.endswith("| — / — | — | your method (registry) | — |")
-        e = agg["average"]["cosine_gap"]
+        e = results.average["cosine_gap"]
         assert f"| {e['auroc']:.2f} / {e['fpr95']:.2f} / {e['fpr95_openood']:.2f} (± " in row
         assert "| 94.81 / 23.01 | ID positive (`fpr95`) | NegPrompt paper, Table 2 | as MCM × (1 + p) |" in board
-        note = narrative.ranking_note(agg["average"], {})
+        note = narrative.ranking_note(results.average, {})
         assert "cosine_gap" not in note and "Cosine gap" in note
     finally:
         registry.unregister("cosine_gap")
-    assert "| cosine_gap |" in report.metrics_table(agg)  # unregistered: the table shows its key
+    assert "| cosine_gap |" in report.metrics_table(results)  # unregistered: the table shows its key
 
 
 def test_the_leaderboard_names_each_published_fpr95s_convention_and_image_list():
     """A published FPR95 is set beside ours in its own convention (registry.Published.fpr95_convention)."""
     e = {"auroc": 80.0, "fpr95": 60.0, "fpr95_openood": 70.0}
-    agg = {"ood": {"x": {m: e for m in ("mcm", "adaneg", "msp")}}, "average": {m: e for m in ("mcm", "adaneg", "msp")}}
-    rows = {line.split(" | ")[0]: line for line in leaderboard.table(agg).splitlines()[2:]}
+    methods = ("mcm", "adaneg", "msp")
+    results = Results(ood={"x": {m: e for m in methods}}, average={m: e for m in methods})
+    rows = {line.split(" | ")[0]: line for line in leaderboard.table(results).splitlines()[2:]}
     assert rows["| MCM"].endswith(
         "| 90.77 / 42.74 | ID positive (`fpr95`) | NegLabel paper, Table 1 (MCM row) | 0.013 |"
     )
     assert "| 96.66 / 18.92 | OOD positive (`fpr95_openood`) | AdaNeg paper" in rows["| AdaNeg (stream)"]
     assert "| 80.00 / 60.00 / 70.00 | 80.00 / 60.00 / 70.00 | — / — | — |" in rows["| MSP"]  # no figure: no convention
-    text = leaderboard.section(agg)
+    text = leaderboard.section(results)
     assert "Every published figure is on ImageNet-1K val; iNaturalist, SUN, Places, Textures." in text
     assert "AUROC / FPR95 / FPR95 OpenOOD in %" in text
 
@@ -104,8 +106,8 @@ def test_the_leaderboard_lists_the_record_holders_we_cannot_run_apart_and_outsid
     """ANTS, SUPREME, CLIPScope, NegRefine, LAPT, TINS: their published figure and what they need; not in τ."""
     e = {"auroc": 80.0, "fpr95": 60.0, "fpr95_openood": 70.0}
     avg = {"mcm": e, "neglabel": {**e, "auroc": 85.0}}
-    agg = {"ood": {"x": avg}, "average": avg}
-    text = leaderboard.section(agg)
+    results = Results(ood={"x": avg}, average=avg)
+    text = leaderboard.section(results)
     only = text.split("Published only")[1]
     rows = [line.split(" | ")[0] for line in only.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert rows == ["| ANTS", "| SUPREME", "| CLIPScope", "| NegRefine", "| LAPT", "| TINS"]

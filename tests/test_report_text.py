@@ -39,20 +39,21 @@ def test_negatives_note_gives_each_sets_gain_over_coop_and_its_cosine_to_the_neg
     import pandas as pd
 
     from negprompt.report.narrative import negatives_note
+    from negprompt.report.results import Results
 
-    agg = {
-        "average": {"coop": {}, "negprompt": {}},
-        "ood": {
+    results = Results(
+        average={"coop": {}, "negprompt": {}},
+        ood={
             "plant": {"coop": {"auroc": 70.0}, "negprompt": {"auroc": 54.0}},
             "texture": {"coop": {"auroc": 55.0}, "negprompt": {"auroc": 83.0}},
         },
-    }
+    )
     sim = pd.DataFrame({"negative after training (mean)": [-0.142, -0.161, -0.069]}, index=["ID", "plant", "texture"])
-    note = negatives_note(agg, sim)
+    note = negatives_note(results, sim)
     assert (
         "ID's is -0.142" in note and "plant -16.0 (cosine -0.161)" in note and "texture +28.0 (cosine -0.069)" in note
     )
-    assert negatives_note({"average": {"negprompt": {}}, "ood": {}}, sim) == ""
+    assert negatives_note(Results(average={"negprompt": {}}, ood={}), sim) == ""
 
 
 def test_text_space_rows_and_fig3_check():
@@ -104,14 +105,27 @@ def test_regime_table_leaves_the_average_rows_statistics_bare():
 
 
 def test_metrics_json_puts_the_figures_and_the_protocol_under_the_benchmark():
-    from negprompt import NegPromptError
+    """metrics.json's entry is the figures and the protocol summary; `stream_orders` and `rank_agreement` appear
+    only when set, as the dict `aggregate` returned had them."""
+    from negprompt.report.results import Results
     from negprompt.report.tables import metrics_json
 
-    agg = {"ood": {}, "average": {"mcm": {"auroc": 60.0}}, "id_top1": {}}
-    out = metrics_json("openmoji", agg, {"neg": {"select_set": "near"}})
-    assert out == {"openmoji": {**agg, "protocol": {"neg": {"select_set": "near"}}}} and "protocol" not in agg
-    with pytest.raises(NegPromptError, match="protocol"):
-        metrics_json("openmoji", out["openmoji"], {})
+    results = Results(ood={}, average={"mcm": {"auroc": 60.0}}, id_top1={})
+    out = metrics_json("openmoji", results, {"neg": {"select_set": "near"}})
+    assert out == {
+        "openmoji": {
+            "ood": {},
+            "average": {"mcm": {"auroc": 60.0}},
+            "id_top1": {},
+            "protocol": {"neg": {"select_set": "near"}},
+        }
+    }
+    assert list(out["openmoji"]) == ["ood", "average", "id_top1", "protocol"]
+    results.rank_agreement = {"kendall_tau": 0.5, "methods": 3, "disagreeing_pairs": 1}
+    results.stream_orders = [0, 1]
+    out = metrics_json("openmoji", results, {})["openmoji"]
+    assert list(out) == ["ood", "average", "id_top1", "stream_orders", "rank_agreement", "protocol"]
+    assert out["stream_orders"] == [0, 1] and out["rank_agreement"]["kendall_tau"] == 0.5
 
 
 def test_report_template_is_packaged_and_a_missing_figure_is_an_error():

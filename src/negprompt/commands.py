@@ -50,9 +50,9 @@ def list_options(command) -> set[str]:
     Duck-typed: Typer ships its own copy of click, whose classes are not `click.Option`."""
     names = {
         opt
-        for p in command.params
-        if p.param_type_name == "option" and getattr(p, "multiple", False)
-        for opt in (*p.opts, *p.secondary_opts)
+        for param in command.params
+        if param.param_type_name == "option" and getattr(param, "multiple", False)
+        for opt in (*param.opts, *param.secondary_opts)
     }
     for sub in getattr(command, "commands", {}).values():
         names |= list_options(sub)

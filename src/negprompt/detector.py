@@ -66,13 +66,13 @@ def export_bundle(
 def find_images(inputs: list[Path]) -> list[Path]:
     """Files as given, folders recursively (every file, so non-images are reported, not silently dropped)."""
     files = []
-    for p in inputs:
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
-        elif p.is_file():
-            files.append(p)
+    for path in inputs:
+        if path.is_dir():
+            files += sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+        elif path.is_file():
+            files.append(path)
         else:
-            raise NegPromptError(f"{p}: no such file or folder")
+            raise NegPromptError(f"{path}: no such file or folder")
     return files
 
 
@@ -85,22 +85,22 @@ class Detector:
                 f"{bundle / 'manifest.json'}: not a negprompt detector bundle "
                 f"(format {m.get('format')!r}, expected {FORMAT!r})"
             )
-        bb = m["backbone"]
+        backbone_manifest = m["backbone"]
         if checkpoint is None:
             checkpoint = (
                 bundle / "backbone.safetensors"
-                if not bb["pretrained"]
-                else resolve_weights(bb["model"], bb["pretrained"])
+                if not backbone_manifest["pretrained"]
+                else resolve_weights(backbone_manifest["model"], backbone_manifest["pretrained"])
             )
         got = sha256(checkpoint) if Path(checkpoint).is_file() else None
-        if got != bb["weights_sha256"]:
+        if got != backbone_manifest["weights_sha256"]:
             raise NegPromptError(
                 f"{checkpoint}: backbone weights sha256 {str(got)[:12]}… "
-                f"differ from the bundle's {bb['weights_sha256'][:12]}… "
-                f"({bb['model']} {bb['pretrained'] or 'local checkpoint'}): "
+                f"differ from the bundle's {backbone_manifest['weights_sha256'][:12]}… "
+                f"({backbone_manifest['model']} {backbone_manifest['pretrained'] or 'local checkpoint'}): "
                 "the prompts were learned on another backbone"
             )
-        self.backbone = load_backbone(bb["model"], checkpoint, device, got)
+        self.backbone = load_backbone(backbone_manifest["model"], checkpoint, device, got)
         tensors, _ = load_tensors(bundle / "prompts.safetensors")
         self.classnames, self.temperature, self.threshold = (
             m["classnames"],

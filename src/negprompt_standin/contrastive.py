@@ -25,9 +25,9 @@ def clip_optimizer(model: torch.nn.Module, lr: float, steps: int):
     """open_clip's trainer recipe: AdamW (weight decay 0.1 on matrices other than embeddings, none on
     gains, biases, embeddings), linear warm-up over 5% of the steps, then cosine decay. Frozen
     parameters (e.g. a ramped logit scale) are left out."""
-    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for n, p in trained if p.ndim >= 2 and "embedding" not in n]
-    other = [p for n, p in trained if not (p.ndim >= 2 and "embedding" not in n)]
+    trained = [(name, param) for name, param in model.named_parameters() if param.requires_grad]
+    decay = [param for name, param in trained if param.ndim >= 2 and "embedding" not in name]
+    other = [param for name, param in trained if not (param.ndim >= 2 and "embedding" not in name)]
     groups = [{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
     warmup = max(1, steps // 20)

@@ -160,10 +160,18 @@ def world_renders(benchmark: str, seed: int, size: int, font: str = ""):
 
 
 def world_diagnostics(
-    model, model_name: str, benchmark: str, seed: int, size: int, font: str, template: str, nl, renders=None
+    model,
+    model_name: str,
+    benchmark: str,
+    seed: int,
+    size: int,
+    font: str,
+    template: str,
+    neglabel_params,
+    renders=None,
 ) -> dict:
     """The backbone stage's diagnostics for a generated world (openmoji, miniworld) on fresh renders (or the given
-    `world_renders`): zero-shot MCM / MaxLogit / Energy, and NegLabel with params `nl` (a NegLabelParams), mined
+    `world_renders`): zero-shot MCM / MaxLogit / Energy, and NegLabel with `neglabel_params` (a NegLabelParams), mined
     here on the world's ID names."""
     import open_clip
 
@@ -171,11 +179,25 @@ def world_diagnostics(
 
     names, ids, labels, ood = renders or world_renders(benchmark, seed, size, font)
     tokenizer = open_clip.get_tokenizer(model_name)
-    corpus = neglabel.benchmark_corpus(benchmark, names, nl.corpus, nl.wordnet_dir, nl.groups, seed)
-    mined = neglabel.mine_corpus(
-        model, tokenizer, names, corpus, nl.num_labels, nl.max_fraction, nl.percentile, *nl.prompts(benchmark, template)
+    corpus = neglabel.benchmark_corpus(
+        benchmark, names, neglabel_params.corpus, neglabel_params.wordnet_dir, neglabel_params.groups, seed
     )
-    score = lambda feats: neglabel.score_features(feats, mined, nl.temperature, nl.groups, nl.seed)[0]  # noqa: E731
+    mined = neglabel.mine_corpus(
+        model,
+        tokenizer,
+        names,
+        corpus,
+        neglabel_params.num_labels,
+        neglabel_params.max_fraction,
+        neglabel_params.percentile,
+        *neglabel_params.prompts(benchmark, template),
+    )
+
+    def score(feats):
+        return neglabel.score_features(
+            feats, mined, neglabel_params.temperature, neglabel_params.groups, neglabel_params.seed
+        )[0]
+
     return diagnose_model(model, tokenizer, names, ids, labels, ood, template, neglabel=score)
 
 

@@ -33,8 +33,8 @@ class Benchmark:
     def fingerprint(self) -> str:
         """sha256 of the sorted file list: changes when a file is added, removed or renamed."""
         h = hashlib.sha256()
-        for p in sorted(self.pool.path.tolist() + self.test.path.tolist()):
-            h.update(p.encode() + b"\n")
+        for path in sorted(self.pool.path.tolist() + self.test.path.tolist()):
+            h.update(path.encode() + b"\n")
         return h.hexdigest()
 
     def manifest(self, **extra) -> dict:

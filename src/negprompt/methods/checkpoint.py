@@ -114,8 +114,8 @@ def _set_global_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+    py_state = state["python"]
+    random.setstate((py_state["version"], tuple(py_state["internal"]), py_state["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -180,18 +180,18 @@ class Checkpoint:
     def restore(self, state: LoopState) -> tuple[int, list[dict], list[dict]]:
         """Put the saved state into `state`'s objects, in place. Returns (finished epochs, their records,
         the per-epoch snapshots kept for selection); (0, [], []) when there is nothing to resume."""
-        p = self._payload
-        if not p:
+        payload = self._payload
+        if not payload:
             return 0, [], []
         with torch.no_grad():
             for name, tensor in state.tensors.items():
-                tensor.copy_(p["tensors"][name])
-        state.optimizer.load_state_dict(p["optimizer"])
-        state.scheduler.load_state_dict(p["scheduler"])
-        state.scaler.load_state_dict(p["scaler"])
-        state.generator.set_state(p["generator"])
-        _set_global_rng(p["rng"])
-        return p["epoch"], list(p["curve"]), list(p["snapshots"])
+                tensor.copy_(payload["tensors"][name])
+        state.optimizer.load_state_dict(payload["optimizer"])
+        state.scheduler.load_state_dict(payload["scheduler"])
+        state.scaler.load_state_dict(payload["scaler"])
+        state.generator.set_state(payload["generator"])
+        _set_global_rng(payload["rng"])
+        return payload["epoch"], list(payload["curve"]), list(payload["snapshots"])
 
     def save(self, state: LoopState, epoch: int, curve: list[dict], snapshots: list[dict]) -> None:
         """Replace the file with the state after `epoch` finished epochs (atomically: a kill during the

@@ -67,8 +67,8 @@ def wordnet_pools(data_dir: str = "") -> neglabel.Corpus:
 
     wn = wordnet.reader(data_dir)
     parts = {}
-    for part, pos in (("noun", "n"), ("adj", "a")):
-        allowed = (s for s in wn.all_synsets(pos) if s.lexname() not in EXCLUDED_LEXNAMES)
+    for part, tag in (("noun", "n"), ("adj", "a")):  # WordNet's part-of-speech tags
+        allowed = (s for s in wn.all_synsets(tag) if s.lexname() not in EXCLUDED_LEXNAMES)
         parts[part] = sorted({lemma for s in allowed for lemma in s.lemma_names()})
     return neglabel.Corpus(parts, f"WordNet {wn.get_version()} less {', '.join(EXCLUDED_LEXNAMES)} ({wn.root})")
 

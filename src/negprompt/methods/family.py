@@ -57,9 +57,9 @@ def mine(
     names: list[str],
     corpus: neglabel.Corpus,
     csp_pool: neglabel.Corpus,
-    fp,
-    nl,
-    tpl: dict,
+    family_params,
+    neglabel_params,
+    prompt_templates: dict,
     noise_feats: torch.Tensor,
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Every family method's text features: CSP's mined labels, AdaNeg's negatives (NegLabel's mining with AdaNeg's
@@ -72,44 +72,46 @@ def mine(
 
     with torch.no_grad():
         out, info = {}, {}
-        if "csp" in fp.methods:
+        if "csp" in family_params.methods:
             m = csp.mine_corpus(
                 model,
                 tokenizer,
                 names,
                 csp_pool,
-                fp.csp.fraction,
-                nl.percentile,
-                fp.csp.near,
-                fp.seed,
-                tpl["csp_noun"],
-                tpl["csp_adj"],
+                family_params.csp.fraction,
+                neglabel_params.percentile,
+                family_params.csp.near,
+                family_params.seed,
+                prompt_templates["csp_noun"],
+                prompt_templates["csp_adj"],
             )
             out |= {"csp_id": m.id_feats, "csp_neg": m.neg_feats}
             info["csp"] = {"words": m.words, "parts": m.parts}
         # AdaNeg's and TANL's pool has no ID name (clip_for_wordnet_prepare.py L121-122) unless adaneg.exclude_id_names
-        pool = neglabel.without(corpus, names) if fp.adaneg.exclude_id_names else corpus
-        if {"adaneg", "tanl"} & set(fp.methods):
+        pool = neglabel.without(corpus, names) if family_params.adaneg.exclude_id_names else corpus
+        if {"adaneg", "tanl"} & set(family_params.methods):
             mined = adaneg.mine_corpus(
                 model,
                 tokenizer,
                 names,
                 pool,
-                nl.num_labels,
-                nl.max_fraction,
-                nl.percentile,
-                tpl["noun"],
-                tpl["adj"],
-                index_percentile=fp.adaneg.index_percentile,
+                neglabel_params.num_labels,
+                neglabel_params.max_fraction,
+                neglabel_params.percentile,
+                prompt_templates["noun"],
+                prompt_templates["adj"],
+                index_percentile=family_params.adaneg.index_percentile,
                 exclude_id_names=False,  # `pool` is already as adaneg.exclude_id_names asks
             )
             out |= {"id": mined.id_feats, "neg": mined.neg_feats}
             info["adaneg"] = {"words": mined.words, "parts": mined.parts}
-        if {"tanl", "interneg"} & set(fp.methods):
+        if {"tanl", "interneg"} & set(family_params.methods):
             parts = [(part, words) for part, words in pool.parts.items() if words]
             cand = [
                 encode_texts(
-                    model, tokenizer, [(tpl["adj"] if part == "adj" else tpl["noun"]).format(w) for w in words]
+                    model,
+                    tokenizer,
+                    [(prompt_templates["adj"] if part == "adj" else prompt_templates["noun"]).format(w) for w in words],
                 ).cpu()
                 for part, words in parts
             ]
@@ -117,10 +119,10 @@ def mine(
                 "cand": torch.cat(cand),
                 "cand_part": torch.cat([torch.full((len(w),), i, dtype=torch.long) for i, (_, w) in enumerate(parts)]),
             }
-        if "tanl" in fp.methods:
+        if "tanl" in family_params.methods:
             out["noise"] = noise_feats
-        if "interneg" in fp.methods and "id" not in out:
-            out["id"] = encode_texts(model, tokenizer, [tpl["noun"].format(n) for n in names]).cpu()
+        if "interneg" in family_params.methods and "id" not in out:
+            out["id"] = encode_texts(model, tokenizer, [prompt_templates["noun"].format(n) for n in names]).cpu()
     return out, info
 
 
@@ -132,13 +134,22 @@ def noise_features(model, count: int, size: int, seed: int) -> torch.Tensor:
     return torch.nn.functional.normalize(f, dim=-1)
 
 
-def static_scores(img: torch.Tensor, feats: dict, fp) -> dict[str, torch.Tensor]:
+def static_scores(img: torch.Tensor, feats: dict, family_params) -> dict[str, torch.Tensor]:
     """CSP: no memory, one score per image."""
     if "csp_id" not in feats:
         return {}
     m = csp.Mined(feats["csp_id"], feats["csp_neg"], [], [])
-    groups = min(fp.csp.groups, len(m.neg_feats))
-    return {"csp": csp.score(img, m, 1 / fp.logit_scale, groups, fp.seed, drop_remainder=fp.csp.drop_remainder)}
+    groups = min(family_params.csp.groups, len(m.neg_feats))
+    return {
+        "csp": csp.score(
+            img,
+            m,
+            1 / family_params.logit_scale,
+            groups,
+            family_params.seed,
+            drop_remainder=family_params.csp.drop_remainder,
+        )
+    }
 
 
 def interneg_features(feats: dict, shots: torch.Tensor, labels: torch.Tensor, num_labels: int) -> dict:
@@ -162,60 +173,60 @@ def interneg_features(feats: dict, shots: torch.Tensor, labels: torch.Tensor, nu
     return {"interneg_protos": protos, "interneg_neg": feats["cand"][idx], "interneg_index": idx}
 
 
-def steppers(feats: dict, fp, model=None, tokenizer=None) -> dict:
+def steppers(feats: dict, family_params, model=None, tokenizer=None) -> dict:
     """The test-time methods' fresh-memory factories (one call per stream). InterNeg joins when its texts are in
     `feats` (`interneg_features`) and the CLIP whose text tower inverts the images is given."""
     out = {}
-    groups = min(fp.adaneg.groups, len(feats.get("neg", [])) or 1)
-    if "adaneg" in fp.methods:
+    groups = min(family_params.adaneg.groups, len(feats.get("neg", [])) or 1)
+    if "adaneg" in family_params.methods:
         out["adaneg"] = lambda: adaneg.stepper(
             feats["id"],
             feats["neg"],
-            fp.adaneg.slots,
-            thres=fp.adaneg.thres,
-            gap=fp.adaneg.gap,
-            lam=fp.adaneg.lam,
+            family_params.adaneg.slots,
+            thres=family_params.adaneg.thres,
+            gap=family_params.adaneg.gap,
+            lam=family_params.adaneg.lam,
             groups=groups,
-            sample_adaptive=fp.adaneg.sample_adaptive,
-            beta=fp.adaneg.beta,
-            logit_scale=fp.logit_scale,
-            seed=fp.seed,
-            drop_remainder=fp.adaneg.drop_remainder,
+            sample_adaptive=family_params.adaneg.sample_adaptive,
+            beta=family_params.adaneg.beta,
+            logit_scale=family_params.logit_scale,
+            seed=family_params.seed,
+            drop_remainder=family_params.adaneg.drop_remainder,
         )
-    if "tanl" in fp.methods:
+    if "tanl" in family_params.methods:
         out["tanl"] = lambda: tanl.stepper(
             feats["id"],
             feats["cand"],
             feats["noise"],
-            beta=fp.tanl.beta,
-            memory=fp.tanl.memory,
-            gamma=fp.tanl.gamma,
-            logit_scale=fp.logit_scale,
-            seed=fp.seed,
-            gap=fp.tanl.gap,
-            score_queue=fp.tanl.score_queue,
-            alpha=fp.tanl.alpha,
-            loop_to_beta=fp.tanl.loop_to_beta,
+            beta=family_params.tanl.beta,
+            memory=family_params.tanl.memory,
+            gamma=family_params.tanl.gamma,
+            logit_scale=family_params.logit_scale,
+            seed=family_params.seed,
+            gap=family_params.tanl.gap,
+            score_queue=family_params.tanl.score_queue,
+            alpha=family_params.tanl.alpha,
+            loop_to_beta=family_params.tanl.loop_to_beta,
         )
-    if "interneg" in fp.methods and "interneg_neg" in feats:
+    if "interneg" in family_params.methods and "interneg_neg" in feats:
         if model is None:
             raise NegPromptError("family.methods has interneg: its stream needs the CLIP model (steppers(model=...))")
-        ip = fp.interneg
+        interneg_params = family_params.interneg
         out["interneg"] = lambda: interneg.stepper(
             model,
             tokenizer,
             feats["id"],
             feats["interneg_neg"],
             feats["interneg_protos"],
-            thres=ip.thres,
-            bank_size=ip.bank_size,
-            groups=max(1, min(ip.groups, len(feats["interneg_neg"]))),
-            steps=ip.steps,
-            lr=ip.lr,
-            seed=fp.seed,
-            weight_decay=ip.weight_decay,
-            init_std=ip.init_std,
-            logit_scale=fp.logit_scale,
+            thres=interneg_params.thres,
+            bank_size=interneg_params.bank_size,
+            groups=max(1, min(interneg_params.groups, len(feats["interneg_neg"]))),
+            steps=interneg_params.steps,
+            lr=interneg_params.lr,
+            seed=family_params.seed,
+            weight_decay=interneg_params.weight_decay,
+            init_std=interneg_params.init_std,
+            logit_scale=family_params.logit_scale,
         )
     return out
 
@@ -225,26 +236,26 @@ def stream_column(method: str, ood_set: str, order: int) -> str:
 
 
 def stream_scores(
-    img: torch.Tensor, sets: np.ndarray, feats: dict, fp, model=None, tokenizer=None
+    img: torch.Tensor, sets: np.ndarray, feats: dict, family_params, model=None, tokenizer=None
 ) -> dict[str, np.ndarray]:
     """Each test-time method on each OOD set's stream (ID + that set), for each order: column
     `method@set@oR` holds the scores of the ID images and of that set's images, NaN elsewhere."""
     out, threads = {}, torch.get_num_threads()
     torch.set_num_threads(1)  # batches of 256 against a few hundred labels: threads cost more than they give
     try:
-        _streams(img, sets, steppers(feats, fp, model, tokenizer), fp, out)
+        _streams(img, sets, steppers(feats, family_params, model, tokenizer), family_params, out)
     finally:
         torch.set_num_threads(threads)
     return out
 
 
-def _streams(img, sets, makers, fp, out) -> None:
+def _streams(img, sets, makers, family_params, out) -> None:
     is_id = sets == "id"
     for method, make in makers.items():
         for s in [x for x in dict.fromkeys(sets) if x != "id"]:
             is_s = sets == s
-            for r in fp.stream_orders:
-                id_s, ood_s = stream.run(img[is_id], img[is_s], make, r, fp.stream_batch_size)
+            for r in family_params.stream_orders:
+                id_s, ood_s = stream.run(img[is_id], img[is_s], make, r, family_params.stream_batch_size)
                 col = np.full(len(sets), np.nan, dtype=np.float32)
                 col[is_id], col[is_s] = id_s.numpy(), ood_s.numpy()
                 out[stream_column(method, s, r)] = col

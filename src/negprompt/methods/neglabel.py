@@ -224,8 +224,8 @@ def mine_corpus(
         for part, cands in corpus.parts.items():
             if not cands:
                 continue
-            tpl = adj_template if part == "adj" else template
-            cand = encode_texts(model, tokenizer, [tpl.format(w) for w in cands]).cpu()
+            part_template = adj_template if part == "adj" else template
+            cand = encode_texts(model, tokenizer, [part_template.format(w) for w in cands]).cpu()
             d = candidate_distance(cand, id_feats, percentile, interpolate=interpolate)
             keep = mine(d, max(1, round(total * len(cands) / len(corpus))))
             feats.append(cand[keep])

@@ -39,9 +39,9 @@ class CoOp:
     test_encoder: PromptEncoder = field(init=False)
 
     def __post_init__(self):
-        bb, c = self.inputs.backbone, self.config
+        backbone, c = self.inputs.backbone, self.config
         gen = torch.Generator().manual_seed(self.inputs.seed)
-        self.ctx0 = init_context(TextTower(bb.model), bb.tokenizer, c.ctx_init, c.n_ctx, gen)
+        self.ctx0 = init_context(TextTower(backbone.model), backbone.tokenizer, c.ctx_init, c.n_ctx, gen)
         self.encoder, self.test_encoder = self.inputs.encoders(len(self.ctx0))
 
     @property
@@ -116,9 +116,11 @@ class NegPromptStage2:
         i, c = self.inputs, self.config
         gen = torch.Generator().manual_seed(i.seed)
         if c.one_stage:
-            pos = i.params.pos
-            self.pos_ctx = init_context(TextTower(i.backbone.model), i.backbone.tokenizer, pos.ctx_init, pos.n_ctx, gen)
-            self.config = c.model_copy(update={"epochs": pos.epochs})
+            pos_params = i.params.pos
+            self.pos_ctx = init_context(
+                TextTower(i.backbone.model), i.backbone.tokenizer, pos_params.ctx_init, pos_params.n_ctx, gen
+            )
+            self.config = c.model_copy(update={"epochs": pos_params.epochs})
         self.encoder, self.test_encoder = i.encoders(len(self.pos_ctx))
         self.neg0 = init_negative_context(self.pos_ctx, c.num_prompts, c.init, gen)
 

@@ -97,7 +97,7 @@ def _rule_name(stage: str, rule: str, runs: StageRuns) -> str:
 
 def stage_table(stage: str, runs: StageRuns, sets: list[str]) -> str:
     picks = rule_epochs(stage, runs)
-    figs = {rule: figures(runs, p, sets) for rule, p in picks.items()}
+    figs = {rule: figures(runs, epochs, sets) for rule, epochs in picks.items()}
     rules = list(picks)
     head = (
         ["OOD set"]

@@ -148,8 +148,8 @@ def unregister(name: str) -> None:
 def load_plugins(paths, root: Path = Path(".")) -> list[str]:
     """Import each Python file of `family.plugins` (its `register(...)` calls run); returns the names it added."""
     before = set(_METHODS)
-    for p in paths:
-        path = root / p
+    for relative in paths:
+        path = root / relative
         if not path.is_file():
             raise NegPromptError(f"family.plugins: {path} not found (a Python file that calls registry.register)")
         spec = importlib.util.spec_from_file_location(f"negprompt_plugin_{path.stem}", path)

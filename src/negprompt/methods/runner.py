@@ -65,11 +65,11 @@ class StageInputs:
 
     def encoders(self, n_ctx: int) -> tuple[PromptEncoder, PromptEncoder]:
         """(training encoder over `names`, test encoder over every ID class; the same one when they agree)."""
-        bb = self.backbone
-        encoder = PromptEncoder(bb.model, bb.tokenizer, self.names, n_ctx=n_ctx)
+        backbone = self.backbone
+        encoder = PromptEncoder(backbone.model, backbone.tokenizer, self.names, n_ctx=n_ctx)
         if self.all_names == self.names:
             return encoder, encoder
-        return encoder, PromptEncoder(bb.model, bb.tokenizer, self.all_names, n_ctx=n_ctx)
+        return encoder, PromptEncoder(backbone.model, backbone.tokenizer, self.all_names, n_ctx=n_ctx)
 
 
 def load_inputs(seed: int, params: Params, device: str, *, local: bool = False, after: tuple = ()) -> StageInputs:

@@ -207,24 +207,24 @@ def train_negative(
     gen = torch.Generator().manual_seed(seed)
     device = encoder.prefix.device
     neg_ctx = torch.nn.Parameter(neg_ctx_init.clone().to(device))
-    pos = torch.nn.Parameter(pos_ctx.clone().to(device), requires_grad=one_stage)
-    params = [neg_ctx, pos] if one_stage else [neg_ctx]
+    pos_param = torch.nn.Parameter(pos_ctx.clone().to(device), requires_grad=one_stage)
+    trainable = [neg_ctx, pos_param] if one_stage else [neg_ctx]
     steps_per_epoch = -(-len(feats) // c.batch_size)
-    opt, sched = _optimizer(params, c.optimizer, c.lr, c.momentum, c.epochs * steps_per_epoch, c.schedule)
+    opt, sched = _optimizer(trainable, c.optimizer, c.lr, c.momentum, c.epochs * steps_per_epoch, c.schedule)
     precision = Precision(device, c.amp)
     feats, labels = feats.to(device), labels.to(device)
     frozen_pos = None
     if not one_stage:
         with torch.no_grad():
-            frozen_pos = encoder(pos, chunk=chunk)  # [k, d], computed once: the positive prompts do not change
-    loop = LoopState({"neg_ctx": neg_ctx, "pos_ctx": pos}, opt, sched, gen, precision.scaler)
+            frozen_pos = encoder(pos_param, chunk=chunk)  # [k, d], computed once: the positive prompts do not change
+    loop = LoopState({"neg_ctx": neg_ctx, "pos_ctx": pos_param}, opt, sched, gen, precision.scaler)
     start, curve, snapshots = _resume(checkpoint, loop)
     for epoch in progress(range(start, c.epochs), "train negative prompts", "epoch", c.epochs, initial=start):
         total = 0.0
         for idx in _batches(len(feats), c.batch_size, gen):
             rate = opt.param_groups[0]["lr"]
             with precision.autocast:
-                pos_feats = frozen_pos if frozen_pos is not None else encoder(pos, chunk=chunk)
+                pos_feats = frozen_pos if frozen_pos is not None else encoder(pos_param, chunk=chunk)
                 neg_feats = encoder(neg_ctx, chunk=chunk).transpose(0, 1)  # [p, k, d] -> [k, p, d]
                 loss = stage2_loss(
                     c.loss_variant, feats[idx], labels[idx], pos_feats, neg_feats, logit_scale, c.beta, c.gamma
@@ -234,11 +234,13 @@ def train_negative(
             precision.step(loss, opt, sched)
             total += loss.item() * len(idx)
         _epoch_end(sched, c.schedule)
-        state = _snapshot(pos_ctx=pos, neg_ctx=neg_ctx)
+        state = _snapshot(pos_ctx=pos_param, neg_ctx=neg_ctx)
         record = {"epoch": epoch, "train/loss": total / len(feats), "train/lr": rate}
         curve.append(record | ((on_epoch(epoch, state, record) or {}) if on_epoch else {}))
         if criterion is not None:
             snapshots.append(state)
         if checkpoint is not None:
             checkpoint.save(loop, epoch + 1, curve, snapshots)
-    return _finish(snapshots, curve, criterion, {"pos_ctx": pos.detach().cpu(), "neg_ctx": neg_ctx.detach().cpu()})
+    return _finish(
+        snapshots, curve, criterion, {"pos_ctx": pos_param.detach().cpu(), "neg_ctx": neg_ctx.detach().cpu()}
+    )

@@ -69,7 +69,7 @@ LEXNAMES = (
     "verb.weather",
     "adj.ppl",
 )
-DATABASE = tuple(f"{kind}.{pos}" for kind in ("index", "data") for pos in POS) + tuple(f"{pos}.exc" for pos in POS)
+DATABASE = tuple(f"{kind}.{part}" for kind in ("index", "data") for part in POS) + tuple(f"{part}.exc" for part in POS)
 REQUIRED = (*DATABASE, "index.sense", "lexnames")  # what NLTK's reader opens to list lemmas and lexicographer files
 OPTIONAL = ("cntlist.rev",)  # sense counts: NLTK opens it only for Lemma.count()
 PACKAGE = {"index.sense": "wordnet-sense-index"}  # the Debian package of each file (default wordnet-base)

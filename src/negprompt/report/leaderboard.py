@@ -12,6 +12,7 @@ from scipy.stats import kendalltau
 from negprompt import metrics
 from negprompt.methods import registry
 from negprompt.report import markdown
+from negprompt.report.results import Results
 
 
 def published(m: str) -> registry.Published:
@@ -54,18 +55,17 @@ def stream_entries(table: pd.DataFrame, method: str) -> dict | None:
     return {"ood": ood, "average": average, "orders": [int(o[1:]) for o in orders]}
 
 
-def add_stream_methods(agg: dict, table: pd.DataFrame) -> dict:
-    """Put the test-time methods into the aggregate (`table`: any seed's; they do not depend on the seed). The ±
-    of these entries is over stream orders, not seeds; agg["stream_orders"] records them."""
+def add_stream_methods(results: Results, table: pd.DataFrame) -> None:
+    """Put the test-time methods into `results`, in place (`table`: any seed's; they do not depend on the seed). The
+    ± of these entries is over stream orders, not seeds; results.stream_orders records them."""
     for m in registry.methods(kind="stream"):
         e = stream_entries(table, m)
         if e is None:
             continue
         for s, v in e["ood"].items():
-            agg["ood"][s][m] = v
-        agg["average"][m] = e["average"]
-        agg["stream_orders"] = e["orders"]
-    return agg
+            results.ood[s][m] = v
+        results.average[m] = e["average"]
+        results.stream_orders = e["orders"]
 
 
 def rank_agreement(average: dict) -> dict:
@@ -76,41 +76,41 @@ def rank_agreement(average: dict) -> dict:
     theirs = [published(m).auroc for m in both]
     if len(both) < 2:
         return {"methods": both, "tau": None, "p": None, "disagree": []}
-    tau, p = kendalltau(ours, theirs)
+    tau, p_value = kendalltau(ours, theirs)
     if not np.isfinite(tau):  # every ours equal: no ranking to compare
         return {"methods": both, "tau": None, "p": None, "disagree": []}
     disagree = [
         (a, b) for (a, x, u), (b, y, v) in itertools.combinations(zip(both, ours, theirs), 2) if (x - y) * (u - v) < 0
     ]
-    return {"methods": both, "tau": round(float(tau), 4), "p": round(float(p), 4), "disagree": disagree}
+    return {"methods": both, "tau": round(float(tau), 4), "p": round(float(p_value), 4), "disagree": disagree}
 
 
 # A published FPR95's convention (registry.Published.fpr95_convention) and our metrics.json key to set beside it
 CONVENTIONS = {"id95": "ID positive (`fpr95`)", "ood95": "OOD positive (`fpr95_openood`)", "": "not stated"}
 
 
-def table(agg: dict) -> str:
+def table(results: Results) -> str:
     """Markdown: method, each set and the average (ours, AUROC / FPR95 / FPR95 OpenOOD with ±), the published
     ImageNet average, its FPR95 convention and source, and the scoring cost."""
-    sets = list(agg["ood"])
+    sets = list(results.ood)
     columns = ["method", *sets, "**average**", "ImageNet ViT-B/16 (published)", "published FPR95", "source"]
     columns.append("scoring s / 10k images")
     rows = []
-    ordered = sorted(agg["average"], key=lambda m: -agg["average"][m]["auroc"])
+    ordered = sorted(results.average, key=lambda m: -results.average[m]["auroc"])
     for m in ordered:
         cells = []
-        for e in [agg["ood"][s][m] for s in sets] + [agg["average"][m]]:
+        for e in [results.ood[s][m] for s in sets] + [results.average[m]]:
             spread = any(round(e.get(f"{k}_std", 0), 2) for k in metrics.FIGURES)
             cells.append(
                 " / ".join(f"{e[k]:.2f}" for k in metrics.FIGURES)
                 + (" (± " + " / ".join(f"{e[f'{k}_std']:.2f}" for k in metrics.FIGURES) + ")" if spread else "")
             )
-        p = published(m)
-        pub = " / ".join("—" if v is None else f"{v:.2f}" for v in (p.auroc, p.fpr95))
-        convention = CONVENTIONS[p.fpr95_convention] if p.fpr95 is not None else "—"
+        record = published(m)
+        pub = " / ".join("—" if v is None else f"{v:.2f}" for v in (record.auroc, record.fpr95))
+        convention = CONVENTIONS[record.fpr95_convention] if record.fpr95 is not None else "—"
         kind = registry.methods()[m].kind if m in registry.methods() else ""
         name = registry.label(m) + (" (stream)" if kind == "stream" else "")
-        rows.append([name, *cells, pub, convention, p.source, cost(m)])
+        rows.append([name, *cells, pub, convention, record.source, cost(m)])
     return markdown.table(rows, columns)
 
 
@@ -122,9 +122,9 @@ def published_only_table() -> str:
     columns = ["method", "ImageNet ViT-B/16 (published)", "published FPR95", "source", "not run here: it needs"]
     out = []
     for r in sorted(rows.values(), key=lambda r: -(r.published.auroc or 0)):
-        p = r.published
-        pub = " / ".join("—" if v is None else f"{v:.2f}" for v in (p.auroc, p.fpr95))
-        out.append([r.label, pub, CONVENTIONS[p.fpr95_convention], p.source, r.needs])
+        record = r.published
+        pub = " / ".join("—" if v is None else f"{v:.2f}" for v in (record.auroc, record.fpr95))
+        out.append([r.label, pub, CONVENTIONS[record.fpr95_convention], record.source, r.needs])
     return markdown.table(out, columns)
 
 
@@ -132,9 +132,9 @@ def published_images(methods) -> str:
     """Which images the published figures were measured on (registry.Published.images), one clause per image list."""
     by_images: dict[str, list[str]] = {}
     for m in methods:
-        p = published(m)
-        if p.auroc is not None or p.fpr95 is not None:
-            by_images.setdefault(p.images, []).append(registry.label(m))
+        record = published(m)
+        if record.auroc is not None or record.fpr95 is not None:
+            by_images.setdefault(record.images, []).append(registry.label(m))
     if not by_images:
         return ""
     if len(by_images) == 1:
@@ -142,11 +142,11 @@ def published_images(methods) -> str:
     return "Published figures are on " + "; ".join(f"{i} ({', '.join(ms)})" for i, ms in by_images.items()) + "."
 
 
-def section(agg: dict, params=None) -> str:
+def section(results: Results, params=None) -> str:
     """The report's leaderboard: the table, the stream's record, and Kendall's τ against ImageNet."""
-    r = rank_agreement(agg["average"])
-    images = published_images(agg["average"]) or "No method here has a published figure."
-    orders = agg.get("stream_orders")
+    agreement = rank_agreement(results.average)
+    images = published_images(results.average) or "No method here has a published figure."
+    orders = results.stream_orders
     stream_note = (
         f"Test-time methods (stream) see ID and one OOD set shuffled together (seeds {orders}, batches of "
         f"{params.family.stream_batch_size if params else 256}, memory reset per OOD set, as OpenOOD-VLM's "
@@ -155,22 +155,22 @@ def section(agg: dict, params=None) -> str:
         if orders
         else ""
     )
-    if r["tau"] is None:
+    if agreement["tau"] is None:
         tau = "Kendall's τ needs two methods with published figures."
     else:
         label = registry.label
-        pairs = ", ".join(f"{label(a)} / {label(b)}" for a, b in r["disagree"]) or "none"
+        pairs = ", ".join(f"{label(a)} / {label(b)}" for a, b in agreement["disagree"]) or "none"
         tau = (
-            f"**Kendall's τ = {r['tau']:.2f}** (p = {r['p']:.3f}) between this run's average AUROC and the "
-            f"published ImageNet ViT-B/16 figures, over {len(r['methods'])} methods "
-            f"({', '.join(label(m) for m in r['methods'])}); pairs ranked the other way round: {pairs}. "
+            f"**Kendall's τ = {agreement['tau']:.2f}** (p = {agreement['p']:.3f}) between this run's average AUROC "
+            f"and the published ImageNet ViT-B/16 figures, over {len(agreement['methods'])} methods "
+            f"({', '.join(label(m) for m in agreement['methods'])}); pairs ranked the other way round: {pairs}. "
             "A measure of the stand-in, not a target: nothing is tuned on the test sets to raise it."
         )
     return (
         "Sorted by our average AUROC; AUROC / FPR95 / FPR95 OpenOOD in % (the conventions above; a published FPR95 "
         f"is comparable with ours in its own convention). {images} {stream_note}"
         "The scoring cost is a fixed record (docs/methods.md, one thread), not this run's timing.\n\n"
-        + table(agg)
+        + table(results)
         + "\n\n"
         + tau
         + (

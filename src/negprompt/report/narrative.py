@@ -6,6 +6,7 @@ from __future__ import annotations
 from negprompt.methods import protocol
 from negprompt.report import leaderboard, markdown
 from negprompt.report import tables as report
+from negprompt.report.results import Results
 
 FPR95_CONVENTIONS = (
     "FPR95 is the share of OOD images accepted at the threshold that keeps 95% of ID images (ID positive, `fpr95` in "
@@ -16,7 +17,7 @@ FPR95_CONVENTIONS = (
 )
 
 
-def paper_section(benchmark: str, agg: dict, open_vocab: bool) -> str:
+def paper_section(benchmark: str, results: Results, open_vocab: bool) -> str:
     paper = report.PAPER.get(benchmark)
     if not paper:
         return (
@@ -28,7 +29,7 @@ def paper_section(benchmark: str, agg: dict, open_vocab: bool) -> str:
         [report.label(m), f"{a:.2f}", f"{o['auroc']:.2f}", f"{o['auroc'] - a:+.2f}"]
         + [f"{f:.2f}", f"{o['fpr95']:.2f}", f"{o['fpr95'] - f:+.2f}"]
         for m, (a, f) in paper[key].items()
-        if (o := agg["average"].get(m)) is not None
+        if (o := results.average.get(m)) is not None
     ]
     columns = ["method", "paper AUROC", "ours AUROC", "Δ", "paper FPR95", "ours FPR95", "Δ"]
     return f"Average over the OOD sets ({key}):\n\n" + markdown.table(rows, columns)
@@ -74,16 +75,16 @@ def ranking_note(avg: dict, diag: dict) -> str:
     return text
 
 
-def negatives_note(agg: dict, sim) -> str:
+def negatives_note(results: Results, sim) -> str:
     """Per OOD set, what the negative prompts did: NegPrompt's AUROC minus CoOp's (the same positive
     prompts, no negatives) beside how close the set's images are to the trained negatives, against ID."""
-    if "coop" not in agg["average"] or "ID" not in sim.index:
+    if "coop" not in results.average or "ID" not in sim.index:
         return ""
     col = "negative after training (mean)"
     id_cos = sim.loc["ID", col]
     cells = [
-        f"{s} {agg['ood'][s]['negprompt']['auroc'] - agg['ood'][s]['coop']['auroc']:+.1f} (cosine {sim.loc[s, col]:.3f})"
-        for s in agg["ood"]
+        f"{s} {results.ood[s]['negprompt']['auroc'] - results.ood[s]['coop']['auroc']:+.1f} (cosine {sim.loc[s, col]:.3f})"
+        for s in results.ood
         if s in sim.index
     ]
     return (
@@ -97,13 +98,13 @@ def negatives_note(agg: dict, sim) -> str:
     )
 
 
-def scale_test_note(bb: dict) -> str:
+def scale_test_note(backbone_manifest: dict) -> str:
     """The report's first lines when the backbone had random weights (`backbone.pretrained: random`):
     such a run measures time and memory at the architecture's size, and its figures mean nothing."""
-    if bb.get("pretrained") != "random":
+    if backbone_manifest.get("pretrained") != "random":
         return ""
     return (
-        f"\n> **Scale test, not results.** The backbone is `{bb['model']}` with random weights "
+        f"\n> **Scale test, not results.** The backbone is `{backbone_manifest['model']}` with random weights "
         "(`backbone.pretrained: random`): this run measures time and memory, and every figure below is noise "
         "from an untrained model.\n"
     )
@@ -134,42 +135,46 @@ def partial_data_note(bench: dict) -> str:
 def report_markdown(
     name: str,
     bench: dict,
-    bb: dict,
+    backbone_manifest: dict,
     params,
-    agg: dict,
+    results: Results,
     sim,
     diag: dict,
     *,
+    protocol_summary: dict,
     protocol_md: str,
     neglabel_md: str,
     text_space_md: str,
     sheets: str,
 ) -> str:
     """reports/report.md: what ran, every method's table, the notes that say who wins and why, and the
-    sections the stage built from its files (protocol, NegLabel, text space, contact sheets)."""
-    p, acc = params, agg["id_top1"]
+    sections the stage built from its files (protocol, NegLabel, text space, contact sheets). `results` and
+    `protocol_summary` are what metrics.json records (tables.metrics_json)."""
+    id_top1 = results.id_top1
     return markdown.render(
         "report.md.j2",
         name=name,
         bench=bench,
-        bb=bb,
-        p=params,
-        scale_test=scale_test_note(bb),
+        backbone_manifest=backbone_manifest,
+        params=params,
+        scale_test=scale_test_note(backbone_manifest),
         partial_data=partial_data_note(bench),
-        kept=protocol.kept_sentence(p.pos.select, p.neg.select, agg["protocol"]["neg"].get("select_set", "")),
+        kept=protocol.kept_sentence(
+            params.pos.select, params.neg.select, protocol_summary["neg"].get("select_set", "")
+        ),
         fpr95_conventions=FPR95_CONVENTIONS,
-        test_label=protocol.test_label(p.pos.select, p.neg.select),
-        metrics_table=report.metrics_table(agg),
-        ranking=ranking_note(agg["average"], diag),
-        negatives=negatives_note(agg, sim),
-        local="locoop" in agg["average"],
-        leaderboard=leaderboard.section(agg, params),
+        test_label=protocol.test_label(params.pos.select, params.neg.select),
+        metrics_table=report.metrics_table(results),
+        ranking=ranking_note(results.average, diag),
+        negatives=negatives_note(results, sim),
+        local="locoop" in results.average,
+        leaderboard=leaderboard.section(results, params),
         top1_table=markdown.table(
-            [[report.fmt(a["top1"], a["top1_std"]) for a in acc.values()]], [report.label(m) for m in acc]
+            [[report.fmt(a["top1"], a["top1_std"]) for a in id_top1.values()]], [report.label(m) for m in id_top1]
         ),
         backbone=backbone_section(diag),
         neglabel_md=neglabel_md,
-        paper=paper_section(params.data.benchmark, agg, p.open_vocab),
+        paper=paper_section(params.data.benchmark, results, params.open_vocab),
         protocol_md=protocol_md,
         similarity_table=sim.to_markdown(floatfmt=".4f"),
         text_space_md=text_space_md,

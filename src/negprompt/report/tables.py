@@ -13,9 +13,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from negprompt import NegPromptError, metrics  # noqa: E402
+from negprompt import metrics  # noqa: E402
 from negprompt.methods import registry  # noqa: E402
 from negprompt.report import leaderboard, markdown  # noqa: E402
+from negprompt.report.results import Results  # noqa: E402
 
 ZERO_SHOT = ("neglabel", "mcm", "maxlogit", "energy")  # the backbone stage's zero-shot methods, in real CLIP's order
 
@@ -77,10 +78,9 @@ def seed_metrics(table: pd.DataFrame) -> dict:
     return {"ood": out, "acc": acc}
 
 
-def aggregate(tables: list[pd.DataFrame]) -> dict:
-    """Mean and std over seeds: {ood: {set: {method: {auroc, auroc_std, fpr95, fpr95_std, fpr95_openood,
-    fpr95_openood_std}}}, average: {method: ...} (mean over OOD sets per seed, then over seeds), id_top1: {method: ...}}
-    (metrics.FIGURES says what each figure is)."""
+def aggregate(tables: list[pd.DataFrame]) -> Results:
+    """Mean and std over seeds of every method's figures (metrics.FIGURES) on each OOD set, on average (mean over
+    OOD sets per seed, then over seeds) and of ID top-1; the stream methods' and Kendall's τ added (Results)."""
     per_seed = [seed_metrics(t) for t in tables]
     sets = list(per_seed[0]["ood"])
     methods = methods_in(tables[0])
@@ -104,26 +104,25 @@ def aggregate(tables: list[pd.DataFrame]) -> dict:
                 [np.mean([r["ood"][s][m][metric] for s in sets]) for r in per_seed]
             )
         average[m] = entry
-    acc = {}
+    id_top1 = {}
     for m in per_seed[0]["acc"]:
-        acc[m] = dict(zip(("top1", "top1_std"), stats([r["acc"][m] for r in per_seed])))
-    agg = leaderboard.add_stream_methods({"ood": ood, "average": average, "id_top1": acc}, tables[0])
-    r = leaderboard.rank_agreement(agg["average"])
-    agg["rank_agreement"] = {
-        "kendall_tau": r["tau"],
-        "methods": len(r["methods"]),
-        "disagreeing_pairs": len(r["disagree"]),
+        id_top1[m] = dict(zip(("top1", "top1_std"), stats([r["acc"][m] for r in per_seed])))
+    results = Results(ood=ood, average=average, id_top1=id_top1)
+    leaderboard.add_stream_methods(results, tables[0])
+    agreement = leaderboard.rank_agreement(results.average)
+    results.rank_agreement = {
+        "kendall_tau": agreement["tau"],
+        "methods": len(agreement["methods"]),
+        "disagreeing_pairs": len(agreement["disagree"]),
     }
-    return agg
+    return results
 
 
-def metrics_json(name: str, agg: dict, protocol_summary: dict) -> dict:
+def metrics_json(name: str, results: Results, protocol_summary: dict) -> dict:
     """reports/metrics.json from the aggregated figures (`aggregate`) and the protocol's record of which epochs
     were kept (negprompt.methods.protocol.summary), under the run's benchmark name; the report's text reads
-    the same entry, so its figures are the ones DVC tracks."""
-    if "protocol" in agg:
-        raise NegPromptError("metrics_json: agg already has a 'protocol' entry; pass the summary as protocol_summary")
-    return {name: {**agg, "protocol": protocol_summary}}
+    the same figures and summary, so they are the ones DVC tracks."""
+    return {name: {**results.to_dict(), "protocol": protocol_summary}}
 
 
 def similarity_summary(tables: list[pd.DataFrame]) -> pd.DataFrame:
@@ -149,14 +148,14 @@ def fmt(mean: float, std: float) -> str:
     return f"{mean:.2f} ± {std:.2f}"
 
 
-def metrics_table(agg: dict) -> str:
-    sets = list(agg["ood"]) + ["average"]
+def metrics_table(results: Results) -> str:
+    sets = list(results.ood) + ["average"]
     columns = ["method"] + [f"{s} {k}" for s in sets for k in ("AUROC ↑", "FPR95 ↓", "FPR95 OpenOOD ↓")]
     rows = []
-    for m in agg["average"]:
+    for m in results.average:
         cells = []
         for s in sets:
-            e = agg["average"][m] if s == "average" else agg["ood"][s][m]
+            e = results.average[m] if s == "average" else results.ood[s][m]
             cells += [fmt(e[k], e[f"{k}_std"]) for k in metrics.FIGURES]
         rows.append([f"**{label(m)}**" if m == "negprompt" else label(m)] + cells)
     return markdown.table(rows, columns)
@@ -208,12 +207,12 @@ def plot_similarity(tables: list[pd.DataFrame], path: Path) -> None:
     """Fig. 3: image-to-positive vs image-to-negative similarity for ID and each OOD set."""
     t = tables[0]
     groups = ["id"] + [s for s in t.set.unique() if s != "id"]
-    pos = [t.pos_sim_max[t.set == g].mean() for g in groups]
-    neg = [t.neg_sim_max[t.set == g].mean() for g in groups]
+    pos_sim = [t.pos_sim_max[t.set == g].mean() for g in groups]
+    neg_sim = [t.neg_sim_max[t.set == g].mean() for g in groups]
     x = np.arange(len(groups))
     fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 3.5))
-    ax.bar(x - 0.2, pos, 0.4, label="max sim to positive prompts")
-    ax.bar(x + 0.2, neg, 0.4, label="max sim to negative prompts")
+    ax.bar(x - 0.2, pos_sim, 0.4, label="max sim to positive prompts")
+    ax.bar(x + 0.2, neg_sim, 0.4, label="max sim to negative prompts")
     ax.set_xticks(x, ["ID" if g == "id" else g for g in groups])
     ax.set(ylabel="cosine similarity", title="Where images sit between positive and negative prompts")
     ax.legend(fontsize=8)
@@ -286,12 +285,12 @@ def regime_table(diag: dict) -> str:
 
 
 def neglabel_section(
-    labels: pd.DataFrame, table: pd.DataFrame, agg: dict, known: set[str] | None = None, sample: int = 30
+    labels: pd.DataFrame, table: pd.DataFrame, results: Results, known: set[str] | None = None, sample: int = 30
 ) -> str:
     """What NegLabel relies on (markdown): how many labels were mined (and how many are names the backbone
     was pretrained on, where that is known), a sample of them, and per OOD set the mined labels that most
     often win an image's highest similarity over every ID label. `table`: one seed's score table."""
-    if "neglabel" not in agg["average"] or "neglabel_top" not in table.columns:
+    if "neglabel" not in results.average or "neglabel_top" not in table.columns:
         return ""
     words = labels.word.tolist()
     head = f"{len(words)} negative labels mined"
@@ -309,7 +308,7 @@ def neglabel_section(
         won = group[group.neglabel_wins.astype(bool)]
         counts = won.neglabel_top.value_counts().head(5)
         top = ", ".join(f"{words[i]} ({n})" for i, n in counts.items())
-        ood = agg["ood"].get(name, {})
+        ood = results.ood.get(name, {})
         cells = [
             " / ".join(f"{ood[m][k]:.2f}" for k in metrics.FIGURES) if m in ood else "" for m in ("neglabel", "mcm")
         ]

@@ -6,8 +6,8 @@ Run after `make repro` (it copies the reproduced inputs of each stage into a tem
 runs the stage there, so the repository's outputs are never touched). "pinned" is what every stage
 does (pipeline/__init__.py: AVX2 kernels, MKL_CBWR=COMPATIBLE, two threads, no oneDNN); "avx2" is the earlier
 pin (MKL_CBWR=AVX2, oneDNN on, as many threads as CPUs: Intel's MKL and AMD's then differ in the last bits);
-"native" is NEGPROMPT_NATIVE_KERNELS=1, the machine's own kernels. Prints the median seconds of each,
-their ratios, and whether the stage's outputs are byte-equal to the repository's (the committed ones after `make repro`).
+"native" is NEGPROMPT_NATIVE_KERNELS=1, the machine's own kernels. Prints the median seconds of each, their
+ratios, and whether the stage's outputs are byte-equal to the repository's (the committed ones after `make repro`).
 """
 
 from __future__ import annotations

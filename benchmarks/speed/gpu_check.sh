@@ -47,7 +47,7 @@ if [ -n "$missing" ]; then
   missing=$(check)
   [ -z "$missing" ] || { echo "error: still missing $missing after installing $WHEELS"; exit 2; }
 fi
-$PY -c "import dvclive, open_clip, pydantic; print('dvclive', dvclive.__version__, 'open_clip', open_clip.__version__)"
+$PY -c "from importlib.metadata import version as v; import dvclive, open_clip, pydantic; print(*(f'{m} {v(m)}' for m in ('dvclive', 'open_clip_torch', 'pydantic')))"
 if [ "$DEVICE" = cuda ]; then
   $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
   nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true

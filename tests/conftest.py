@@ -1,5 +1,8 @@
 """Fixtures shared by the test modules; plain helpers are in tests/helpers.py."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import open_clip
 import pandas as pd
@@ -53,8 +56,13 @@ def world(tmp_path):
     return tmp_path
 
 
+DURATIONS = Path(__file__).with_name("durations.json")  # seconds per test file, measured (benchmarks/RESULTS.md)
+
+
 def pytest_collection_modifyitems(items):
-    """The end-to-end files first: under `make test` (pytest-xdist, one file per worker) the longest work starts
-    first and the unit tests fill in at the end."""
+    """Longest files first: under `make test` each pytest-xdist worker takes whole files in this order, so the
+    longest work starts first and the short files fill in at the end (longest-processing-time-first). A file not in
+    tests/durations.json goes after the measured ones, its end-to-end tests before the unit tests."""
+    seconds = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
     slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)  # stable: each file's own order is kept
+    items.sort(key=lambda item: (-seconds.get(item.path.name, 0.0), item.path not in slow))  # stable: files stay whole

@@ -259,3 +259,23 @@ def test_neglabel_mining_counts_every_mined_name_by_role(tmp_path):
     assert set(row["ood"]) == {"near", "plant", "place", "texture"} and all(
         0 <= v["won_by_a_negative"] <= 1 for v in row["ood"].values()
     )
+
+
+def test_test_durations_sums_each_files_setup_call_and_teardown(tmp_path):
+    log = tmp_path / "test.log"
+    log.write_text(
+        "==== slowest durations ====\n"
+        "12.50s call     tests/test_a.py::test_x\n"
+        "3.00s setup    tests/test_b.py::test_y[1]\n"
+        "2.25s call     tests/test_a.py::test_z\n"
+        "0.50s teardown tests/test_b.py::test_y[1]\n"
+        "(3 durations < 0.005s hidden.)\n"
+    )
+    out = tmp_path / "durations.json"
+    script = REPO / "benchmarks/speed/test_durations.py"
+    res = subprocess.run([sys.executable, str(script), str(log), "--json", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(out.read_text()) == {"test_a.py": 14.8, "test_b.py": 3.5}  # longest first
+    (tmp_path / "empty.log").write_text("no table here\n")
+    res = subprocess.run([sys.executable, str(script), str(tmp_path / "empty.log")], capture_output=True, text=True)
+    assert res.returncode == 2 and "no `--durations` lines" in res.stderr

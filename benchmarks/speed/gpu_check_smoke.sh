@@ -29,7 +29,7 @@ print(" ".join(m for m in "open_clip ftfy wcwidth pydantic dvc dvclive negprompt
 "$HOST_PY" benchmarks/speed/gpu_wheels.py --python-version "$pyver" --dest "$WORK/wheels"
 env -u PYTHONPATH PYTHON="$V" WHEELS="$WORK/wheels" DEVICE=cpu TREE="$WORK/tree" OUT="$WORK/out" LIMIT_S=${LIMIT_S:-900} \
   TREE_ARGS="--train-per-class 2 --val 50 --ood 10 --textures 47 --width 64 --height 48" \
-  RUN_ARGS="--model miniworld-tiny --seeds 1 --shots 1 --calib 1 --pos-epochs 1 --neg-epochs 1 --corpus-words 500 --feature-batch 64 --no-flops" \
+  RUN_ARGS="--model miniworld-tiny --seeds 1 --shots 1 --calib 1 --pos-epochs 1 --neg-epochs 1 --corpus-words 500 --feature-batch 64 --no-flops --set neglabel.groups=5 --set report.tsne_images=10" \
   bash benchmarks/speed/gpu_check.sh
 "$V" - "$WORK/out/imagenet_scale_cpu.json" <<'PYEOF'
 import json, sys

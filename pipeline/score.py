@@ -45,12 +45,11 @@ def neglabel_scores(img: torch.Tensor, neglabel_params) -> dict[str, torch.Tenso
 
 
 def family_scores(img: torch.Tensor, sets, params, streams: bool, backbone=None) -> dict[str, torch.Tensor]:
-    """CSP's score and, when `streams`, AdaNeg's, TANL's and InterNeg's on each OOD set's stream for each order
-    (`method@set@oR` columns: the ID images' and that set's scores; negprompt.methods.family). Nothing here depends
-    on the training seed, so the streams are scored in the first seed's table only (the report reads them there).
-    InterNeg's class prototypes are the first subset seed's few-shot features (every view, every ID class: its
-    official 16-shot train list, read once through random crops and flips) and its inversion runs `backbone`'s text
-    tower."""
+    """CSP's score and, when `streams`, AdaNeg's, TANL's, InterNeg's and TINS's (opt-in) on each OOD set's stream
+    for each order (`method@set@oR` columns: the ID images' and that set's scores; negprompt.methods.family).
+    Nothing here depends on the training seed, so the streams are scored in the first seed's table only (the report
+    reads them there). InterNeg's and TINS's class prototypes are the first subset seed's few-shot features (every
+    view, every ID class: their official 16-shot train list) and their inversions run `backbone`'s text tower."""
     family_params = params.family
     if not family_params.methods:
         return {}
@@ -60,11 +59,17 @@ def family_scores(img: torch.Tensor, sets, params, streams: bool, backbone=None)
     out = family.static_scores(img, feats, family_params)
     if not streams:
         return out
-    if "interneg" in family_params.methods:
+    model, tok = (backbone.model, backbone.tokenizer) if backbone is not None else (None, None)
+    if {"interneg", "tins"} & set(family_params.methods):
         shots, labels, _, _ = fewshot_features(params.subset.seeds[0], False, params.subset.open_vocab_fraction)
+    if "interneg" in family_params.methods:
         feats |= family.interneg_features(feats, shots, labels, family_params.interneg.num_labels)
         print(f"InterNeg: {len(feats['interneg_neg'])} negatives of {len(feats['cand'])} candidates")
-    model, tok = (backbone.model, backbone.tokenizer) if backbone is not None else (None, None)
+    if "tins" in family_params.methods:
+        if model is None:
+            raise NegPromptError("family.methods has tins: its init candidates need the backbone's text tower")
+        feats |= family.tins_features(feats, shots, labels, family_params.tins.num_labels, model)
+        print(f"TINS: {len(feats['tins_neg'])} negatives of {len(feats['cand'])} candidates")
     out |= {
         k: torch.from_numpy(v) for k, v in family.stream_scores(img, sets, feats, family_params, model, tok).items()
     }

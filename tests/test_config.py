@@ -33,10 +33,10 @@ def test_config_defaults_are_params_yaml():
 
 
 def test_the_family_sections_of_params_yaml_are_the_pydantic_defaults():
-    """One place per default: each method's section (family.csp, .adaneg, .tanl, .interneg) is mirrored."""
+    """One place per default: each method's section (family.csp, .adaneg, .tanl, .interneg, .tins) is mirrored."""
     shipped = yaml.safe_load((REPO / "params.yaml").read_text())["family"]
     defaults = Params().family.model_dump()
-    for method in ("csp", "adaneg", "tanl", "interneg"):
+    for method in ("csp", "adaneg", "tanl", "interneg", "tins"):
         assert isinstance(shipped[method], dict) and shipped[method] == defaults[method], method
     assert shipped == defaults
 

@@ -27,13 +27,14 @@ def section(params: Params, dotted: str):
 
 def test_every_built_in_record_is_complete_and_its_params_section_exists():
     specs = registry.methods()
-    assert list(specs)[:4] == ["mcm", "msp", "maxlogit", "energy"] and len(registry.builtin_names()) == 13
+    assert list(specs)[:4] == ["mcm", "msp", "maxlogit", "energy"] and len(registry.builtin_names()) == 14
     for name, spec in specs.items():
         assert spec.kind in registry.KINDS and spec.label and spec.cost != "—", name
         assert spec.published is not None and spec.published.source, name
         assert spec.params is None or section(Params(), spec.params) is not None, (name, spec.params)
-    assert list(registry.methods(kind="stream")) == ["adaneg", "tanl", "interneg"]
-    assert registry.family() == family_methods() == ["csp", "adaneg", "tanl", "interneg"]  # family.methods' choice
+    assert list(registry.methods(kind="stream")) == ["adaneg", "tanl", "interneg", "tins"]
+    # family.methods' choice (TINS opt-in: a choice, not a default)
+    assert registry.family() == family_methods() == ["csp", "adaneg", "tanl", "interneg", "tins"]
 
 
 def test_a_built_in_name_is_taken_and_a_plugin_replaces_itself():
@@ -103,16 +104,29 @@ def test_the_leaderboard_names_each_published_fpr95s_convention_and_image_list()
 
 
 def test_the_leaderboard_lists_the_record_holders_we_cannot_run_apart_and_outside_tau():
-    """ANTS, SUPREME, CLIPScope, NegRefine, LAPT, TINS: their published figure and what they need; not in τ."""
+    """ANTS, SUPREME, CLIPScope, NegRefine, LAPT: their published figure and what they need; not in τ. TINS, which
+    runs when family.methods asks for it, joins them when this run's family.methods leaves it out."""
+    from negprompt.config import Params
+
     e = {"auroc": 80.0, "fpr95": 60.0, "fpr95_openood": 70.0}
     avg = {"mcm": e, "neglabel": {**e, "auroc": 85.0}}
     results = Results(ood={"x": avg}, average=avg)
+
+    def rows(text):
+        only = text.split("Published only")[1]
+        return [line.split(" | ")[0] for line in only.splitlines() if line.startswith("| ") and "---" not in line][1:]
+
     text = leaderboard.section(results)
-    only = text.split("Published only")[1]
-    rows = [line.split(" | ")[0] for line in only.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert rows == ["| ANTS", "| SUPREME", "| CLIPScope", "| NegRefine", "| LAPT", "| TINS"]
-    assert "| ANTS | 97.75 / 11.20 |" in only and "multimodal LLM" in only
+    assert rows(text) == ["| ANTS", "| SUPREME", "| CLIPScope", "| NegRefine", "| LAPT"]
+    assert "| ANTS | 97.75 / 11.20 |" in text and "multimodal LLM" in text
     assert leaderboard.rank_agreement(avg)["methods"] == ["mcm", "neglabel"]
+    # the default family.methods (csp, adaneg, tanl, interneg): of the family only TINS is left out
+    text = leaderboard.section(results, Params())
+    assert rows(text) == ["| ANTS", "| SUPREME", "| CLIPScope", "| NegRefine", "| LAPT", "| TINS"]
+    assert "| TINS | — / 6.72 | ID positive (`fpr95`) |" in text and "`family.methods` leaves it out (add tins;" in text
+    with_tins = Params.model_validate({"family": {"methods": ["csp", "adaneg", "tanl", "interneg", "tins"]}})
+    assert "| TINS" not in leaderboard.section(results, with_tins)
+    assert "tins" not in leaderboard.rank_agreement(avg | {"tins": e})["methods"]  # no published AUROC: not in τ
 
 
 def test_docs_list_each_published_fpr95_under_its_registry_convention():

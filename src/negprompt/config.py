@@ -276,10 +276,28 @@ class InternegParams(Section):
     init_std: float = Field(0.02, ge=0)  # the pseudo-token's N(0, init_std²) start
 
 
+class TinsParams(Section):
+    """TINS (Yang et al., arXiv 2605.10756), test-time: InterNeg's negatives, grown by inverting confident-OOD test
+    images from their closest negative word, kept apart from the class prototypes. Official-script defaults
+    (zxk1212/tins eval_tins_w_init.py). Opt-in: not in the default family.methods (30 steps per inverted batch)."""
+
+    num_labels: int = Field(2000, ge=1)  # fixed negatives, InterNeg's inter-modal rule (official ood_number)
+    thres: float = Field(0.3, ge=0, le=1)  # images whose grouped score is below this are inverted (official β)
+    bank_size: int = Field(2000, gt=0)  # inverted negatives kept, best margin first (official extra_text_length)
+    buffer: bool = True  # the bank's overflow goes to a buffer (official use_buffer); false: dropped
+    buffer_size: int = Field(2000, gt=0)  # a full buffer: its better half and the bank pooled, bank_size drawn
+    groups: int = Field(5, ge=1)  # groups of TINS's score (each group's mean negative mass scaled to C classes)
+    steps: int = Field(30, gt=0)  # AdamW steps of the textual inversion
+    lr: float = Field(0.02, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    reg_lambda: float = Field(0.3, ge=0)  # weight of the ID-prototype separation, in the init choice and the loss
+
+
 class FamilyParams(Section):
-    """CSP, AdaNeg, TANL and InterNeg (issues 38, 45) on the cached features, one section each; paper /
+    """CSP, AdaNeg, TANL, InterNeg and TINS (issues 38, 45) on the cached features, one section each; paper /
     official-code defaults (docs/methods.md). A method is in the family when it has a section here and a
-    `family.<name>` registration (negprompt.methods.builtin; tests/test_registry.py holds the two equal)."""
+    `family.<name>` registration (negprompt.methods.builtin; tests/test_registry.py holds the two equal).
+    TINS is opt-in: `methods` leaves it out by default."""
 
     methods: list[str] = Field(default_factory=lambda: ["csp", "adaneg", "tanl", "interneg"])
     # auto: the papers' templates on ImageNet, the stand-in's caption template (score.zero_shot_template) on the
@@ -289,6 +307,7 @@ class FamilyParams(Section):
     adaneg: AdanegParams = AdanegParams()
     tanl: TanlParams = TanlParams()
     interneg: InternegParams = InternegParams()
+    tins: TinsParams = TinsParams()
     stream_orders: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     stream_batch_size: int = Field(256, ge=1)
     logit_scale: float = Field(100.0, gt=0)

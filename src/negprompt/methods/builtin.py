@@ -120,6 +120,21 @@ BUILT_IN.append(
 )
 BUILT_IN.append(
     dict(
+        name="tins",
+        label="TINS",
+        kind="stream",
+        params="family.tins",  # opt-in: not in the default family.methods
+        published=Published(
+            None,
+            6.72,
+            "TINS, arXiv 2605.10756 (abstract; no AUROC); ID positive: eval_tins_w_init.py L1529",
+            fpr95_convention=ID95,
+        ),
+        cost="0.12 per stream image + 570 per 10,000 inverted",  # 3.8 × InterNeg's inversion (docs/methods.md)
+    )
+)
+BUILT_IN.append(
+    dict(
         name="glmcm",
         label="GL-MCM",
         params="score",
@@ -205,13 +220,5 @@ PUBLISHED_ONLY.append(
         label="LAPT",
         published=Published(94.68, 23.40, "LAPT, ECCV 2024"),
         needs="prompts trained on synthesised and retrieved images (its released checkpoint only)",
-    )
-)
-PUBLISHED_ONLY.append(
-    dict(
-        name="tins",
-        label="TINS",
-        published=Published(None, 6.72, "TINS, arXiv 2605.10756 (abstract; no AUROC)"),
-        needs="test-time inversion, 30 steps per batch (not yet implemented here)",
     )
 )

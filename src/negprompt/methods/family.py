@@ -1,6 +1,6 @@
-"""CSP, AdaNeg, TANL and InterNeg on one benchmark: their labels (mined once, in the neglabel stage) and their
-scores on the cached test features (score stage), with the test-time methods on the fixed stream. docs/methods.md
-has the rules."""
+"""CSP, AdaNeg, TANL, InterNeg and TINS (opt-in) on one benchmark: their labels (mined once, in the neglabel stage)
+and their scores on the cached test features (score stage), with the test-time methods on the fixed stream.
+docs/methods.md has the rules."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from negprompt import NegPromptError
-from negprompt.methods import adaneg, csp, interneg, neglabel, stream, tanl
+from negprompt.methods import adaneg, csp, interneg, neglabel, registry, stream, tanl, tins
 
 # On OpenMoji the corpus has names only. The stand-in's captions teach style words (openmoji.STYLES' templates):
 # CSP's adjective pool is these, or empty (family.csp.adjectives).
@@ -63,11 +63,13 @@ def mine(
     noise_feats: torch.Tensor,
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Every family method's text features: CSP's mined labels, AdaNeg's negatives (NegLabel's mining with AdaNeg's
-    percentile rule) in the family's templates, every candidate with the index of its part (TANL, InterNeg: `cand`,
-    `cand_part`), the ID names in the noun template (`id`) and the noise images' features (TANL).
-    AdaNeg, TANL and InterNeg draw from `corpus` less the ID names, as their official code does (InterNeg keeps
+    percentile rule) in the family's templates, every candidate with the index of its part (TANL, InterNeg, TINS:
+    `cand`, `cand_part`), the ID names in the noun template (`id`), the noise images' features (TANL) and every
+    candidate in TINS's inversion template with its last token's position (`tins_tokens`, `tins_slot`:
+    `tins.tokenize`; the score stage encodes the selected ones).
+    AdaNeg, TANL, InterNeg and TINS draw from `corpus` less the ID names, as their official code does (InterNeg keeps
     OpenOOD-VLM's `clip_for_wordnet_prepare.py`: its L82-132 build the same pool, nouns in "The nice {}.",
-    adjectives in "This is a {} photo.")."""
+    adjectives in "This is a {} photo."; TINS `eval_tins_w_init.py` L698-721, L884-908 the same)."""
     from negprompt.clip.prompts import encode_texts
 
     with torch.no_grad():
@@ -105,7 +107,7 @@ def mine(
             )
             out |= {"id": mined.id_feats, "neg": mined.neg_feats}
             info["adaneg"] = {"words": mined.words, "parts": mined.parts}
-        if {"tanl", "interneg"} & set(family_params.methods):
+        if {"tanl", "interneg", "tins"} & set(family_params.methods):
             parts = [(part, words) for part, words in pool.parts.items() if words]
             cand = [
                 encode_texts(
@@ -119,9 +121,11 @@ def mine(
                 "cand": torch.cat(cand),
                 "cand_part": torch.cat([torch.full((len(w),), i, dtype=torch.long) for i, (_, w) in enumerate(parts)]),
             }
+        if "tins" in family_params.methods:
+            out["tins_tokens"], out["tins_slot"] = tins.tokenize(tokenizer, [w for _, words in parts for w in words])
         if "tanl" in family_params.methods:
             out["noise"] = noise_feats
-        if "interneg" in family_params.methods and "id" not in out:
+        if {"interneg", "tins"} & set(family_params.methods) and "id" not in out:
             out["id"] = encode_texts(model, tokenizer, [prompt_templates["noun"].format(n) for n in names]).cpu()
     return out, info
 
@@ -152,14 +156,18 @@ def static_scores(img: torch.Tensor, feats: dict, family_params) -> dict[str, to
     }
 
 
-def interneg_features(feats: dict, shots: torch.Tensor, labels: torch.Tensor, num_labels: int) -> dict:
+def interneg_features(
+    feats: dict, shots: torch.Tensor, labels: torch.Tensor, num_labels: int, method: str = "interneg"
+) -> dict:
     """InterNeg's fixed texts from the neglabel stage's `id`, `cand` and `cand_part`: the class prototypes of the
     few-shot image features [N, d] with labels [N] (`interneg_protos`) and the negatives the inter-modal rule
-    chooses among every candidate (`interneg_neg`, `interneg_index` into `cand`; `interneg.select_negatives`)."""
+    chooses among every candidate (`interneg_neg`, `interneg_index` into `cand`; `interneg.select_negatives`).
+    TINS chooses its own by the same rule (`method="tins"`: keys `tins_protos`, `tins_neg`, `tins_index`)."""
+    label = registry.label(method)
     if not {"id", "cand", "cand_part"} <= set(feats):
         raise NegPromptError(
-            "models/neglabel/family.safetensors: no InterNeg candidates (cand, cand_part); "
-            "re-run the neglabel stage with interneg in family.methods"
+            f"models/neglabel/family.safetensors: no {label} candidates (cand, cand_part); "
+            f"re-run the neglabel stage with {method} in family.methods"
         )
     protos = interneg.class_prototypes(shots, labels, len(feats["id"]))
     base = interneg.base_distance(feats["id"], protos)
@@ -167,15 +175,30 @@ def interneg_features(feats: dict, shots: torch.Tensor, labels: torch.Tensor, nu
     idx = interneg.select_negatives(feats["cand"], protos, base, num_labels, parts)
     if not len(idx):
         raise NegPromptError(
-            f"InterNeg: none of the {len(parts)} candidates is farther from every class prototype than that class's "
-            "own text (its inter-modal test); drop interneg from family.methods or give the corpus more words"
+            f"{label}: none of the {len(parts)} candidates is farther from every class prototype than that class's "
+            f"own text (its inter-modal test); drop {method} from family.methods or give the corpus more words"
         )
-    return {"interneg_protos": protos, "interneg_neg": feats["cand"][idx], "interneg_index": idx}
+    return {f"{method}_protos": protos, f"{method}_neg": feats["cand"][idx], f"{method}_index": idx}
+
+
+def tins_features(feats: dict, shots: torch.Tensor, labels: torch.Tensor, num_labels: int, model) -> dict:
+    """TINS's fixed texts (`interneg_features(method="tins")`: `tins_protos`, `tins_neg`, `tins_index`) and its init
+    candidates, the selected words in "a photo of a {}." through `model`'s text tower (`tins.candidates`:
+    `tins_init_tokens`, `_slot`, `_vectors`, `_feats`, `_reg`)."""
+    if not {"tins_tokens", "tins_slot"} <= set(feats):
+        raise NegPromptError(
+            "models/neglabel/family.safetensors: no TINS candidates (tins_tokens, tins_slot); "
+            "re-run the neglabel stage with tins in family.methods"
+        )
+    out = interneg_features(feats, shots, labels, num_labels, method="tins")
+    idx = out["tins_index"]
+    cand = tins.candidates(model, feats["tins_tokens"][idx], feats["tins_slot"][idx], out["tins_protos"])
+    return out | {f"tins_init_{k}": getattr(cand, k) for k in ("tokens", "slot", "vectors", "feats", "reg")}
 
 
 def steppers(feats: dict, family_params, model=None, tokenizer=None) -> dict:
-    """The test-time methods' fresh-memory factories (one call per stream). InterNeg joins when its texts are in
-    `feats` (`interneg_features`) and the CLIP whose text tower inverts the images is given."""
+    """The test-time methods' fresh-memory factories (one call per stream). InterNeg and TINS join when their texts
+    are in `feats` (`interneg_features`, `tins_features`) and the CLIP whose text tower inverts the images is given."""
     out = {}
     groups = min(family_params.adaneg.groups, len(feats.get("neg", [])) or 1)
     if "adaneg" in family_params.methods:
@@ -227,6 +250,29 @@ def steppers(feats: dict, family_params, model=None, tokenizer=None) -> dict:
             weight_decay=interneg_params.weight_decay,
             init_std=interneg_params.init_std,
             logit_scale=family_params.logit_scale,
+        )
+    if "tins" in family_params.methods and "tins_neg" in feats:
+        if model is None:
+            raise NegPromptError("family.methods has tins: its stream needs the CLIP model (steppers(model=...))")
+        tins_params = family_params.tins
+        cand = tins.Candidates(*(feats[f"tins_init_{k}"] for k in ("tokens", "slot", "vectors", "feats", "reg")))
+        out["tins"] = lambda: tins.stepper(
+            model,
+            feats["id"],
+            feats["tins_neg"],
+            feats["tins_protos"],
+            cand,
+            thres=tins_params.thres,
+            bank_size=tins_params.bank_size,
+            buffer=tins_params.buffer,
+            buffer_size=tins_params.buffer_size,
+            groups=max(1, min(tins_params.groups, len(feats["tins_neg"]))),
+            steps=tins_params.steps,
+            lr=tins_params.lr,
+            weight_decay=tins_params.weight_decay,
+            reg_lambda=tins_params.reg_lambda,
+            logit_scale=family_params.logit_scale,
+            seed=family_params.seed,
         )
     return out
 

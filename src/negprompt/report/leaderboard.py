@@ -114,9 +114,28 @@ def table(results: Results) -> str:
     return markdown.table(rows, columns)
 
 
-def published_only_table() -> str:
-    """Markdown: the methods listed by their published figure only, and what each needs that we cannot run."""
-    rows = registry.published_only()
+def left_out(results: Results, params=None) -> dict[str, registry.PublishedOnly]:
+    """The family methods this run's `family.methods` leaves out (TINS is opt-in) that have a published figure: the
+    leaderboard lists them by that figure, with how to run them. None without `params`."""
+    if params is None:
+        return {}
+    out = {}
+    for m in registry.family():
+        spec = registry.methods()[m]
+        record = spec.published
+        if m in params.family.methods or m in results.average or record is None:
+            continue
+        if record.auroc is not None or record.fpr95 is not None:
+            out[m] = registry.PublishedOnly(
+                spec.label, record, f"nothing: this run's `family.methods` leaves it out (add {m}; docs/methods.md)"
+            )
+    return out
+
+
+def published_only_table(extra: dict | None = None) -> str:
+    """Markdown: the methods listed by their published figure only, and what each needs that we cannot run (or, for
+    `extra`, `left_out`'s: how to run them)."""
+    rows = registry.published_only() | (extra or {})
     if not rows:
         return ""
     columns = ["method", "ImageNet ViT-B/16 (published)", "published FPR95", "source", "not run here: it needs"]
@@ -145,6 +164,7 @@ def published_images(methods) -> str:
 def section(results: Results, params=None) -> str:
     """The report's leaderboard: the table, the stream's record, and Kendall's τ against ImageNet."""
     agreement = rank_agreement(results.average)
+    extra = left_out(results, params)
     images = published_images(results.average) or "No method here has a published figure."
     orders = results.stream_orders
     stream_note = (
@@ -174,8 +194,9 @@ def section(results: Results, params=None) -> str:
         + "\n\n"
         + tau
         + (
-            "\n\nPublished only (not in τ: we cannot score them from cached features):\n\n" + published_only_table()
-            if registry.published_only()
+            "\n\nPublished only (not in τ: not scored in this run; most need more than cached features):\n\n"
+            + published_only_table(extra)
+            if registry.published_only() or extra
             else ""
         )
     )

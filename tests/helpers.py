@@ -58,7 +58,9 @@ DVC = str(Path(sys.executable).parent / "dvc")
 
 
 def dvc(work: Path, *args, check=True):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "NEGPROMPT_THREADS": "2"}
+    # one thread per stage: `make test` runs a pytest-xdist worker per core, and two OpenMP threads per stage on a
+    # shared core spin against each other (a training stage ran 4x slower so)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "NEGPROMPT_THREADS": "1"}
     out = subprocess.run([DVC, *args], cwd=work, env=env, capture_output=True, text=True)
     if check and out.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")

@@ -3,6 +3,7 @@ checkpoints live in one shared folder, a sub-folder per run key, so that a row k
 job's throw-away clone continues from its last finished epoch when it runs again, and ends bit-identical to an
 uninterrupted run (negprompt.methods.checkpoint; the workspace's own resume is tests/test_resume.py)."""
 
+import json
 import os
 import shutil
 import signal
@@ -150,15 +151,21 @@ def queue_env(shared: Path, tmp: Path) -> dict:
 
 
 def exp_state(work: Path, name: str) -> str | None:
-    import dvc.api
-    from dvc.exceptions import DvcException
-    from scmrepo.exceptions import SCMError
-
+    """The row's state from `dvc.api.exp_show`, asked in a child process with a time limit: while a queued row runs,
+    pygit2's blob reader under exp_show can wait for good (seen once in CI); a call that hangs or fails (the worker
+    setting up the row's temporary copy) is asked again."""
+    code = (
+        "import json, sys, dvc.api; rows = dvc.api.exp_show(repo=sys.argv[1]); "
+        "print(json.dumps([r.get('State') for r in rows if r.get('Experiment') == sys.argv[2]]))"
+    )
     try:
-        rows = [r for r in dvc.api.exp_show(repo=str(work)) if r.get("Experiment") == name]
-    except (DvcException, SCMError):  # the worker setting up the row's temporary copy: ask again
+        res = subprocess.run([sys.executable, "-c", code, str(work), name], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
         return None
-    return rows[-1]["State"] if rows else None
+    if res.returncode:
+        return None
+    states = json.loads(res.stdout.strip().splitlines()[-1])
+    return states[-1] if states else None
 
 
 def wait_state(work: Path, name: str, states: set[str], timeout: float = 900) -> str:

@@ -140,21 +140,28 @@ def dry_run(rows: dict, extra: list[str]) -> None:
     print(f"{len(rows)} row{'' if len(rows) == 1 else 's'} (dry run: nothing queued)")
 
 
-def exp_rows(base: str) -> list[dict]:
+# dvc.api.exp_show in a child process with a time limit: while queued rows run, pygit2's blob reader under it can
+# wait for good (seen once in CI); a call that hangs or fails is asked again
+EXP_SHOW = "import json, sys, dvc.api; print(json.dumps(dvc.api.exp_show(revs=sys.argv[1]), default=str))"
+
+
+def exp_rows(base: str, timeout: float = 300) -> list[dict]:
     """`dvc exp show`'s table of the experiments queued from commit `base`: one dict per experiment with its name
     (`Experiment`), `rev`, `State` (Queued, Running, Success, Failed; None for one pulled from a remote) and its
     params and metrics, flattened with dots (a name in several files is prefixed `<file>:`)."""
-    import dvc.api
-    from dvc.exceptions import DvcException
-    from scmrepo.exceptions import SCMError
-
     for attempt in range(10):
         try:
-            return [r for r in dvc.api.exp_show(revs=base) if r.get("Experiment")]
-        except (DvcException, SCMError):  # a worker setting up a row's temporary copy ("Empty git repo"): ask again
-            if attempt == 9:
-                raise
-            time.sleep(3)
+            res = subprocess.run(
+                [sys.executable, "-c", EXP_SHOW, base], capture_output=True, text=True, timeout=timeout
+            )
+            if res.returncode == 0:  # else a worker setting up a row's temporary copy ("Empty git repo")
+                return [r for r in json.loads(res.stdout.strip().splitlines()[-1]) if r.get("Experiment")]
+            error = res.stderr.strip().splitlines()[-1:] or [f"exit {res.returncode}"]
+        except subprocess.TimeoutExpired:
+            error = [f"no answer in {timeout:.0f} s"]
+        if attempt == 9:
+            raise NegPromptError(f"dvc exp show failed 10 times: {error[0]}")
+        time.sleep(3)
 
 
 def _cell(row: dict, path: str, name: str):

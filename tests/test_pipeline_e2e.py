@@ -128,7 +128,8 @@ def test_dvc_repro_end_to_end_then_experiment(reproduced):
         p: (work / p).read_bytes()
         for p in ("models/neg/seed1.safetensors", "features/test.parquet", "reports/metrics.json")
     }
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # the thread count of tests/helpers.dvc: the killed run may leave a checkpoint that the rerun resumes from
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "NEGPROMPT_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.train_neg", "--seed", "1"],
         cwd=work,

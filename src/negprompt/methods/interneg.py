@@ -229,12 +229,19 @@ class State:
     generator: torch.Generator
 
 
-def new_state(id_feats, neg_feats, protos, seed: int = 0) -> State:
+def stream_texts(id_feats, neg_feats, protos, method: str = "interneg") -> tuple[torch.Tensor, ...]:
+    """The fixed texts and prototypes of a stream (InterNeg's, TINS's) as float32 on the CPU, one prototype per
+    class text checked."""
     id_feats, neg_feats, protos = id_feats.float().cpu(), neg_feats.float().cpu(), protos.float().cpu()
     if id_feats.shape != protos.shape:
         raise NegPromptError(
-            f"interneg: {tuple(protos.shape)} class prototypes for {tuple(id_feats.shape)} class text features"
+            f"{method}: {tuple(protos.shape)} class prototypes for {tuple(id_feats.shape)} class text features"
         )
+    return id_feats, neg_feats, protos
+
+
+def new_state(id_feats, neg_feats, protos, seed: int = 0) -> State:
+    id_feats, neg_feats, protos = stream_texts(id_feats, neg_feats, protos)
     return State(
         id_feats,
         neg_feats,

@@ -311,11 +311,7 @@ class State:
 
 
 def new_state(id_feats, neg_feats, protos, cand: Candidates) -> State:
-    id_feats, neg_feats, protos = id_feats.float().cpu(), neg_feats.float().cpu(), protos.float().cpu()
-    if id_feats.shape != protos.shape:
-        raise NegPromptError(
-            f"TINS: {tuple(protos.shape)} class prototypes for {tuple(id_feats.shape)} class text features"
-        )
+    id_feats, neg_feats, protos = interneg.stream_texts(id_feats, neg_feats, protos, "TINS")
     if cand.feats.shape[1] != id_feats.shape[1]:
         raise NegPromptError(
             f"TINS: init candidates of dimension {cand.feats.shape[1]}, text features of {id_feats.shape[1]}"

@@ -88,6 +88,28 @@ def test_inversion_raises_image_text_cosine_and_leaves_clip_untouched(tiny_clip)
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_inversion_with_each_templates_words_before_the_pseudo_token_cached_is_the_full_templates(
+    tiny_clip, monkeypatch
+):
+    """The words before "$" run once per template (their keys and values cached); each step runs "$" to EOT. The
+    templates put "$" at 8 different places, so the cached prefixes have different lengths: the features, losses
+    and gradients equal the whole template's run each step, up to float rounding."""
+    from negprompt.clip.prompts import TextTower
+
+    model, tok = tiny_clip
+    img = F.normalize(torch.randn(40, 128, generator=torch.Generator().manual_seed(3)), dim=-1)
+
+    def run():
+        return interneg.invert(model, tok, img, steps=3, generator=torch.Generator().manual_seed(0))
+
+    assert TextTower(model).supports_shared_prefix()
+    cached = run()
+    monkeypatch.setattr(TextTower, "supports_shared_prefix", lambda self: False)
+    full = run()
+    assert torch.allclose(cached.feats, full.feats, atol=1e-5)
+    assert cached.losses == pytest.approx(full.losses, abs=1e-6)
+
+
 def test_inversion_is_deterministic_for_a_seed(tiny_clip):
     model, tok = tiny_clip
     img = F.normalize(torch.randn(3, 128, generator=torch.Generator().manual_seed(2)), dim=-1)

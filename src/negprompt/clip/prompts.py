@@ -106,18 +106,26 @@ class TextTower:
         ctx_index: torch.Tensor | None,
         x: torch.Tensor,
         eot: torch.Tensor,
+        prefix_len: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Unnormalised features of prompts whose first P positions are a cached prefix: `x` [B, S, w]
         holds the word embeddings of the class-specific rest (name, '.', EOT, ...), `ctx_index` [B]
         which prefix each row continues (None: the m prefixes in order, k rows each), `eot` [B] the
         EOT position within `x`. Each position attends to the whole prefix and causally to the rest,
         exactly as in the full sequence. Only the tokens up to each row's EOT are computed: the
-        per-token layers run on them packed [T, w], attention on the padded [B, S] grid."""
+        per-token layers run on them packed [T, w], attention on the padded [B, S] grid.
+        `prefix_len` [B] (each <= P): prefixes of several lengths, padded to P; row b continues the first
+        prefix_len[b] positions of its prefix (InterNeg's templates put the pseudo-token at different places)."""
         P, S = kv[0][0].shape[2], x.shape[1]
         cast = self.transformer.get_cast_dtype()
-        x = x.to(cast) + self.positional_embedding[P : P + S].to(cast)
-        col = torch.arange(P + S, device=x.device)
-        mask = (col[None, :] < P) | (col[None, :] - P <= torch.arange(S, device=x.device)[:, None])  # [S, P+S]
+        col, row = torch.arange(P + S, device=x.device), torch.arange(S, device=x.device)
+        if prefix_len is None:
+            x = x.to(cast) + self.positional_embedding[P : P + S].to(cast)
+            mask = (col[None, :] < P) | (col[None, :] - P <= row[:, None])  # [S, P+S]
+        else:
+            x = x.to(cast) + self.positional_embedding[prefix_len[:, None] + row].to(cast)
+            prefix_keys = col[None, None, :] < prefix_len[:, None, None]
+            mask = (prefix_keys | ((col >= P) & (col - P <= row[:, None]))).unsqueeze(1)  # [B, 1, S, P+S]
         B = x.shape[0]
         valid = (torch.arange(S, device=x.device)[None, :] <= eot[:, None]).flatten()  # [B*S]: up to each row's EOT
         at = valid.nonzero().squeeze(1)  # the packed tokens' places on the [B, S] grid

@@ -115,7 +115,7 @@ BUILT_IN.append(
         kind="stream",
         params="family.interneg",
         published=Published(97.43, 14.04, "InterNeg, CVPR 2026", fpr95_convention=OOD95),
-        cost="0.12 per stream image + 150 per 10,000 inverted",
+        cost="0.12 per stream image + 35 per 10,000 inverted",
     )
 )
 BUILT_IN.append(
@@ -130,7 +130,7 @@ BUILT_IN.append(
             "TINS, arXiv 2605.10756 (abstract; no AUROC); ID positive: eval_tins_w_init.py L1529",
             fpr95_convention=ID95,
         ),
-        cost="0.12 per stream image + 570 per 10,000 inverted",  # 3.8 × InterNeg's inversion (docs/methods.md)
+        cost="0.12 per stream image + 570 per 10,000 inverted",  # 3.8 × InterNeg's whole-template inversion (docs/methods.md)
     )
 )
 BUILT_IN.append(

@@ -167,18 +167,11 @@ def invert(
         raise NegPromptError(f"interneg template {bad!r}: its placeholder does not fit the text context length")
     slot, eot = has.int().argmax(1), tower.eot_index(tokens)  # first "$" (official L164-166), EOT per template
     tokens = tokens[:, : int(eot.max()) + 1].to(device)
-    with torch.no_grad():
-        emb = tower.embed_tokens(tokens).float()  # [T, L, w]
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     target = F.normalize(img.float(), dim=-1).to(device)
     pseudo = (torch.randn(len(img), tower.width, generator=g) * init_std).to(device).requires_grad_()
     opt = torch.optim.AdamW([pseudo], lr=lr, weight_decay=weight_decay)
-    rows = torch.arange(len(img), device=device)
-
-    def encode(pick: torch.Tensor) -> torch.Tensor:
-        x = emb[pick].index_put((rows, slot[pick].to(device)), pseudo)
-        return tower.encode_embeddings(x, eot[pick].to(device)).float()
-
+    encode = template_encoder(tower, tokens, slot.to(device), eot.to(device), pseudo)
     losses = []
     with torch.enable_grad():  # the score stage scores under no_grad; only the pseudo-tokens get gradients
         for _ in range(steps):
@@ -191,6 +184,31 @@ def invert(
     with torch.no_grad():
         feats = F.normalize(encode(pick), dim=-1).cpu()
     return Inversion(feats, tuple(losses))
+
+
+def template_encoder(tower, tokens: torch.Tensor, slot: torch.Tensor, eot: torch.Tensor, pseudo: torch.Tensor):
+    """A function from each image's template pick [B] to the text features [B, d] of its template with the image's
+    pseudo-token at the template's "$" (`tokens` [T, L], `slot` and `eot` [T]). The mask is causal, so the words
+    before "$" never see the pseudo-token: where the text blocks allow it (`TextTower.supports_shared_prefix`),
+    their keys and values are computed once per template and each step runs only "$" to EOT (3 of 12 tokens for
+    78 of the 80 templates); the features are the full sequence's up to float rounding. Otherwise the whole
+    template runs each step."""
+    with torch.no_grad():
+        emb = tower.embed_tokens(tokens).float()  # [T, L, w]
+    rows = torch.arange(len(pseudo), device=pseudo.device)
+    if not tower.supports_shared_prefix():
+        return lambda pick: tower.encode_embeddings(emb[pick].index_put((rows, slot[pick]), pseudo), eot[pick]).float()
+    with torch.no_grad():
+        kv = tower.prefix_kv(emb[:, : int(slot.max())])  # a shorter template's extra positions are masked out
+    length = eot - slot  # EOT's place after "$"
+    at = (slot[:, None] + torch.arange(int(length.max()) + 1, device=slot.device)).clamp(max=emb.shape[1] - 1)
+    rest = emb.gather(1, at[..., None].expand(-1, -1, emb.shape[2]))  # [T, S, w] "$" ... EOT (then padding)
+
+    def encode(pick: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([pseudo[:, None].to(rest.dtype), rest[pick, 1:]], dim=1)
+        return tower.encode_suffix(kv, pick, x, length[pick], prefix_len=slot[pick]).float()
+
+    return encode
 
 
 @dataclass

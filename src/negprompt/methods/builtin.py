@@ -130,7 +130,7 @@ BUILT_IN.append(
             "TINS, arXiv 2605.10756 (abstract; no AUROC); ID positive: eval_tins_w_init.py L1529",
             fpr95_convention=ID95,
         ),
-        cost="0.12 per stream image + 570 per 10,000 inverted",  # 3.8 × InterNeg's whole-template inversion (docs/methods.md)
+        cost="0.12 per stream image + 570 per 10,000 inverted",  # 3.8 × InterNeg's whole-template one (docs/methods.md)
     )
 )
 BUILT_IN.append(

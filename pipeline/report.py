@@ -3,10 +3,9 @@
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from negprompt.benchmarks import openmoji
-from negprompt.benchmarks.tables import GENERATED, read_classes
+from negprompt.benchmarks.tables import read_classes
 from negprompt.io import atomic_path, load_tensors, read_json, read_table, write_json
 from negprompt.methods import protocol, registry
 from negprompt.report import narrative
@@ -22,38 +21,9 @@ from negprompt.workspace import (
     read_features,
     stage_backbone,
 )
-from negprompt_standin import openmoji_render
 from pipeline.common import run
 
 FIGURES = REPORTS / "figures"
-
-
-def role_sheets(params) -> str:
-    """One test image per concept of each role (ID and every OOD set) and, on OpenMoji, a sample of the
-    vocabulary, for review by eye."""
-    benchmark = params.data.benchmark
-    if benchmark not in GENERATED:
-        return ""
-    test = read_table(BENCHMARK / "test.parquet")[0]
-    test = test.assign(concept=test.path.map(lambda path: Path(path).parent.name)).drop_duplicates("concept")
-    lines = []
-    for name, group in test.groupby("set", sort=False):
-        images = [np.asarray(Image.open(BENCHMARK / "images" / path).convert("RGB")) for path in group.path]
-        report.contact_sheet(images, group.concept.str.replace("_", " ").tolist(), FIGURES / f"contact_{name}.png")
-        lines.append(f"**{name}** ({len(group)} concepts)\n\n![{name}](figures/contact_{name}.png)\n")
-    credit = ""
-    if benchmark == "openmoji":
-        images, names = openmoji_render.vocabulary_sample(size=params.data.image_size, font=params.data.font or None)
-        report.contact_sheet(images, names, FIGURES / "contact_vocabulary.png")
-        trained = openmoji.trained_on_vocabulary(Path(backbone_manifest()["checkpoint"]).with_suffix(".json"))
-        pretrained = "captioned in the stand-in's pretraining" if trained else "not in the stand-in's pretraining"
-        lines.append(
-            f"**vocabulary** (a random {len(names)} of the {len(openmoji.vocabulary_concepts())} concepts "
-            "in no benchmark "
-            f"role: NegLabel's corpus, {pretrained})\n\n![vocabulary](figures/contact_vocabulary.png)\n"
-        )
-        credit = f"\n{openmoji.ATTRIBUTION}\n"
-    return "\n".join(lines) + credit
 
 
 def neglabel_part(params, results: Results, table) -> str:
@@ -199,7 +169,7 @@ def main():
         protocol_md=protocol_part(params, stages, sets),
         neglabel_md=neglabel_part(params, results, tables[0]),
         text_space_md=text_space_part(params, tables, text),
-        sheets=role_sheets(params),
+        sheets=(REPORTS / "sheets" / "sheets.md").read_text(),  # stage sheets
     )
     with atomic_path(REPORTS / "report.md") as tmp:
         tmp.write_text(md)

@@ -98,8 +98,11 @@ def test_dvc_repro_end_to_end_then_experiment(reproduced):
         "texture",
     }
     assert "## The backbone's zero-shot regime" in report and "CC BY-SA 4.0" in report
-    for fig in ("roc.png", "score_histograms.png", "similarity.png", "tsne.png", "contact_id.png", "contact_plant.png"):
-        assert (work / "reports/figures" / fig).stat().st_size > 1000
+    for fig in ("figures/roc.png", "figures/score_histograms.png", "figures/similarity.png", "figures/tsne.png"):
+        assert (work / "reports" / fig).stat().st_size > 1000
+    for role in ("id", "plant", "vocabulary"):  # the sheets stage's, linked from the report
+        assert (work / f"reports/sheets/contact_{role}.png").stat().st_size > 1000
+        assert f"](sheets/contact_{role}.png)" in report
     roc = pd.read_csv(work / "reports/plots/roc/near.csv")
     assert list(roc.columns) == ["method", "fpr", "tpr"] and set(roc.method) == {"NegPrompt", "MCM", "CoOp", "MaxLogit"}
     assert stages_run(dvc(work, "repro").stdout) == [] and up_to_date(dvc(work, "status").stdout)

@@ -110,3 +110,17 @@ def test_neglabel_bad_corpus(world):
         world, data={"benchmark": "imagenet_conventional"}, neglabel={"corpus": "", "wordnet_dir": str(world / "nltk")}
     )
     one_line_error(stage(world, "neglabel"), "WordNet not found", "nltk.downloader")
+
+
+def test_every_stage_runs_torchs_deterministic_kernels_without_loading_its_compiler():
+    """pipeline.common.stage switches torch to its deterministic kernels (warning where an op has none), as
+    torch.use_deterministic_algorithms(True, warn_only=True) does, without importing torch._inductor."""
+    code = (
+        "import sys, torch; from pipeline.common import stage\n"
+        "stage(lambda: None)()\n"
+        "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),"
+        " 'torch._inductor' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["True", "True", "False"], out.stderr[-2000:]

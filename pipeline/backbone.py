@@ -15,6 +15,31 @@ from negprompt_standin import contrastive, regime
 from pipeline.common import run
 
 
+def pretrain_miniworld(backbone_params, data_params, device, path) -> None:
+    """The colour x shape mini-world's tiny CLIP, pretrained here on its captioned renders and saved to `path`."""
+    if data_params.benchmark != "miniworld" or backbone_params.model != backbone.TINY_MODEL:
+        raise NegPromptError(
+            f"backbone.pretrained is empty: only the mini-world's {backbone.TINY_MODEL} is pretrained here; "
+            f"for {backbone_params.model} give an open_clip tag (e.g. laion2b_s34b_b88k) or a checkpoint file "
+            f"(the OpenMoji stand-in: weights/{backbone.STANDIN_MODEL}.safetensors)"
+        )
+    world = miniworld.build_world(data_params.seed)
+    images, captions, _ = miniworld.pretraining_pool(
+        world, backbone_params.pretrain_images, backbone_params.seed + 1, data_params.image_size
+    )
+    model = contrastive.pretrain_clip(
+        backbone_params.model,
+        images,
+        captions,
+        backbone_params.steps,
+        backbone_params.batch_size,
+        backbone_params.lr,
+        backbone_params.seed,
+        device,
+    )
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
+
+
 def main():
     params = load_params()
     backbone_params, data_params = params.backbone, params.data
@@ -35,29 +60,9 @@ def main():
             backbone.check_shipped(checkpoint)
             local = checkpoint
         else:
-            if data_params.benchmark != "miniworld" or backbone_params.model != backbone.TINY_MODEL:
-                raise NegPromptError(
-                    f"backbone.pretrained is empty: only the mini-world's {backbone.TINY_MODEL} is pretrained here; "
-                    f"for {backbone_params.model} give an open_clip tag (e.g. laion2b_s34b_b88k) or a checkpoint file "
-                    f"(the OpenMoji stand-in: weights/{backbone.STANDIN_MODEL}.safetensors)"
-                )
-            world = miniworld.build_world(data_params.seed)
-            images, captions, _ = miniworld.pretraining_pool(
-                world, backbone_params.pretrain_images, backbone_params.seed + 1, data_params.image_size
-            )
-            model = contrastive.pretrain_clip(
-                backbone_params.model,
-                images,
-                captions,
-                backbone_params.steps,
-                backbone_params.batch_size,
-                backbone_params.lr,
-                backbone_params.seed,
-                device,
-            )
             checkpoint = BACKBONE / f"{backbone_params.model}.safetensors"
             local = out / checkpoint.name
-            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(local))
+            pretrain_miniworld(backbone_params, data_params, device, local)
         sha = backbone.sha256(local)
         loaded = backbone.load_backbone(backbone_params.model, local, "cpu", sha)  # fail here, not three stages later
         quality = {}

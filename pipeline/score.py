@@ -90,15 +90,8 @@ def registered_scores(img: torch.Tensor, backbone, names: list[str], zero_shot: 
     return {registry.PLUGIN + k: v for k, v in registry.score_all(img, ctx).items()}
 
 
-def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")):
-    params = load_params()
-    score_params = params.score
-    backbone = stage_backbone(params.neg.device)
-    names = read_classes(BENCHMARK / "classes.tsv").name.tolist()  # all ID classes, also in open vocabulary
-    test, img = read_features("test")
-    neg_state = load_tensors(NEG / f"seed{seed}.safetensors")[0]
-    pos_state = load_tensors(POS / f"seed{seed}.safetensors")[0]
-    local = params.features.local
+def check_contexts(seed: int, pos_state: dict, neg_state: dict, local: bool) -> None:
+    """The two stages' contexts belong together (same length; LoCoOp's when features.local is on)."""
     if len(pos_state["ctx"]) != len(neg_state["pos_ctx"]):
         raise NegPromptError(
             f"{NEG / f'seed{seed}.safetensors'}: {len(neg_state['pos_ctx'])} context tokens, "
@@ -109,22 +102,36 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
         raise NegPromptError(
             f"{POS / f'seed{seed}.safetensors'}: no LoCoOp context; re-run train_pos with features.local: true"
         )
+
+
+def prompt_texts(backbone, names, pos_state: dict, neg_state: dict, template: str, local: bool) -> dict:
+    """Every text feature the scores use, on the CPU: zero-shot prompts, CoOp's, NegPrompt's positives [k, d] and
+    negatives [k, p, d] (trained and at initialisation) and, with `local`, LoCoOp's."""
+    device = backbone.model.logit_scale.device
+    enc = PromptEncoder(backbone.model, backbone.tokenizer, names, len(neg_state["pos_ctx"]))
+    text = {
+        "zero_shot": encode_texts(backbone.model, backbone.tokenizer, [template.format(n) for n in names]),
+        "coop": enc(pos_state["ctx"].to(device)),
+    }
+    text["pos"], text["neg"] = enc.pos_neg(neg_state["pos_ctx"].to(device), neg_state["neg_ctx"].to(device))
+    text["neg_init"] = enc(neg_state["neg_ctx_init"].to(device)).transpose(0, 1)
+    if local:
+        text["locoop"] = enc(pos_state["locoop_ctx"].to(device))
+    return {k: v.cpu() for k, v in text.items()}
+
+
+def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")):
+    params = load_params()
+    score_params = params.score
+    backbone = stage_backbone(params.neg.device)
+    names = read_classes(BENCHMARK / "classes.tsv").name.tolist()  # all ID classes, also in open vocabulary
+    test, img = read_features("test")
+    neg_state = load_tensors(NEG / f"seed{seed}.safetensors")[0]
+    pos_state = load_tensors(POS / f"seed{seed}.safetensors")[0]
+    local = params.features.local
+    check_contexts(seed, pos_state, neg_state, local)
     with torch.no_grad():
-        device = backbone.model.logit_scale.device
-        enc = PromptEncoder(backbone.model, backbone.tokenizer, names, len(neg_state["pos_ctx"]))
-        text = {
-            "zero_shot": encode_texts(
-                backbone.model, backbone.tokenizer, [score_params.zero_shot_template.format(n) for n in names]
-            ),
-            "coop": enc(pos_state["ctx"].to(device)),
-        }
-        text["pos"], text["neg"] = enc.pos_neg(
-            neg_state["pos_ctx"].to(device), neg_state["neg_ctx"].to(device)
-        )  # [k, d], [k, p, d]
-        text["neg_init"] = enc(neg_state["neg_ctx_init"].to(device)).transpose(0, 1)
-        if local:
-            text["locoop"] = enc(pos_state["locoop_ctx"].to(device))
-        text = {k: v.cpu() for k, v in text.items()}
+        text = prompt_texts(backbone, names, pos_state, neg_state, score_params.zero_shot_template, local)
         img = torch.from_numpy(img)
         out = score_images(
             img,

@@ -10,7 +10,7 @@ from PIL import Image
 from negprompt.benchmarks import openmoji
 from negprompt.benchmarks.tables import GENERATED
 from negprompt.io import atomic_path, read_table
-from negprompt.report import tables as report
+from negprompt.report.sheets import contact_sheet
 from negprompt.workspace import BENCHMARK, REPORTS, backbone_manifest, load_params
 from negprompt_standin import openmoji_render
 from pipeline.common import run
@@ -30,13 +30,13 @@ def main():
             for name, group in test.groupby("set", sort=False):
                 images = [np.asarray(Image.open(BENCHMARK / "images" / path).convert("RGB")) for path in group.path]
                 names = group.concept.str.replace("_", " ").tolist()
-                report.contact_sheet(images, names, out / f"contact_{name}.png")
+                contact_sheet(images, names, out / f"contact_{name}.png")
                 lines.append(f"**{name}** ({len(group)} concepts)\n\n![{name}](sheets/contact_{name}.png)\n")
         if benchmark == "openmoji":
             images, names = openmoji_render.vocabulary_sample(
                 size=params.data.image_size, font=params.data.font or None
             )
-            report.contact_sheet(images, names, out / "contact_vocabulary.png")
+            contact_sheet(images, names, out / "contact_vocabulary.png")
             trained = openmoji.trained_on_vocabulary(Path(backbone_manifest()["checkpoint"]).with_suffix(".json"))
             pretrained = "captioned in the stand-in's pretraining" if trained else "not in the stand-in's pretraining"
             lines.append(

@@ -34,11 +34,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     meta = curves.selection_metadata(neg_params.select, neg_params.schedule, trained, stage2.criterion)
     meta |= {"select_set": select_set} if neg_params.select == "test" else {}
     tensors = {"pos_ctx": trained.state["pos_ctx"], "neg_ctx": trained.state["neg_ctx"], "neg_ctx_init": stage2.neg0}
-    identity = {
-        "backbone": inputs.backbone.identity,
-        "classnames": inputs.names,
-        "loss_variant": neg_params.loss_variant,
-    }
+    identity = dict(backbone=inputs.backbone.identity, classnames=inputs.names, loss_variant=neg_params.loss_variant)
     save_outputs(NEG / f"seed{seed}.safetensors", tensors, identity | meta, [result])
     print(
         f"seed {seed}: {neg_params.num_prompts} negative prompts x {len(inputs.names)} classes, "

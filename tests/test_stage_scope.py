@@ -52,7 +52,7 @@ def test_the_stand_ins_recipe_and_captions_rerun_nothing(repo):
 
 
 def test_openmoji_rendering_reruns_only_the_stages_that_render(repo):
-    assert rerun_by_edit(repo, "src/negprompt_standin/openmoji_render.py") == {"data", "backbone", "report"}
+    assert rerun_by_edit(repo, "src/negprompt_standin/openmoji_render.py") == {"data", "backbone", "sheets"}
 
 
 def test_a_method_reruns_scoring_not_features(repo):

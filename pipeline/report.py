@@ -16,6 +16,7 @@ from negprompt.workspace import (
     NEGLABEL,
     REPORTS,
     SCORES,
+    SHEETS,
     backbone_manifest,
     load_params,
     read_features,
@@ -169,7 +170,7 @@ def main():
         protocol_md=protocol_part(params, stages, sets),
         neglabel_md=neglabel_part(params, results, tables[0]),
         text_space_md=text_space_part(params, tables, text),
-        sheets=(REPORTS / "sheets" / "sheets.md").read_text(),  # stage sheets
+        sheets=(SHEETS / "sheets.md").read_text(),
     )
     with atomic_path(REPORTS / "report.md") as tmp:
         tmp.write_text(md)

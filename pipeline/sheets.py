@@ -11,11 +11,9 @@ from negprompt.benchmarks import openmoji
 from negprompt.benchmarks.tables import GENERATED
 from negprompt.io import atomic_path, read_table
 from negprompt.report.sheets import contact_sheet
-from negprompt.workspace import BENCHMARK, REPORTS, backbone_manifest, load_params
+from negprompt.workspace import BENCHMARK, SHEETS, backbone_manifest, load_params
 from negprompt_standin import openmoji_render
 from pipeline.common import run
-
-SHEETS = REPORTS / "sheets"
 
 
 def main():

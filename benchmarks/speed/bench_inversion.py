@@ -10,7 +10,6 @@ and the largest difference between the two ways' text features (they compute the
 
 from __future__ import annotations
 
-import json
 import time
 from unittest import mock
 
@@ -22,6 +21,7 @@ import typer
 import negprompt.clip.backbone  # noqa: F401  (registers the stand-in model configs)
 from negprompt import commands
 from negprompt.clip.prompts import TextTower
+from negprompt.io import write_json
 from negprompt.methods import interneg
 
 
@@ -63,20 +63,18 @@ def main(
         f"{cached_s / images * 1e4:.0f} s against {whole_s / images * 1e4:.0f} s; features differ by at most {diff:.1e}"
     )
     if json_out:
-        with open(json_out, "w") as f:
-            json.dump(
-                {
-                    "model": model_name,
-                    "images": images,
-                    "threads": threads,
-                    "cached_s": cached_s,
-                    "whole_s": whole_s,
-                    "speedup": whole_s / cached_s,
-                    "max_abs_feature_diff": diff,
-                },
-                f,
-                indent=2,
-            )
+        write_json(
+            {
+                "model": model_name,
+                "images": images,
+                "threads": threads,
+                "cached_s": cached_s,
+                "whole_s": whole_s,
+                "speedup": whole_s / cached_s,
+                "max_abs_feature_diff": diff,
+            },
+            json_out,
+        )
 
 
 if __name__ == "__main__":

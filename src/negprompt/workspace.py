@@ -27,6 +27,7 @@ NEG = Path("models/neg")
 NEGLABEL = Path("models/neglabel")
 SCORES = Path("scores")
 REPORTS = Path("reports")
+SHEETS = REPORTS / "sheets"  # stage sheets: contact_<role>.png and sheets.md, the report's section on the roles
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

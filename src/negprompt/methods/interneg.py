@@ -195,8 +195,8 @@ def template_encoder(tower, tokens: torch.Tensor, slot: torch.Tensor, eot: torch
     template runs each step."""
     with torch.no_grad():
         emb = tower.embed_tokens(tokens).float()  # [T, L, w]
-    rows = torch.arange(len(pseudo), device=pseudo.device)
     if not tower.supports_shared_prefix():
+        rows = torch.arange(len(pseudo), device=pseudo.device)
         return lambda pick: tower.encode_embeddings(emb[pick].index_put((rows, slot[pick]), pseudo), eot[pick]).float()
     with torch.no_grad():
         kv = tower.prefix_kv(emb[:, : int(slot.max())])  # a shorter template's extra positions are masked out

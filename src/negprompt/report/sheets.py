@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+CELL = 90  # px per image and its name
+NAME_HEIGHT = 14
 
 
-def contact_sheet(images: list[np.ndarray], labels: list[str], path: Path, cols: int = 12, zoom: int = 2) -> None:
-    """A grid of images with their names, for reviewing a benchmark role by eye."""
+def contact_sheet(images: list[np.ndarray], labels: list[str], path: Path, cols: int = 12) -> None:
+    """A grid of images with their names (first 14 characters), each image enlarged by a whole factor with nearest
+    neighbours so its pixels stay as the encoder saw them. Pasted with PIL, not drawn as a matplotlib figure with an
+    axis per image: a 422-image sheet took 2 s that way."""
     rows = -(-len(images) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.5 * zoom, rows * 0.58 * zoom), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, im, label in zip(axes.flat, images, labels):
-        ax.imshow(im, interpolation="nearest")
-        ax.set_title(label[:14], fontsize=5.5 * zoom / 2 + 1, pad=1)
-    fig.tight_layout(pad=0.2)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    sheet = Image.new("RGB", (cols * CELL, rows * CELL), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=10)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        top, left = divmod(i, cols)
+        x, y = left * CELL, top * CELL
+        thumb = Image.fromarray(np.asarray(image)).convert("RGB")
+        factor = max(1, (CELL - NAME_HEIGHT - 4) // max(thumb.size))
+        thumb = thumb.resize((thumb.width * factor, thumb.height * factor), Image.Resampling.NEAREST)
+        thumb.thumbnail((CELL - 4, CELL - NAME_HEIGHT - 4))  # larger than the cell even at factor 1: shrunk
+        sheet.paste(thumb, (x + (CELL - thumb.width) // 2, y + NAME_HEIGHT + (CELL - NAME_HEIGHT - thumb.height) // 2))
+        draw.text((x + CELL // 2, y + 2), label[:14], fill="black", font=font, anchor="mt")
+    sheet.save(path)

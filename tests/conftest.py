@@ -1,6 +1,8 @@
 """Fixtures shared by the test modules; plain helpers are in tests/helpers.py."""
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -8,12 +10,13 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
+from filelock import FileLock
 from PIL import Image
 from safetensors.torch import save_file
 
 from negprompt.clip.backbone import TINY_MODEL, sha256
 from negprompt.io import write_json, write_table
-from tests.helpers import stage, write_params
+from tests.helpers import TINY, dvc, make_repo, stage, tiny_params, write_params
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +57,28 @@ def world(tmp_path):
     write_params(tmp_path, subset={"seeds": [1], "shots": 2, "calib_per_class": 1})
     assert stage(tmp_path, "subset").returncode == 0
     return tmp_path
+
+
+ONE_SEED = {**TINY, "subset": {**TINY["subset"], "seeds": [1]}}
+
+
+@pytest.fixture(scope="session")
+def reproduced_one_seed(tmp_path_factory, worker_id) -> Path:
+    """The tiny pipeline with one seed (ONE_SEED) reproduced and committed, as a user's clone after `make repro`.
+    Built once per test run, shared by the pytest-xdist workers through a file lock; a test takes its own copy
+    (tests.helpers.copy_reproduced) and changes only that. Tests that watch stages run from nothing make their own."""
+    root = tmp_path_factory.getbasetemp()
+    root = root if worker_id == "master" else root.parent  # the run's folder, above each worker's own
+    template = root / "reproduced-one-seed"
+    with FileLock(f"{template}.lock"):
+        if not (template / "done").is_file():
+            shutil.rmtree(template, ignore_errors=True)
+            work = make_repo(template, tiny_params(ONE_SEED))
+            dvc(work, "repro")
+            for cmd in (["add", "-A"], ["commit", "-qm", "dvc repro"]):
+                subprocess.run(["git", *cmd], cwd=work, check=True, capture_output=True)
+            (template / "done").touch()
+    return template / "repo"
 
 
 DURATIONS = Path(__file__).with_name("durations.json")  # seconds per test file, measured (benchmarks/RESULTS.md)

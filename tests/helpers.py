@@ -54,6 +54,12 @@ def make_repo(tmp: Path, params: dict) -> Path:
     return work
 
 
+def copy_reproduced(template: Path, dest: Path) -> Path:
+    """A copy of conftest's reproduced repository (Git history, DVC cache and run-cache, outputs) at `dest`."""
+    shutil.copytree(template, dest, symlinks=True)
+    return dest
+
+
 DVC = str(Path(sys.executable).parent / "dvc")
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from negprompt.config import Params
-from tests.helpers import REPO, TINY, dvc, make_repo, one_line_error, stage, tiny_params, write_params
+from tests.helpers import REPO, copy_reproduced, dvc, one_line_error, stage, write_params
 
 # one bad value per section of params.yaml, with the key the error must name
 BAD = {
@@ -100,14 +100,9 @@ def tree_digest(work) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def reproduced(tmp_path_factory):
+def reproduced(tmp_path_factory, reproduced_one_seed):
     """The tiny pipeline (one seed) reproduced and committed, as a user's clone after `make repro`."""
-    params = tiny_params({**TINY, "subset": {**TINY["subset"], "seeds": [1]}})
-    work = make_repo(tmp_path_factory.mktemp("params"), params)
-    dvc(work, "repro")
-    for cmd in (["add", "-A"], ["commit", "-qm", "repro"]):
-        subprocess.run(["git", *cmd], cwd=work, check=True, capture_output=True)
-    return work
+    return copy_reproduced(reproduced_one_seed, tmp_path_factory.mktemp("params") / "repo")
 
 
 @pytest.mark.slow

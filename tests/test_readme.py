@@ -30,6 +30,7 @@ SKIP_LINE = "# (not run by the README test)"
 DOCS = sorted((REPO / "docs").glob("*.md"))
 MAX_README_LINES = 250
 RESULTS_TABLE_BY_LINE = 80
+TOOK = "[README test] took"
 
 
 def readme_commands(text: str) -> list[str]:
@@ -130,9 +131,19 @@ def test_readme_commands_run_as_written_in_a_fresh_clone(tmp_path):
     env = {k: v for k, v in env_git.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env["PATH"] = f"{user_bin}:/usr/local/bin:/usr/bin:/bin"
     env["NEGPROMPT_THREADS"] = "1"  # a pytest-xdist worker per core (tests/helpers.py, dvc)
-    script = "set -e\n" + "\n".join(f"echo {shlex.quote('$ ' + c.strip())}\n{c}" for c in all_commands())
+    script = "set -e\n" + "\n".join(
+        f'echo {shlex.quote("$ " + c.strip())}\nSTART=$SECONDS\n{c}\necho "{TOOK} $((SECONDS - START)) s"'
+        for c in all_commands()
+    )
     out = subprocess.run(["bash", "-c", script], cwd=clone, env=env, capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, f"a README or docs command failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    command, timings = "", []  # seconds per command, shown by `pytest -rP`
+    for line in out.stdout.splitlines():
+        if line.startswith("$ "):
+            command = line[2:80]
+        elif line.startswith(TOOK):
+            timings.append(f"{line.split()[-2]:>5} s  {command}")
+    print("\n".join(timings))
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from negprompt.methods import registry
 from negprompt.report import leaderboard, narrative
 from negprompt.report import tables as report
 from negprompt.report.results import Results
-from tests.helpers import REPO, TINY, dvc, make_repo, tiny_params
+from tests.helpers import REPO, copy_reproduced, dvc, stages_run
 
 
 def section(params: Params, dotted: str):
@@ -147,14 +147,16 @@ def test_docs_list_each_published_fpr95_under_its_registry_convention():
 
 
 @pytest.mark.slow
-def test_a_new_method_reaches_the_report_the_leaderboard_and_metrics_json(tmp_path):
-    """docs/add-a-method.md end to end: one file + family.plugins, in a throwaway copy, the smallest pipeline."""
-    params = tiny_params({**TINY, "subset": {**TINY["subset"], "seeds": [1]}})
+def test_a_new_method_reaches_the_report_the_leaderboard_and_metrics_json(tmp_path, reproduced_one_seed):
+    """docs/add-a-method.md end to end: one file + family.plugins, in a throwaway copy of the smallest pipeline."""
+    work = copy_reproduced(reproduced_one_seed, tmp_path / "repo")
+    params = yaml.safe_load((work / "params.yaml").read_text())
     params["family"].update({"methods": [], "plugins": ["plugins/generic_neg.py"]})
-    work = make_repo(tmp_path, params)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (work / "plugins").mkdir()
     shutil.copy(REPO / "docs/examples/generic_neg.py", work / "plugins/generic_neg.py")
-    dvc(work, "repro")
+    ran = stages_run(dvc(work, "repro").stdout)
+    assert "score@1" in ran and "report" in ran and "train_pos@1" not in ran, ran
     metrics = json.loads((work / "reports/metrics.json").read_text())["openmoji"]
     assert set(metrics["ood"]) == {"near", "plant", "place", "texture"}
     assert all("generic_neg" in metrics["ood"][s] for s in metrics["ood"]) and "generic_neg" in metrics["average"]

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import dvc, make_repo, stages_run, tiny_params, up_to_date
+from tests.helpers import copy_reproduced, dvc, stages_run, up_to_date
 
 
 def git(cwd, *args):
@@ -14,15 +14,13 @@ def git(cwd, *args):
 
 
 @pytest.mark.slow
-def test_clone_b_reproduces_nothing_and_sees_pushed_experiments(tmp_path):
-    params = tiny_params()
-    params["subset"]["seeds"] = [1]
-    a = make_repo(tmp_path / "a", params)
+def test_clone_b_reproduces_nothing_and_sees_pushed_experiments(tmp_path, reproduced_one_seed):
+    a = copy_reproduced(reproduced_one_seed, tmp_path / "a")  # clone A after its `dvc repro`
     store, origin = tmp_path / "dvc-store", tmp_path / "origin.git"
     dvc(a, "remote", "add", "-d", "store", str(store))
-    dvc(a, "repro")
+    assert stages_run(dvc(a, "repro").stdout) == []
     git(a, "add", "-A")
-    git(a, "commit", "-qm", "pipeline run")
+    git(a, "commit", "-qm", "DVC remote")
     dvc(a, "push", "--run-cache")
     git(tmp_path, "init", "-q", "--bare", str(origin))
     git(a, "remote", "add", "origin", str(origin))

@@ -27,6 +27,7 @@ def test_two_queued_rows_sharing_a_backbone_encode_features_once(tmp_path):
     )
     (shim / "python").chmod(0o755)
     env = {**os.environ, "PATH": f"{shim}:{BIN}:{os.environ['PATH']}", "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
+    env["NEGPROMPT_THREADS"] = "1"  # a pytest-xdist worker per core: one thread per stage, as tests/helpers.dvc
     start = time.time()
     res = subprocess.run(
         [sys.executable, str(GRID), "--grid", str(REPO / "benchmarks/experiments/grid-tiny.yaml"), "--only", "p1,p2"],

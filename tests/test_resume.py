@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import REPO, TINY, dvc, make_repo, tiny_params
+from tests.helpers import REPO, TINY, copy_reproduced, dvc, tiny_params, write_params
 
 # 4 + 3 epochs of 7 steps (2 shots x 200 classes, batch 64), each a few seconds: killed between two epochs
 PARAMS = {**TINY, "subset": {**TINY["subset"], "seeds": [1]}, "pos": {"epochs": 4}, "neg": {"epochs": 3}}
@@ -75,9 +75,11 @@ def kill_after(work: Path, name: str, epochs: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    """The tiny pipeline's inputs of both training stages (one seed), made by DVC."""
-    work = make_repo(tmp_path_factory.mktemp("resume"), tiny_params(PARAMS))
+def work(tmp_path_factory, reproduced_one_seed):
+    """The tiny pipeline's inputs of both training stages (one seed), made by DVC: a copy of the reproduced tiny
+    pipeline with this module's epochs, stage 1 run again for them."""
+    work = copy_reproduced(reproduced_one_seed, tmp_path_factory.mktemp("resume") / "repo")
+    write_params(work, **tiny_params(PARAMS))
     dvc(work, "repro", "train_pos@1")
     return work
 

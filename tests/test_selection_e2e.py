@@ -11,7 +11,7 @@ import yaml
 from negprompt.config import validate
 from negprompt.io import load_tensors
 from negprompt.methods.selection import TEST_LABEL
-from tests.helpers import REPO, TINY, dvc, make_repo, one_line_error, stage, tiny_params, write_params
+from tests.helpers import REPO, copy_reproduced, dvc, one_line_error, stage, write_params
 
 OFFICIAL = {"pos.schedule": "official", "neg.schedule": "official", "pos.select": "test", "neg.select": "test"}
 
@@ -66,10 +66,10 @@ def curve(work, run: str, key: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def official(tmp_path_factory):
-    """`dvc exp run` with the official protocol's four settings (epochs kept tiny: 3 + 4), one seed."""
-    params = tiny_params({**TINY, "subset": {"seeds": [1], "shots": 2, "calib_per_class": 1}})
-    work = make_repo(tmp_path_factory.mktemp("official"), params)
+def official(tmp_path_factory, reproduced_one_seed):
+    """`dvc exp run` with the official protocol's four settings (epochs kept tiny: 3 + 4), one seed, in a copy of the
+    reproduced tiny pipeline."""
+    work = copy_reproduced(reproduced_one_seed, tmp_path_factory.mktemp("official") / "repo")
     sets = [a for k, v in {**OFFICIAL, "pos.epochs": 3, "neg.epochs": 4}.items() for a in ("-S", f"{k}={v}")]
     dvc(work, "exp", "run", *sets)
     return work

@@ -15,7 +15,7 @@ HEAD's params (overrides never accumulate), run by `dvc queue start --jobs N` wo
 rows share (tree to features and NegLabel) ran once per distinct setting, so that the rows restore them from
 DVC's run-cache instead of encoding the images again; with several
 CUDA devices the rows are assigned round-robin (`-S pos.device=cuda:i ...`), and each worker gets
-cores / N threads (NEGPROMPT_THREADS) so that parallel jobs do not oversubscribe the CPU. A failed
+cores / N threads (NEGPROMPT_THREADS, unless set) so that parallel jobs do not oversubscribe the CPU. A failed
 row is reported and the others go on; a killed row resumes its training from the checkpoints kept in
 `--checkpoints DIR` (NEGPROMPT_CHECKPOINTS for the workers and jobs). States and results come from DVC's
 experiments table (`dvc.api.exp_show`: reports/metrics.json of each experiment) and are written to
@@ -237,14 +237,15 @@ def run_queue(rows: dict, jobs: int, extra: list[str], base: str, checkpoints: P
     except ImportError:
         gpus = 0
     names = [f"grid-{n}" for n in rows]
-    env = {**os.environ, "NEGPROMPT_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+    own = os.environ.get("NEGPROMPT_THREADS")  # a user's own thread count wins
+    env = {**os.environ, "NEGPROMPT_THREADS": own or str(max(1, (os.cpu_count() or 1) // jobs))}
     if checkpoints:  # the workers, and through them each row's stages, inherit this environment
         env[SHARED_ENV] = str(checkpoints)
     row_args = {
         name: queue_args(row.get("params", {}), extra, f"cuda:{i % gpus}" if gpus > 1 else None)
         for i, (name, row) in enumerate(rows.items())
     }
-    run_shared(row_args, {**env, "NEGPROMPT_THREADS": str(os.cpu_count() or 1)})
+    run_shared(row_args, {**env, "NEGPROMPT_THREADS": own or str(os.cpu_count() or 1)})
     earlier = {r["rev"] for r in exp_rows(base)}
     existing = set(sh("dvc", "exp", "list", "--name-only").split())
     for name, args in row_args.items():

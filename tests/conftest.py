@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 
 from negprompt.clip.backbone import TINY_MODEL, sha256
 from negprompt.io import write_json, write_table
-from tests.helpers import TINY, dvc, make_repo, stage, tiny_params, write_params
+from tests.helpers import ONE_SEED, dvc, make_repo, stage, tiny_params, write_params
 
 
 @pytest.fixture(scope="session")
@@ -57,9 +57,6 @@ def world(tmp_path):
     write_params(tmp_path, subset={"seeds": [1], "shots": 2, "calib_per_class": 1})
     assert stage(tmp_path, "subset").returncode == 0
     return tmp_path
-
-
-ONE_SEED = {**TINY, "subset": {**TINY["subset"], "seeds": [1]}}
 
 
 @pytest.fixture(scope="session")

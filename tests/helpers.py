@@ -20,6 +20,8 @@ TINY = {
     "report": {"tsne_images": 40},
 }
 
+ONE_SEED = {**TINY, "subset": {**TINY["subset"], "seeds": [1]}}  # conftest's shared reproduced pipeline
+
 
 def tiny_params(overrides: dict = TINY) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import REPO, TINY, copy_reproduced, dvc, tiny_params, write_params
+from tests.helpers import ONE_SEED, REPO, copy_reproduced, dvc, tiny_params, write_params
 
 # 4 + 3 epochs of 7 steps (2 shots x 200 classes, batch 64), each a few seconds: killed between two epochs
-PARAMS = {**TINY, "subset": {**TINY["subset"], "seeds": [1]}, "pos": {"epochs": 4}, "neg": {"epochs": 3}}
+PARAMS = {**ONE_SEED, "pos": {"epochs": 4}, "neg": {"epochs": 3}}
 OUTS = {
     "train_pos": ["models/pos/seed1.safetensors", "reports/train/pos_seed1"],
     "train_neg": ["models/neg/seed1.safetensors", "reports/train/neg_seed1"],

@@ -6,16 +6,19 @@ import functools
 import os
 import sys
 
-import torch
 import typer
 
 from negprompt import NegPromptError, commands
 
 
-def deterministic() -> None:
-    """torch's deterministic kernels (warn where none exists). `torch.use_deterministic_algorithms` also imports
-    torch._inductor to set its compiler's flag, 1.8 s of every stage's start; no stage compiles, so the switch
-    itself is set where torch has it."""
+def configure_torch() -> None:
+    """The same threads and deterministic kernels (warn where none exists) in every stage that uses torch.
+    `torch.use_deterministic_algorithms` also imports torch._inductor to set its compiler's flag, 1.8 s of every
+    stage's start; no stage compiles, so the switch itself is set where torch has it."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("NEGPROMPT_THREADS", os.cpu_count() or 1)))
+    torch.backends.mkldnn.enabled = os.environ.get("NEGPROMPT_ONEDNN", "1") != "0"  # pipeline/__init__.py
     switch = getattr(torch._C, "_set_deterministic_algorithms", None)
     if switch is None:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -23,14 +26,14 @@ def deterministic() -> None:
         switch(True, warn_only=True)
 
 
-def stage(fn):
-    """Run `fn` as a Typer command; a NegPromptError becomes one line on stderr and exit code 2."""
+def stage(fn, uses_torch: bool = True):
+    """Run `fn` as a Typer command; a NegPromptError becomes one line on stderr and exit code 2. A stage that
+    uses no torch (params, tree, data, subset, sheets) does not import it: 2 s of each of its runs."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        deterministic()
-        torch.set_num_threads(int(os.environ.get("NEGPROMPT_THREADS", os.cpu_count() or 1)))
-        torch.backends.mkldnn.enabled = os.environ.get("NEGPROMPT_ONEDNN", "1") != "0"  # pipeline/__init__.py
+        if uses_torch:
+            configure_torch()
         try:
             return fn(*args, **kwargs)
         except NegPromptError as e:
@@ -40,7 +43,7 @@ def stage(fn):
     return wrapper
 
 
-def run(fn) -> None:
+def run(fn, uses_torch: bool = True) -> None:
     app = commands.app()
-    app.command()(stage(fn))
+    app.command()(stage(fn, uses_torch))
     app()

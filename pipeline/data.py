@@ -75,4 +75,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, uses_torch=False)

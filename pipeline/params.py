@@ -12,8 +12,8 @@ dvc.yaml marks it `persist`, so DVC does not delete it before running this stage
 from pathlib import Path
 
 from negprompt import NegPromptError
+from negprompt.config import check_select
 from negprompt.io import atomic_path
-from negprompt.methods.curves import check_select
 from negprompt.workspace import load_params
 from pipeline.common import run
 
@@ -41,4 +41,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, uses_torch=False)

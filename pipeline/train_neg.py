@@ -8,6 +8,7 @@ import time
 
 import typer
 
+from negprompt.config import check_select
 from negprompt.io import load_tensors
 from negprompt.methods import curves
 from negprompt.methods.objectives import NegPromptStage2
@@ -21,7 +22,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     start = time.perf_counter()
     params = load_params()
     neg_params = params.neg
-    curves.check_select("neg", neg_params.select, params.subset.calib_per_class)
+    check_select("neg", neg_params.select, params.subset.calib_per_class)
     pos_path = POS / f"seed{seed}.safetensors"
     inputs = load_inputs(seed, params, neg_params.device, after=(pos_path,))
     select_set = resolve_select_set(

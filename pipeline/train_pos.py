@@ -9,6 +9,7 @@ import time
 
 import typer
 
+from negprompt.config import check_select
 from negprompt.methods import curves
 from negprompt.methods.objectives import CoOp, LoCoOp
 from negprompt.methods.runner import kept_line, load_inputs, run_objective, save_outputs
@@ -21,7 +22,7 @@ def main(seed: int = typer.Option(..., help="subset seed (one of subset.seeds)")
     start = time.perf_counter()
     params = load_params()
     pos_params, local = params.pos, params.features.local
-    curves.check_select("pos", pos_params.select, params.subset.calib_per_class)
+    check_select("pos", pos_params.select, params.subset.calib_per_class)
     inputs = load_inputs(seed, params, pos_params.device, local=local)
     coop = CoOp(inputs, pos_params, criterion("pos", pos_params.select))
     runs = [run_objective(coop, inputs)]

@@ -34,4 +34,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, uses_torch=False)

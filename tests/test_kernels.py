@@ -43,3 +43,16 @@ def test_a_stage_run_by_a_python_without_the_dependencies_says_so():
     out = subprocess.run([sys.executable, "-S", "-m", "pipeline.subset"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 2
     assert "lacks the project's dependencies (no module 'negprompt')" in out.stderr and "make install" in out.stderr
+
+
+def test_the_stages_declared_torch_free_do_not_import_torch():
+    """`run(main, uses_torch=False)` skips torch's thread and determinism set-up, so such a stage must not load torch
+    (nor what loads it: open_clip, or sklearn's 1.3 s); they are the stages every `dvc repro` runs first."""
+    free = sorted(p.stem for p in (REPO / "pipeline").glob("*.py") if "run(main, uses_torch=False)" in p.read_text())
+    assert {"params", "tree", "data", "subset", "sheets"} <= set(free), free
+    probe = (
+        f"import importlib, sys; [importlib.import_module('pipeline.' + s) for s in {free!r}]; "
+        "print(*[m for m in ('torch', 'open_clip', 'sklearn') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [], f"imported by {free}: {out.stdout}"

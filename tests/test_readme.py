@@ -6,7 +6,9 @@ one bash session whose PATH has a `python` that is *not* the project's (the syst
 torch), as a user's shell would: the README's `source .venv/bin/activate` holds for the docs after
 it. A ```python block runs as one script under that session's `python` (the environment's, once
 activated). Blocks that start with a `# needs ...` comment (ImageNet, a GPU, an hour of work) and
-lines ending in `# (not run by the README test)` are left out. The clone gets its own params.yaml
+lines marked `# (not run by the README test)` are left out: `make test` itself, and experiments whose form
+ran just before (`dvc exp run -S`, `--temp -n`) and whose stages other end-to-end tests run (features.local:
+tests/test_imagenet.py, tests/test_scale.py). The clone gets its own params.yaml
 with tiny overrides and an environment that reuses this test run's installed packages, so
 `make install` has nothing to do.
 """

@@ -109,8 +109,8 @@ class OptimParams(Section):
     momentum: float = Field(0.0, ge=0, lt=1)
     device: str = "auto"
     # mixed precision (fp16 + loss scaling on CUDA, bf16 on CPU); contexts stay float32. auto: on where the
-    # stage runs on CUDA, off on CPU (CPU results unchanged); resolved to a bool here, on the machine that runs it
-    amp: bool | Literal["auto"] = Field("auto", validate_default=True)
+    # stage runs on CUDA, off on CPU (CPU results unchanged); resolved by the training stage, on its device
+    amp: bool | Literal["auto"] = "auto"
     chunk: int = Field(0, ge=0)  # >0: encode at most this many prompts at once, recomputed in backward (memory)
     # which epoch's context is kept (negprompt.methods.selection): the last; the best on held-out ID images
     # (the subset's calib split); or, as the official code does, the best on test data (labelled so)
@@ -119,25 +119,11 @@ class OptimParams(Section):
     # every batch and again after every epoch (core/train_clip.py L162, L336), so the rate cycles
     schedule: Literal["cosine", "official"] = "cosine"
 
-    @field_validator("amp")
-    @classmethod
-    def _resolve_amp(cls, v, info):
-        device = info.data.get("device", "auto")
-        cuda = False
-        if v == "auto" and device == "auto":
-            import torch
 
-            cuda = torch.cuda.is_available()
-        return resolve_amp(v, device, cuda)
-
-
-def resolve_amp(amp: bool | str, device: str, cuda_available: bool) -> bool:
-    """amp: auto is on exactly when the stage's device is CUDA (device auto: when this machine has CUDA)."""
-    if amp != "auto":
-        return bool(amp)
-    if device == "auto":
-        return cuda_available
-    return device.split(":")[0] == "cuda"
+def resolve_amp(amp: bool | str, device_type: str) -> bool:
+    """amp: auto is on exactly when the stage's (resolved) device is CUDA. Resolved where the stage runs, not when
+    params.yaml is read: the params check needs no torch."""
+    return bool(amp) if amp != "auto" else device_type == "cuda"
 
 
 class PosParams(OptimParams):
@@ -370,3 +356,12 @@ def validate(raw: dict, source: str = "params.yaml") -> Params:
         key = ".".join(str(p) for p in err["loc"])
         got = err.get("input")
         raise NegPromptError(f"{source}: {key} = {got!r}: {err['msg']}") from None
+
+
+def check_select(stage: str, select: str, calib_per_class: int) -> None:
+    """`select: id_val` needs held-out ID images; checked before anything is trained or written."""
+    if select == "id_val" and not calib_per_class:
+        raise NegPromptError(
+            f"{stage}.select = 'id_val' needs held-out ID images, but subset.calib_per_class = 0 "
+            "(set it > 0, or choose select: last)"
+        )

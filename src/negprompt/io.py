@@ -13,16 +13,17 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from negprompt import NegPromptError
+
+if TYPE_CHECKING:  # torch is imported by the functions that read or write tensors: the params check needs none
+    import torch
 
 
 @contextlib.contextmanager
@@ -109,6 +110,8 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, np.ndarray | None, dict]
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict | None = None) -> None:
     # one metadata key: safetensors stores metadata in a hash map, whose order (and so the file's
     # bytes) would otherwise change from run to run
+    from safetensors.torch import save_file
+
     meta = {"negprompt": json.dumps(metadata or {}, sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
@@ -116,7 +119,8 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: d
 
 def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """safetensors only (no pickle); a truncated or corrupted file is a NegPromptError naming it."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
 
     if not Path(path).is_file():
         raise NegPromptError(f"{path}: file not found")

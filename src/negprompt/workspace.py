@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 import yaml
 
 from negprompt import NegPromptError
 from negprompt.benchmarks.tables import open_vocab_classes, read_classes
 from negprompt.config import Params, validate
 from negprompt.io import read_json, read_table
+
+if TYPE_CHECKING:  # the feature readers import torch themselves: the params, tree and subset stages need none
+    import torch
 
 TREE = Path("data/tree.tsv")  # the real benchmark tree's listing (paths, sizes): what `data` depends on
 BENCHMARK = Path("data/benchmark")  # tables + manifest (+ images for the mini-world)
@@ -85,6 +88,8 @@ def fewshot_features(seed: int, open_vocab: bool, fraction: float, local: bool =
     """The cached features of seed `seed`'s few-shot images (all views): (feats [N, d], labels [N],
     class names trained on, patch features [N, P, d] float16 or None). Open vocabulary keeps the
     first `fraction` of classes only."""
+    import torch
+
     classes = read_classes(BENCHMARK / "classes.tsv")
     subset, _, _ = read_table(SUBSETS / f"seed{seed}.parquet")
     table, feats = read_features("train")
@@ -102,6 +107,8 @@ def fewshot_features(seed: int, open_vocab: bool, fraction: float, local: bool =
 def heldout_images(seed: int, calib_per_class: int, open_vocab: bool, fraction: float) -> Images | None:
     """Seed `seed`'s held-out ID images (the subset's `calib` split, view 0; open vocabulary: of
     the trained classes only), or None when subset.calib_per_class is 0."""
+    import torch
+
     if not calib_per_class:
         return None
     subset, _, _ = read_table(SUBSETS / f"seed{seed}.parquet")
@@ -119,6 +126,8 @@ def heldout_images(seed: int, calib_per_class: int, open_vocab: bool, fraction: 
 
 def test_images() -> Images:
     """Every test image's features: ID then each OOD set, as the features stage cached them."""
+    import torch
+
     table, feats = read_features("test")
     ood = tuple(s for s in dict.fromkeys(table.set) if s != "id")
     return Images(torch.from_numpy(feats), torch.from_numpy(table.label.to_numpy()).long(), table.set.to_numpy(), ood)

@@ -11,21 +11,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from negprompt import NegPromptError
 from negprompt.methods.selection import TEST_LABEL, Criterion
 from negprompt.methods.train import Trained
 from negprompt.workspace import REPORTS
 
 CURVES = REPORTS / "train"
-
-
-def check_select(stage: str, select: str, calib_per_class: int) -> None:
-    """`select: id_val` needs held-out ID images; checked before anything is trained or written."""
-    if select == "id_val" and not calib_per_class:
-        raise NegPromptError(
-            f"{stage}.select = 'id_val' needs held-out ID images, but subset.calib_per_class = 0 "
-            "(set it > 0, or choose select: last)"
-        )
 
 
 class Timer:

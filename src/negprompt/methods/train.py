@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from negprompt import NegPromptError, progress
 from negprompt.clip.prompts import PromptEncoder
-from negprompt.config import NegParams, OptimParams
+from negprompt.config import NegParams, OptimParams, resolve_amp
 from negprompt.methods import losses
 from negprompt.methods.checkpoint import Checkpoint, LoopState
 from negprompt.methods.selection import Criterion, select_epoch
@@ -124,7 +124,7 @@ def train_positive(
     ctx = torch.nn.Parameter(ctx_init.clone().to(device))
     steps_per_epoch = -(-len(feats) // c.batch_size)
     opt, sched = _optimizer([ctx], c.optimizer, c.lr, c.momentum, c.epochs * steps_per_epoch, c.schedule)
-    precision = Precision(device, c.amp)
+    precision = Precision(device, resolve_amp(c.amp, device.type))
     feats, labels = feats.to(device), labels.to(device)
     desc = "train LoCoOp prompts" if local is not None else "train positive prompts"
     loop = LoopState({"ctx": ctx}, opt, sched, gen, precision.scaler)
@@ -211,7 +211,7 @@ def train_negative(
     trainable = [neg_ctx, pos_param] if one_stage else [neg_ctx]
     steps_per_epoch = -(-len(feats) // c.batch_size)
     opt, sched = _optimizer(trainable, c.optimizer, c.lr, c.momentum, c.epochs * steps_per_epoch, c.schedule)
-    precision = Precision(device, c.amp)
+    precision = Precision(device, resolve_amp(c.amp, device.type))
     feats, labels = feats.to(device), labels.to(device)
     frozen_pos = None
     if not one_stage:

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from negprompt.benchmarks import openmoji
 from negprompt.benchmarks.tables import read_classes
 from negprompt.io import atomic_path, save_tensors
 from negprompt.methods import family, neglabel
@@ -52,6 +53,25 @@ def family_labels(params, backbone, names, corpus, out) -> None:
     print(f"family ({which} templates): " + ", ".join(f"{m} {len(v['words'])} labels" for m, v in info.items()))
 
 
+def reference_names(params, backbone, names, mined_words, out) -> None:
+    """The names the report places the trained prompts among (its text-space section), encoded here once per
+    backbone in the zero-shot template rather than by every report: on OpenMoji every concept the stand-in's world
+    names, pretraining-only ones included; elsewhere the ID class names and NegLabel's mined words."""
+    import torch
+
+    from negprompt.clip.prompts import encode_texts
+
+    if params.data.benchmark == "openmoji":
+        words, source = [n for _, n, _ in openmoji.read_vocabulary()], "the OpenMoji vocabulary"
+    else:
+        words, source = names + mined_words, "the ID class names and NegLabel's mined words"
+    with torch.no_grad():
+        feats = encode_texts(
+            backbone.model, backbone.tokenizer, [params.score.zero_shot_template.format(n) for n in words]
+        ).cpu()
+    save_tensors({"names": feats}, out / "reference_names.safetensors", {"source": source, "names": words})
+
+
 def main():
     params = load_params()
     neglabel_params = params.neglabel
@@ -94,6 +114,7 @@ def main():
         )
         if params.family.methods:
             family_labels(params, backbone, names, corpus, out)
+        reference_names(params, backbone, names, list(mined.words), out)
     print(f"NegLabel: {len(mined.words)} negative labels mined from {len(corpus)} candidates ({corpus.source})")
 
 

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 
 from negprompt.benchmarks import openmoji
-from negprompt.benchmarks.tables import read_classes
 from negprompt.io import atomic_path, load_tensors, read_json, read_table, write_json
 from negprompt.methods import protocol, registry
 from negprompt.report import narrative
@@ -20,7 +19,6 @@ from negprompt.workspace import (
     backbone_manifest,
     load_params,
     read_features,
-    stage_backbone,
 )
 from pipeline.common import run
 
@@ -85,25 +83,10 @@ def protocol_part(params, stages: dict, sets: list[str]) -> str:
 
 def text_space_part(params, tables, text: dict) -> str:
     """Where the trained negatives went in text space (nearest concept names, distance from the names'
-    manifold) against the positives and the negatives' initialisation, and the paper's Fig. 3 claim."""
-    import pandas as pd
-    import torch
-
-    from negprompt.clip.prompts import encode_texts
-
-    if params.data.benchmark == "openmoji":  # every concept the stand-in's world names, pretraining-only ones included
-        names, source = [n for _, n, _ in openmoji.read_vocabulary()], "the OpenMoji vocabulary"
-    else:  # the ID class names and NegLabel's mined words (from WordNet on ImageNet)
-        mined = pd.read_csv(NEGLABEL / "labels.tsv", sep="\t", keep_default_na=False).word.tolist()
-        names, source = (
-            read_classes(BENCHMARK / "classes.tsv").name.tolist() + mined,
-            "the ID class names and NegLabel's mined words",
-        )
-    backbone = stage_backbone(params.features.device)
-    with torch.no_grad():
-        name_feats = encode_texts(
-            backbone.model, backbone.tokenizer, [params.score.zero_shot_template.format(n) for n in names]
-        ).cpu()
+    manifold) against the positives and the negatives' initialisation, and the paper's Fig. 3 claim. The names and
+    their features are the neglabel stage's (encoded once per backbone)."""
+    reference, meta = load_tensors(NEGLABEL / "reference_names.safetensors")
+    names, source, name_feats = meta["names"], meta["source"], reference["names"]
     prompts = {"positive (CoOp context)": text["pos"]}
     for j in range(text["neg"].shape[1]):
         prompts[f"negative {j + 1}, initialisation"] = text["neg_init"][:, j]

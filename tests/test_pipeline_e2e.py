@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from negprompt.benchmarks.openmoji import read_vocabulary
 from tests.helpers import dvc, make_repo, stages_run, tiny_params, up_to_date
 
 
@@ -90,6 +91,8 @@ def test_dvc_repro_end_to_end_then_experiment(reproduced):
     report = (work / "reports/report.md").read_text()
     assert "| **NegPrompt** |" in report and "figures/roc.png" in report
     assert "(ID positive, `fpr95`" in report and "(OOD positive, `fpr95_openood`" in report
+    # the text-space section reads the names the neglabel stage encoded once: every concept of the vocabulary
+    assert f"prompts among the {len(read_vocabulary())} names of the OpenMoji vocabulary" in report
     backbone = json.loads((work / "reports/backbone.json").read_text())
     assert backbone["logit_scale"] == pytest.approx(100, rel=1e-3) and set(backbone["ood"]) == {
         "near",

@@ -17,7 +17,7 @@ from negprompt.benchmarks.tables import open_vocab_classes, read_classes
 from negprompt.config import Params, validate
 from negprompt.io import read_json, read_table
 
-if TYPE_CHECKING:  # the feature readers import torch themselves: the params, tree and subset stages need none
+if TYPE_CHECKING:  # the feature readers import torch themselves: the stages that use no torch need none
     import torch
 
 TREE = Path("data/tree.tsv")  # the real benchmark tree's listing (paths, sizes): what `data` depends on

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from negprompt import NegPromptError
-from negprompt.benchmarks.tables import class_folders, open_vocab_classes, sample_fewshot
+from negprompt.benchmarks.tables import check_class_names, class_folders, open_vocab_classes, sample_fewshot
 from negprompt_standin.worlds import read_world
 
 
@@ -49,3 +49,14 @@ def test_empty_class_folder_and_missing_root(tmp_path):
         class_folders(tmp_path / "train", ["a", "b"], tmp_path, "train")
     with pytest.raises(NegPromptError, match="does not exist"):
         read_world(tmp_path / "nope", "miniworld")
+
+
+def test_one_name_for_two_classes_is_refused_but_clips_imagenet_list_is_kept():
+    """CLIP's cleaned ImageNet names repeat 'missile' and 'sunglasses', as the paper uses them; any other repeat (or
+    those two in another list) would give two classes one prompt."""
+    import open_clip
+
+    check_class_names(list(open_clip.IMAGENET_CLASSNAMES), "imagenet")
+    check_class_names(["red star", "blue ring"], "classes.tsv")
+    with pytest.raises(NegPromptError, match=r"classes.tsv: duplicate class names \['missile'\]"):
+        check_class_names(["missile", "missile", "star"], "classes.tsv")

@@ -1,13 +1,15 @@
 """Every stage runs the same CPU kernels on any x86-64 machine (pipeline/__init__.py pins them)."""
 
+import json
 import os
 import platform
 import subprocess
 import sys
 
 import pytest
+import yaml
 
-from tests.helpers import REPO
+from tests.helpers import REPO, TINY, write_params
 
 PROBE = (
     "import pipeline, os, torch, numpy, threadpoolctl; "
@@ -45,14 +47,30 @@ def test_a_stage_run_by_a_python_without_the_dependencies_says_so():
     assert "lacks the project's dependencies (no module 'negprompt')" in out.stderr and "make install" in out.stderr
 
 
-def test_the_stages_declared_torch_free_do_not_import_torch():
+# runs one stage in this interpreter as `python -m` would, then names the heavy modules it loaded
+RUN_AND_LIST = (
+    "import runpy, sys; sys.argv = ['stage']\n"
+    "try:\n    runpy.run_module('pipeline.' + STAGE, run_name='__main__')\nexcept SystemExit as e:\n"
+    "    assert not e.code, e.code\n"
+    "print(*[m for m in ('torch', 'open_clip', 'sklearn') if m in sys.modules])"
+)
+
+
+@pytest.mark.slow
+def test_the_stages_declared_torch_free_run_without_importing_torch(tmp_path):
     """`run(main, uses_torch=False)` skips torch's thread and determinism set-up, so such a stage must not load torch
-    (nor what loads it: open_clip, or sklearn's 1.3 s); they are the stages every `dvc repro` runs first."""
-    free = sorted(p.stem for p in (REPO / "pipeline").glob("*.py") if "run(main, uses_torch=False)" in p.read_text())
+    (nor what loads it: open_clip, or sklearn's 1.3 s), neither on import nor while it runs: they are the stages every
+    `dvc repro` runs first. Each runs here, in dvc.yaml's order, on the tiny OpenMoji world."""
+    free = [p.stem for p in (REPO / "pipeline").glob("*.py") if "run(main, uses_torch=False)" in p.read_text()]
     assert {"params", "tree", "data", "subset", "sheets"} <= set(free), free
-    probe = (
-        f"import importlib, sys; [importlib.import_module('pipeline.' + s) for s in {free!r}]; "
-        "print(*[m for m in ('torch', 'open_clip', 'sklearn') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == [], f"imported by {free}: {out.stdout}"
+    order = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
+    write_params(tmp_path, **{k: TINY[k] for k in ("data", "subset")})
+    (tmp_path / "models/backbone").mkdir(parents=True)  # what the sheets stage reads of the (torch) backbone stage
+    checkpoint = REPO / "weights/openmoji-tiny.safetensors"
+    (tmp_path / "models/backbone/manifest.json").write_text(json.dumps({"checkpoint": str(checkpoint)}))
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+    for name in sorted(free, key=order.index):
+        code = RUN_AND_LIST.replace("STAGE", repr(name))
+        out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, f"{name}: {out.stderr[-2000:]}"
+        assert out.stdout.splitlines()[-1].split() == [], f"the {name} stage loaded {out.stdout.splitlines()[-1]}"

@@ -130,7 +130,9 @@ def test_images() -> Images:
 
     table, feats = read_features("test")
     ood = tuple(s for s in dict.fromkeys(table.set) if s != "id")
-    return Images(torch.from_numpy(feats), torch.from_numpy(table.label.to_numpy()).long(), table.set.to_numpy(), ood)
+    # Arrow's buffers are read-only, which torch warns of in every stage: writable copies
+    feats, labels = np.require(feats, requirements="W"), torch.tensor(table.label.to_numpy(), dtype=torch.long)
+    return Images(torch.from_numpy(feats), labels, table.set.to_numpy(), ood)
 
 
 def local_features(split: str):

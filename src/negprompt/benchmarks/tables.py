@@ -87,12 +87,15 @@ def ood_table(root: Path, sets: dict[str, str], required: bool = True) -> tuple[
 def check_class_names(names: list[str], source: str) -> None:
     """Two classes with one name get identical prompts. The exception is CLIP's cleaned ImageNet list,
     which repeats 'missile' and 'sunglasses' (kept, as the paper and the official code use it)."""
-    import open_clip
-
     seen = pd.Series(names)
+    dup = seen[seen.duplicated()].unique().tolist()
+    if not dup:
+        return
+    import open_clip  # only for its ImageNet list: importing it costs a torch-free stage (subset, data) 3 s
+
     clip_names = pd.Series(open_clip.IMAGENET_CLASSNAMES)
     allowed = set(clip_names[clip_names.duplicated()]) if set(names) <= set(clip_names) else set()
-    dup = [d for d in seen[seen.duplicated()].unique().tolist() if d not in allowed]
+    dup = [d for d in dup if d not in allowed]
     if dup:
         raise NegPromptError(f"{source}: duplicate class names {dup[:5]} (prompts need one name per class)")
 

@@ -239,3 +239,26 @@ def test_rows_differing_only_in_training_share_one_run_of_the_shared_stages(grid
     assert list(groups) == ["table5-p1", "table5-vit-b-32", "table5-rn50", "table5-rn101"], list(groups)
     on_gpu = grid.queue_args({"neg.num_prompts": 1}, [], "cuda:1")
     assert [a for a in on_gpu[1::2] if "device" in a] == ["pos.device=cuda:1", "neg.device=cuda:1"]
+
+
+def test_an_exp_show_that_hangs_is_asked_again_with_a_longer_limit(grid, monkeypatch):
+    """exp_show can wait for good while queued rows run: the call is killed at its limit and asked again, the limit
+    doubled up to 10 minutes (a large repository's table may need it); an answer is the experiments' rows."""
+    limits, answer_at = [], 3
+
+    def run(cmd, timeout, **kwargs):
+        limits.append(timeout)
+        if len(limits) < answer_at:
+            raise subprocess.TimeoutExpired(cmd, timeout)
+        rows = '[{"Experiment": "grid-p1", "rev": "abc", "State": "Success"}, {"Experiment": null}]'
+        return subprocess.CompletedProcess(cmd, 0, stdout=f"a progress line\n{rows}\n", stderr="")
+
+    monkeypatch.setattr(grid.subprocess, "run", run)
+    monkeypatch.setattr(grid.time, "sleep", lambda s: None)
+    assert grid.exp_rows("abc") == [{"Experiment": "grid-p1", "rev": "abc", "State": "Success"}]
+    assert limits == [30, 60, 120]
+    limits.clear()
+    answer_at = 11  # never within the ten calls
+    with pytest.raises(NegPromptError, match="dvc exp show failed 10 times: no answer in 600 s"):
+        grid.exp_rows("abc")
+    assert limits == [30, 60, 120, 240, 480, 600, 600, 600, 600, 600]

@@ -159,7 +159,7 @@ def exp_state(work: Path, name: str) -> str | None:
         "print(json.dumps([r.get('State') for r in rows if r.get('Experiment') == sys.argv[2]]))"
     )
     try:
-        res = subprocess.run([sys.executable, "-c", code, str(work), name], capture_output=True, text=True, timeout=120)
+        res = subprocess.run([sys.executable, "-c", code, str(work), name], capture_output=True, text=True, timeout=30)
     except subprocess.TimeoutExpired:
         return None
     if res.returncode:

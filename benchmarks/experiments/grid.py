@@ -140,12 +140,15 @@ def dry_run(rows: dict, extra: list[str]) -> None:
     print(f"{len(rows)} row{'' if len(rows) == 1 else 's'} (dry run: nothing queued)")
 
 
-# dvc.api.exp_show in a child process with a time limit: while queued rows run, pygit2's blob reader under it can
-# wait for good (seen once in CI); a call that hangs or fails is asked again
+# dvc.api.exp_show in a child process with a time limit: while queued rows run, it can wait for good (seen in CI, and
+# on 2 cores for a whole 300-s limit as two rows ended side by side; treeverse/dvc#8762 reports exp show and the
+# queue's workers waiting on each other's lock); a call that hangs or fails is asked again. It answers in about 1.5 s
+# on a small repository: the limit starts at 30 s and doubles after each call that ran into it (a large repository's
+# table may take minutes)
 EXP_SHOW = "import json, sys, dvc.api; print(json.dumps(dvc.api.exp_show(revs=sys.argv[1]), default=str))"
 
 
-def exp_rows(base: str, timeout: float = 300) -> list[dict]:
+def exp_rows(base: str, timeout: float = 30) -> list[dict]:
     """`dvc exp show`'s table of the experiments queued from commit `base`: one dict per experiment with its name
     (`Experiment`), `rev`, `State` (Queued, Running, Success, Failed; None for one pulled from a remote) and its
     params and metrics, flattened with dots (a name in several files is prefixed `<file>:`)."""
@@ -159,6 +162,7 @@ def exp_rows(base: str, timeout: float = 300) -> list[dict]:
             error = res.stderr.strip().splitlines()[-1:] or [f"exit {res.returncode}"]
         except subprocess.TimeoutExpired:
             error = [f"no answer in {timeout:.0f} s"]
+            timeout = min(2 * timeout, 600)
         if attempt == 9:
             raise NegPromptError(f"dvc exp show failed 10 times: {error[0]}")
         time.sleep(3)

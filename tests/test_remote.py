@@ -33,14 +33,18 @@ def test_clone_b_reproduces_nothing_and_sees_pushed_experiments(tmp_path, reprod
     assert stages_run(out) == [], out
     assert up_to_date(dvc(b, "status").stdout)
 
-    dvc(a, "exp", "run", "-n", "three-prompts", "-S", "neg.num_prompts=3")
-    dvc(a, "exp", "push", "origin", "three-prompts")
-    dvc(b, "exp", "pull", "origin", "three-prompts")
+    # an experiment that reruns the report alone: what travels is the experiment, whichever stages it reran
+    # (`neg.num_prompts=3`, which reruns training and scoring, is the README's and tests/test_pipeline_e2e.py's)
+    dvc(a, "exp", "run", "-n", "tsne-41", "-S", "report.tsne_images=41")
+    dvc(a, "exp", "push", "origin", "tsne-41")
+    dvc(b, "exp", "pull", "origin", "tsne-41")
 
     def metrics(repo):
         shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
-        exps = [e for rev in shown for e in (rev.get("experiments") or []) if e.get("name") == "three-prompts"]
+        exps = [e for rev in shown for e in (rev.get("experiments") or []) if e.get("name") == "tsne-41"]
         assert exps, f"experiment not shown in {repo}"
-        return exps[0]["revs"][0]["data"]["metrics"]
+        data = exps[0]["revs"][0]["data"]
+        assert data["params"]["params.yaml"]["data"]["report"]["tsne_images"] == 41, repo  # its own params
+        return data["metrics"]
 
-    assert metrics(b) == metrics(a)
+    assert metrics(b) == metrics(a) and metrics(a)

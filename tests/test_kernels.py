@@ -47,10 +47,10 @@ def test_a_stage_run_by_a_python_without_the_dependencies_says_so():
     assert "lacks the project's dependencies (no module 'negprompt')" in out.stderr and "make install" in out.stderr
 
 
-# runs one stage in this interpreter as `python -m` would, then names the heavy modules it loaded
+# runs the stage named by its argument in this interpreter as `python -m` would, then names the heavy modules it loaded
 RUN_AND_LIST = (
-    "import runpy, sys; sys.argv = ['stage']\n"
-    "try:\n    runpy.run_module('pipeline.' + STAGE, run_name='__main__')\nexcept SystemExit as e:\n"
+    "import runpy, sys; name = sys.argv.pop(1)\n"
+    "try:\n    runpy.run_module('pipeline.' + name, run_name='__main__')\nexcept SystemExit as e:\n"
     "    assert not e.code, e.code\n"
     "print(*[m for m in ('torch', 'open_clip', 'sklearn') if m in sys.modules])"
 )
@@ -70,7 +70,8 @@ def test_the_stages_declared_torch_free_run_without_importing_torch(tmp_path):
     (tmp_path / "models/backbone/manifest.json").write_text(json.dumps({"checkpoint": str(checkpoint)}))
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
     for name in sorted(free, key=order.index):
-        code = RUN_AND_LIST.replace("STAGE", repr(name))
-        out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", RUN_AND_LIST, name], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
         assert out.returncode == 0, f"{name}: {out.stderr[-2000:]}"
         assert out.stdout.splitlines()[-1].split() == [], f"the {name} stage loaded {out.stdout.splitlines()[-1]}"
